@@ -1,0 +1,27 @@
+"""User-facing errors: the CLI prints them as one line and exits non-zero, never a traceback."""
+
+
+class BnnError(Exception):
+    """A problem the user can fix; the message names the thing and the fix."""
+
+    exit_code = 2
+
+
+class DataError(BnnError):
+    """A data set or IDX file cannot be read."""
+
+
+class ModelError(BnnError):
+    """A model file cannot be read, or a model cannot be converted exactly."""
+
+
+class TargetError(BnnError):
+    """A build, an emulator or a board failed or did not answer."""
+
+    exit_code = 3
+
+
+class MismatchError(BnnError):
+    """A parity check found differing bits (the run itself worked)."""
+
+    exit_code = 1

@@ -1,0 +1,258 @@
+"""The integer IR: what runs on the device, op by op (DESIGN.md §2).
+
+A model is a straight chain of ops; op i reads op i-1's output (op 0 reads the uint8 image).
+Activations are NHWC; binary activations are packed along channels into uint32 words
+(`bits.py`); a dense layer after a conv reads the H x W x words buffer as one flat vector whose
+per-pixel tail bits are 0 on both sides, so no repacking is needed.
+
+Every op with weights ends in one output stage:
+  Threshold: out_bit[c] = acc[c] < T[c]   (bit 1 = -1; BN, bias, gamma<0 flips folded in)
+  Scores:    score[c]   = M[c] * acc[c] + B[c]   (int32, the converter proves no overflow)
+
+Accumulators (exact integers):
+  binary ops:   acc = sum over valid taps of x*w, x and w in {-1,+1}
+                    = K - 2*popcount(x XOR w) when every tap is valid
+  uint8 ops:    acc = sum over valid taps of w * (x - zero_point), x the raw uint8 pixel
+Padding of binary convs: pad_value +1 (bit 0), -1 (bit 1) or 0 (the tap is skipped);
+uint8 convs skip padded taps (= real-valued zero padding when x - zero_point is the input).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+import numpy as np
+
+from .bits import words_for
+
+INT32_MIN = -(2**31)
+INT32_MAX = 2**31 - 1
+
+
+@dataclass
+class Threshold:
+    thresholds: np.ndarray  # int32 [N]
+
+
+@dataclass
+class Scores:
+    mult: np.ndarray  # int32 [N]
+    bias: np.ndarray  # int32 [N]
+
+
+OutputStage = Union[Threshold, Scores]
+
+
+@dataclass
+class Op:
+    name: str
+    in_shape: tuple  # (H, W, C) of the input this op reads
+
+    kind = "op"
+
+    # -- shapes ---------------------------------------------------------------------------
+    @property
+    def out_shape(self) -> tuple:
+        raise NotImplementedError
+
+    @property
+    def out_is_scores(self) -> bool:
+        return isinstance(getattr(self, "out", None), Scores)
+
+    @property
+    def out_bytes(self) -> int:
+        """Bytes of this op's output buffer on the device."""
+        h, w, c = self.out_shape
+        if self.out_is_scores:
+            return 4 * h * w * c
+        return 4 * h * w * words_for(c)
+
+    @property
+    def out_channels(self) -> int:
+        return self.out_shape[2]
+
+    # -- cost -----------------------------------------------------------------------------
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates (binary or int8) per inference."""
+        return 0
+
+    @property
+    def param_bytes(self) -> int:
+        """Bytes of constant data (weights, thresholds, masks) in flash."""
+        return 0
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        """Every array the op carries, by attribute name (for the file format and hashing)."""
+        out = {}
+        for k, v in vars(self).items():
+            if isinstance(v, np.ndarray):
+                out[k] = v
+        stage = getattr(self, "out", None)
+        if stage is not None:
+            for k, v in vars(stage).items():
+                out[f"out.{k}"] = v
+        return out
+
+
+def _conv_out(size: int, k: int, s: int, p0: int, p1: int) -> int:
+    return (size + p0 + p1 - k) // s + 1
+
+
+def _stage_bytes(out: OutputStage) -> int:
+    if isinstance(out, Threshold):
+        return 4 * len(out.thresholds)
+    return 4 * len(out.mult) + 4 * len(out.bias)
+
+
+@dataclass
+class _Conv(Op):
+    kernel: tuple = (3, 3)
+    stride: tuple = (1, 1)
+    padding: tuple = (0, 0, 0, 0)  # top, left, bottom, right
+
+    @property
+    def out_shape(self) -> tuple:
+        h, w, _ = self.in_shape
+        kh, kw = self.kernel
+        sh, sw = self.stride
+        pt, pl, pb, pr = self.padding
+        return (_conv_out(h, kh, sh, pt, pb), _conv_out(w, kw, sw, pl, pr), self.weights.shape[0])
+
+    @property
+    def macs(self) -> int:
+        ho, wo, n = self.out_shape
+        return ho * wo * n * self.kernel[0] * self.kernel[1] * self.in_shape[2]
+
+
+@dataclass
+class DenseU8(Op):
+    """First layer, dense: uint8 pixels (flattened HWC) x binary weights."""
+
+    weights: np.ndarray = None  # uint32 [N, words_for(K)], K = H*W*C
+    zero_point: int = 0
+    out: OutputStage = None
+    kind = "dense_u8"
+
+    @property
+    def in_features(self) -> int:
+        h, w, c = self.in_shape
+        return h * w * c
+
+    @property
+    def out_shape(self) -> tuple:
+        return (1, 1, self.weights.shape[0])
+
+    @property
+    def macs(self) -> int:
+        return self.in_features * self.weights.shape[0]
+
+    @property
+    def param_bytes(self) -> int:
+        return self.weights.nbytes + _stage_bytes(self.out)
+
+
+@dataclass
+class Conv2dU8(_Conv):
+    """First layer, conv: uint8 HWC pixels x binary weights; padded taps are skipped."""
+
+    weights: np.ndarray = None  # uint32 [N, words_for(kh*kw*C)], taps in (ky, kx, c) order
+    zero_point: int = 0
+    out: OutputStage = None
+    kind = "conv2d_u8"
+
+    @property
+    def param_bytes(self) -> int:
+        return self.weights.nbytes + _stage_bytes(self.out)
+
+
+@dataclass
+class BDense(Op):
+    """Binary dense: packed bits (the whole input buffer as one vector) x binary weights."""
+
+    weights: np.ndarray = None  # uint32 [N, in_words]
+    out: OutputStage = None
+    kind = "bdense"
+
+    @property
+    def in_bits(self) -> int:
+        h, w, c = self.in_shape
+        return h * w * c
+
+    @property
+    def in_words(self) -> int:
+        h, w, c = self.in_shape
+        return h * w * words_for(c)
+
+    @property
+    def out_shape(self) -> tuple:
+        return (1, 1, self.weights.shape[0])
+
+    @property
+    def macs(self) -> int:
+        return self.in_bits * self.weights.shape[0]
+
+    @property
+    def param_bytes(self) -> int:
+        return self.weights.nbytes + _stage_bytes(self.out)
+
+
+@dataclass
+class BConv2d(_Conv):
+    """Binary conv on packed NHWC bits."""
+
+    weights: np.ndarray = None  # uint32 [N, kh, kw, words_for(C)]
+    pad_value: int = 1  # +1, -1 or 0
+    out: OutputStage = None
+    kind = "bconv2d"
+
+    @property
+    def param_bytes(self) -> int:
+        return self.weights.nbytes + _stage_bytes(self.out)
+
+
+@dataclass
+class MaxPool2d(Op):
+    """Max-pool on packed bits: AND over the window (OR where or_mask has the channel's bit)."""
+
+    kernel: tuple = (2, 2)
+    stride: tuple = (2, 2)
+    or_mask: np.ndarray = None  # uint32 [words_for(C)]
+    kind = "maxpool2d"
+
+    @property
+    def out_shape(self) -> tuple:
+        h, w, c = self.in_shape
+        return (_conv_out(h, self.kernel[0], self.stride[0], 0, 0),
+                _conv_out(w, self.kernel[1], self.stride[1], 0, 0), c)
+
+    @property
+    def param_bytes(self) -> int:
+        return self.or_mask.nbytes
+
+
+OP_TYPES = {cls.kind: cls for cls in (DenseU8, Conv2dU8, BDense, BConv2d, MaxPool2d)}
+
+
+@dataclass
+class IntModel:
+    """An integer-only model: the uint8 input shape, the op chain, and what it came from."""
+
+    input_shape: tuple  # (H, W, C), uint8
+    ops: list
+    num_classes: int
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def input_bytes(self) -> int:
+        h, w, c = self.input_shape
+        return h * w * c
+
+    @property
+    def param_bytes(self) -> int:
+        return sum(op.param_bytes for op in self.ops)
+
+    @property
+    def macs(self) -> int:
+        return sum(op.macs for op in self.ops)

@@ -1,0 +1,1 @@
+"""Data folder shipped inside the bnn_mcu package (see pyproject.toml)."""

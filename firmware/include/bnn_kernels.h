@@ -1,0 +1,109 @@
+/*
+ * bnn-mcu runtime kernels: the contract, written once.
+ *
+ * Encoding     bit 1 = -1, bit 0 = +1.
+ * Packing      activations are NHWC; the C channels of one pixel are packed into
+ *              BNN_WORDS(C) uint32_t words, LSB first; unused tail bits are 0 in weights
+ *              and activations (kernels keep output tails 0).
+ * Accumulator  binary ops:  acc = sum over valid taps of x*w   (x, w in {-1,+1})
+ *                               = K - 2*popcount(x ^ w) when every tap is valid
+ *              uint8 ops:   acc = sum over valid taps of w * (x - zero_point)
+ *              All accumulators fit int32 (the converter checks).
+ * Output stage threshold:   out bit c = (acc[c] < thresholds[c])
+ *              scores:      score[c]  = mult[c] * acc[c] + bias[c]  (int32, no overflow)
+ * Padding      binary convs: pad_value +1 (padded taps read bit 0), -1 (bit 1) or 0 (padded
+ *              taps are skipped); uint8 convs skip padded taps.
+ * Buffers      all pointers are owned by the caller; inputs and outputs never overlap;
+ *              word buffers are 4-byte aligned. Kernels allocate nothing and keep no state.
+ *
+ * Every kernel has a portable C99 path. Fast paths sit in the same function behind
+ * feature macros (__ARM_FEATURE_DSP for v7E-M/v8-M mainline, __ARM_ARCH_6M__ for v6-M,
+ * __ARM_FEATURE_MVE for Helium) and give identical results.
+ * The emulator (bnn_mcu.emulator.kernels) is the specification: same names minus `bnn_`.
+ */
+#ifndef BNN_KERNELS_H
+#define BNN_KERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BNN_WORDS(bits) (((bits) + 31u) / 32u)
+
+/* Output stage of a layer: exactly one of thresholds / (mult, bias) is used. */
+typedef struct {
+    const int32_t *thresholds; /* [out_ch], threshold stage */
+    const int32_t *mult;       /* [out_ch], scores stage */
+    const int32_t *bias;       /* [out_ch], scores stage */
+} bnn_stage_t;
+
+/* Binary dense: in [in_words] (packed), weights [out_ch][in_words]. */
+typedef struct {
+    uint32_t in_words;      /* words in the input vector (may include per-pixel tail words) */
+    uint32_t in_bits;       /* K: real input bits (the dot is K - 2*popcount) */
+    uint32_t out_ch;
+    const uint32_t *weights;
+    bnn_stage_t stage;
+} bnn_bdense_t;
+
+/* First layer dense: in [in_features] uint8, weights [out_ch][BNN_WORDS(in_features)]. */
+typedef struct {
+    uint32_t in_features;
+    uint32_t out_ch;
+    int32_t zero_point;
+    const uint32_t *weights;
+    bnn_stage_t stage;
+} bnn_dense_u8_t;
+
+/* Convolution geometry (NHWC). */
+typedef struct {
+    uint16_t in_h, in_w, in_ch;
+    uint16_t out_h, out_w, out_ch;
+    uint8_t k_h, k_w, stride_h, stride_w;
+    uint8_t pad_top, pad_left, pad_bottom, pad_right;
+} bnn_conv_geom_t;
+
+/* Binary conv: in [in_h][in_w][BNN_WORDS(in_ch)], weights [out_ch][k_h][k_w][BNN_WORDS(in_ch)],
+ * out [out_h][out_w][BNN_WORDS(out_ch)]. */
+typedef struct {
+    bnn_conv_geom_t g;
+    int8_t pad_value; /* +1, -1 or 0 */
+    const uint32_t *weights;
+    bnn_stage_t stage; /* threshold stage only */
+} bnn_bconv2d_t;
+
+/* First layer conv: in [in_h][in_w][in_ch] uint8, weights [out_ch][BNN_WORDS(k_h*k_w*in_ch)]
+ * with taps in (ky, kx, c) order; out [out_h][out_w][BNN_WORDS(out_ch)]. */
+typedef struct {
+    bnn_conv_geom_t g;
+    int32_t zero_point;
+    const uint32_t *weights;
+    bnn_stage_t stage; /* threshold stage only */
+} bnn_conv2d_u8_t;
+
+/* Max-pool on packed bits: out = AND over the window, OR on channels whose or_mask bit is 1.
+ * in [in_h][in_w][BNN_WORDS(ch)], out [out_h][out_w][BNN_WORDS(ch)], no padding. */
+typedef struct {
+    uint16_t in_h, in_w, ch, out_h, out_w;
+    uint8_t k_h, k_w, stride_h, stride_w;
+    const uint32_t *or_mask; /* [BNN_WORDS(ch)] */
+} bnn_maxpool2d_t;
+
+void bnn_bdense_b1(const bnn_bdense_t *p, const uint32_t *in, uint32_t *out);
+void bnn_bdense_s32(const bnn_bdense_t *p, const uint32_t *in, int32_t *scores);
+void bnn_dense_u8_b1(const bnn_dense_u8_t *p, const uint8_t *in, uint32_t *out);
+void bnn_dense_u8_s32(const bnn_dense_u8_t *p, const uint8_t *in, int32_t *scores);
+void bnn_bconv2d_b1(const bnn_bconv2d_t *p, const uint32_t *in, uint32_t *out);
+void bnn_conv2d_u8_b1(const bnn_conv2d_u8_t *p, const uint8_t *in, uint32_t *out);
+void bnn_maxpool2d_b1(const bnn_maxpool2d_t *p, const uint32_t *in, uint32_t *out);
+
+/* First index of the maximum of n scores (like torch.argmax). */
+int32_t bnn_argmax_s32(const int32_t *scores, uint32_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BNN_KERNELS_H */
