@@ -72,6 +72,11 @@ class Op:
     def out_channels(self) -> int:
         return self.out_shape[2]
 
+    @property
+    def c_function(self) -> str:
+        """The runtime kernel that executes this op (emulator twin: the same name minus bnn_)."""
+        return f"bnn_{self.kind}_{'s32' if self.out_is_scores else 'b1'}"
+
     # -- cost -----------------------------------------------------------------------------
     @property
     def macs(self) -> int:

@@ -1,0 +1,157 @@
+"""Integer model -> C99 sources: constant data plus a straight-line schedule of kernel calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from .. import __version__
+from ..ir.bits import words_for
+from ..ir.bnnfile import model_hash
+from ..ir.ops import BConv2d, BDense, Conv2dU8, DenseU8, IntModel, MaxPool2d, Threshold
+from ..resources import templates_dir
+from .plan import ArenaPlan, plan_arena
+
+MODEL_FILES = ("bnn_model.h", "bnn_model.c")
+
+
+def c_array(values: np.ndarray, per_line: int = 8, indent: str = "    ") -> str:
+    """Body of a C initializer: hex for uint32 words, decimal for int32."""
+    flat = np.asarray(values).reshape(-1)
+    if flat.dtype == np.uint32:
+        items = [f"0x{int(v):08x}u" for v in flat]
+    else:
+        items = [_c_int32(int(v)) for v in flat]
+    lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
+    return (",\n").join(indent + line for line in lines) if lines else indent + "0"
+
+
+def _c_int32(v: int) -> str:
+    # INT32_MIN cannot be written as a negative literal in C99 without a cast.
+    return "INT32_MIN" if v == -(2**31) else ("INT32_MAX" if v == 2**31 - 1 else str(v))
+
+
+def _shape(s) -> str:
+    return "x".join(str(d) for d in s)
+
+
+@dataclass
+class LayerView:
+    """Everything the template needs for one layer."""
+
+    index: int
+    op: object
+    sym: str  # C symbol prefix, e.g. L3
+    arrays: list  # (ctype, name, length, body)
+    params_type: str
+    params_init: str
+    in_expr: str
+    out_expr: str
+    comment: str
+
+
+def _stage_arrays(sym: str, op) -> tuple[list, str]:
+    out = op.out
+    if isinstance(out, Threshold):
+        arrs = [("int32_t", f"{sym}_thresholds", len(out.thresholds), c_array(out.thresholds))]
+        return arrs, f"{{ {sym}_thresholds, 0, 0 }}"
+    arrs = [("int32_t", f"{sym}_mult", len(out.mult), c_array(out.mult)),
+            ("int32_t", f"{sym}_bias", len(out.bias), c_array(out.bias))]
+    return arrs, f"{{ 0, {sym}_mult, {sym}_bias }}"
+
+
+def _geom(op) -> str:
+    (h, w, c), (ho, wo, n) = op.in_shape, op.out_shape
+    pt, pl, pb, pr = op.padding
+    return (f"{{ {h}u, {w}u, {c}u, {ho}u, {wo}u, {n}u, {op.kernel[0]}u, {op.kernel[1]}u, "
+            f"{op.stride[0]}u, {op.stride[1]}u, {pt}u, {pl}u, {pb}u, {pr}u }}")
+
+
+def _layer_view(i: int, op, plan: ArenaPlan, model: IntModel) -> LayerView:
+    sym = f"L{i}"
+    if i == 0:
+        in_expr = "input"
+    else:
+        in_expr = f"(const uint32_t *)(arena + {plan.offsets[i - 1] // 4}u)"
+    out_expr = "scores" if op.out_is_scores else f"(uint32_t *)(arena + {plan.offsets[i] // 4}u)"
+    arrays: list = []
+    if isinstance(op, MaxPool2d):
+        arrays.append(("uint32_t", f"{sym}_or_mask", len(op.or_mask), c_array(op.or_mask)))
+        (h, w, c), (ho, wo, _) = op.in_shape, op.out_shape
+        init = (f"{{ {h}u, {w}u, {c}u, {ho}u, {wo}u, {op.kernel[0]}u, {op.kernel[1]}u, "
+                f"{op.stride[0]}u, {op.stride[1]}u, {sym}_or_mask }}")
+        ptype = "bnn_maxpool2d_t"
+        detail = f"{op.kernel[0]}x{op.kernel[1]} stride {op.stride[0]}, AND/OR mask"
+    else:
+        arrays.append(("uint32_t", f"{sym}_weights", op.weights.size, c_array(op.weights)))
+        stage_arrays, stage = _stage_arrays(sym, op)
+        arrays += stage_arrays
+        n = op.out_channels
+        if isinstance(op, DenseU8):
+            ptype = "bnn_dense_u8_t"
+            init = f"{{ {op.in_features}u, {n}u, {op.zero_point}, {sym}_weights, {stage} }}"
+            detail = f"uint8 input, zero point {op.zero_point}"
+        elif isinstance(op, BDense):
+            ptype = "bnn_bdense_t"
+            init = f"{{ {op.in_words}u, {op.in_bits}u, {n}u, {sym}_weights, {stage} }}"
+            detail = f"{op.in_bits} input bits in {op.in_words} words"
+        elif isinstance(op, Conv2dU8):
+            ptype = "bnn_conv2d_u8_t"
+            init = f"{{ {_geom(op)}, {op.zero_point}, {sym}_weights, {stage} }}"
+            detail = (f"{op.kernel[0]}x{op.kernel[1]} stride {op.stride[0]} pad {_shape(op.padding)}, "
+                      f"uint8 input, zero point {op.zero_point}")
+        elif isinstance(op, BConv2d):
+            ptype = "bnn_bconv2d_t"
+            init = f"{{ {_geom(op)}, {op.pad_value}, {sym}_weights, {stage} }}"
+            pad_name = {1: "+1", -1: "-1", 0: "zero (padded taps skipped)"}[op.pad_value]
+            detail = (f"{op.kernel[0]}x{op.kernel[1]} stride {op.stride[0]} pad {_shape(op.padding)} "
+                      f"with {pad_name}" if any(op.padding) else
+                      f"{op.kernel[0]}x{op.kernel[1]} stride {op.stride[0]}, no padding")
+        else:  # pragma: no cover - the validator admits no other op
+            raise TypeError(op)
+    comment = (f"layer {i}: {op.c_function} '{op.name}': {_shape(op.in_shape)} -> "
+               f"{_shape(op.out_shape)}, {detail}; {op.param_bytes} B const, "
+               f"{op.out_bytes} B output, {op.macs} MACs")
+    return LayerView(i, op, sym, arrays, ptype, init, in_expr, out_expr, comment)
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir() / "model")),
+                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                              trim_blocks=True, lstrip_blocks=True)
+
+
+def model_context(model: IntModel) -> dict:
+    plan = plan_arena(model)
+    digest = model_hash(model)
+    h, w, c = model.input_shape
+    return {
+        "version": __version__,
+        "model": model,
+        "name": model.meta.get("name", "model"),
+        "source": model.meta.get("source", ""),
+        "hash_hex": digest,
+        "hash_bytes": ", ".join(f"0x{digest[i:i + 2]}u" for i in range(0, 16, 2)),
+        "input_h": h, "input_w": w, "input_c": c,
+        "plan": plan,
+        "layers": [_layer_view(i, op, plan, model) for i, op in enumerate(model.ops)],
+        "words_for": words_for,
+    }
+
+
+def generate_model_sources(model: IntModel, outdir: str | Path) -> list[Path]:
+    """Write bnn_model.h and bnn_model.c into outdir; deterministic for a given model."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    ctx = model_context(model)
+    env = _env()
+    written = []
+    for name in MODEL_FILES:
+        text = env.get_template(name + ".j2").render(**ctx)
+        path = outdir / name
+        path.write_text(text)
+        written.append(path)
+    return written
