@@ -1,8 +1,274 @@
-"""bnn-mcu command line (filled in as the pipeline lands)."""
+"""bnn-mcu command line. Every user mistake is one line on stderr and a non-zero exit."""
 
+from __future__ import annotations
+
+import argparse
 import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import BnnError
+
+PROG = "bnn-mcu"
+# Mirrors bnn_mcu.nn.presets.PRESETS (kept here so --help does not import torch; a test checks).
+PRESET_NAMES = ("mlp", "cnn", "binarynet-mlp", "binarynet-cifar")
+
+
+def _shape(text: str) -> tuple:
+    try:
+        dims = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HxW or HxWxC") from None
+    if len(dims) == 2:
+        dims += (1,)
+    if len(dims) != 3 or min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HxW or HxWxC")
+    return dims
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", metavar="MODEL", help="a .pt/.pt2 torch.export program, a bnn-mcu "
+                   "checkpoint (.ckpt) or a converted .bnn model")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow loading a pickled nn.Module (unpickling runs code from the file)")
+    p.add_argument("--input-shape", type=_shape, metavar="HxWxC",
+                   help="input shape of a pickled module (e.g. 28x28x1)")
+
+
+def _load(args):
+    from .models import load_model
+    return load_model(args.model, args.trust_pickle, args.input_shape)
+
+
+# -- train / evaluate ------------------------------------------------------------------------
+
+def cmd_train(args) -> int:
+    from .data import load_dataset
+    from .nn.presets import ModelConfig
+    from .nn.train import TrainConfig, train
+
+    data = load_dataset(args.data)
+    print(data.summary())
+    mcfg = ModelConfig(args.preset, data.image_shape, data.num_classes, args.width, args.depth,
+                       args.dropout_in, args.dropout_hidden, args.stochastic)
+    from .nn.presets import build_model
+    build_model(mcfg)  # validate the preset and shapes before any work
+    tcfg = TrainConfig(args.epochs, args.batch_size, args.lr_start, args.lr_end, args.loss,
+                       args.glorot_lr, args.seed, args.threads)
+    m = train(mcfg, tcfg, data, Path(args.output), resume=args.resume, progress=not args.quiet)
+    print(f"best epoch {m['best_epoch']}: validation accuracy {m['val_acc']:.4f}, "
+          f"test accuracy {m['test_acc']:.4f} ({m['minutes']:.1f} min)")
+    print(f"wrote {m['model']} (torch.export), {m['checkpoint']} (resumable), "
+          f"{Path(args.output).with_suffix('.json')} (metrics)")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .data import load_dataset
+    from .nn.export import load_program
+    from .nn.train import evaluate
+
+    data = load_dataset(args.data)
+    x, y = data.test_x[: args.limit], data.test_y[: args.limit]
+    path = Path(args.model)
+    from .models import is_bnn_file
+    if is_bnn_file(path):
+        from . import emulator
+        from .ir import bnnfile
+        pred = emulator.run(bnnfile.load(path), x).predictions
+        acc = float((pred == y).mean())
+        kind = "integer model (emulator)"
+    else:
+        ep = load_program(path, args.trust_pickle, args.input_shape)
+        acc = evaluate(ep.module(), x, y)
+        kind = "PyTorch model"
+    print(f"{path.name}: {kind}, {data.name} test set, {len(y):,} images: accuracy {acc:.4f}")
+    return 0
+
+
+# -- convert / inspect / predict / verify -----------------------------------------------------
+
+def cmd_convert(args) -> int:
+    from .ir import bnnfile
+    from .summary import totals
+
+    model = _load(args)
+    digest = bnnfile.save(model, args.output)
+    t = totals(model)
+    print(f"wrote {args.output}: {len(model.ops)} layers, {t['flash_bytes']:,} B constant data, "
+          f"{t['arena_bytes']:,} B arena, hash {digest[:16]}")
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from .ir.bnnfile import model_hash
+    from .summary import summary_table
+
+    model = _load(args)
+    h, w, c = model.input_shape
+    print(f"{Path(args.model).name}: input {h}x{w}x{c} uint8, {model.num_classes} classes, "
+          f"hash {model_hash(model)[:16]}")
+    print(summary_table(model))
+    return 0
+
+
+def _inputs(path: str, model):
+    import numpy as np
+    try:
+        x = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise BnnError(f"{path}: no such file") from None
+    except (ValueError, OSError) as e:
+        raise BnnError(f"{path}: not a .npy array ({e})") from None
+    h, w, c = model.input_shape
+    if x.dtype != np.uint8:
+        raise BnnError(f"{path}: holds {x.dtype}; inputs must be raw uint8 pixels")
+    if x.shape[1:] == (h, w) and c == 1:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[1:] != (h, w, c):
+        want = f"N x {h} x {w}" + (f" x {c}" if c != 1 else "")
+        raise BnnError(f"{path}: shape {x.shape}, the model takes {want}")
+    return x
+
+
+def cmd_predict(args) -> int:
+    import numpy as np
+    from .targets.dispatch import predict_on_target
+
+    model = _load(args)
+    x = _inputs(args.inputs, model)
+    scores, pred = predict_on_target(model, x, args.target, args)
+    try:
+        np.save(args.output, pred.astype(np.int64))
+        if args.scores:
+            np.save(args.scores, scores.astype(np.int32))
+    except OSError as e:
+        raise BnnError(f"cannot write the predictions: {e.strerror}: {e.filename}") from None
+    print(f"{len(pred):,} predictions on {args.target} -> {args.output}"
+          + (f", scores -> {args.scores}" if args.scores else ""))
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from .targets.dispatch import verify_on_target
+
+    return verify_on_target(args)
+
+
+# -- generate ---------------------------------------------------------------------------------
+
+def cmd_generate(args) -> int:
+    from .codegen.project import generate_project
+
+    model = _load(args)
+    written = generate_project(model, Path(args.output), core=args.core, force=args.force,
+                               flash_kb=args.flash_kb, ram_kb=args.ram_kb)
+    print(f"wrote {len(written)} files to {args.output} (core {args.core})")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description="Binarized neural networks on "
+                                "microcontrollers: train, convert, generate C, prove bit-exactness.")
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    t = sub.add_parser("train", help="train a BNN preset on a data set")
+    t.add_argument("--preset", required=True, help="one of: " + ", ".join(PRESET_NAMES))
+    t.add_argument("--data", default="fashion-mnist",
+                   help="fashion-mnist, mnist5k, digits or idx:/path/to/folder (default fashion-mnist)")
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("-o", "--output", required=True, help="model.pt to write (plus .ckpt and .json)")
+    t.add_argument("--width", type=int, help="hidden units (MLP) or base channels (CNN)")
+    t.add_argument("--depth", type=int, help="hidden layers (MLP) or conv blocks (CNN)")
+    t.add_argument("--batch-size", type=int, default=100)
+    t.add_argument("--lr-start", type=float, default=3e-3)
+    t.add_argument("--lr-end", type=float, default=3e-7)
+    t.add_argument("--loss", choices=["hinge", "ce"], default="hinge",
+                   help="squared hinge on +-1 targets (BinaryNet) or cross-entropy")
+    t.add_argument("--glorot-lr", action="store_true", help="BinaryNet per-layer Glorot LR scaling")
+    t.add_argument("--dropout-in", type=float)
+    t.add_argument("--dropout-hidden", type=float)
+    t.add_argument("--stochastic", action="store_true",
+                   help="stochastic (hard-sigmoid) binarization of activations while training")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, help="torch CPU threads")
+    t.add_argument("--resume", type=Path, help="continue from a .ckpt written by train")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="test accuracy of a model")
+    _model_args(e)
+    e.add_argument("--data", default="fashion-mnist")
+    e.add_argument("--limit", type=int)
+    e.set_defaults(func=cmd_evaluate)
+
+    c = sub.add_parser("convert", help="convert a PyTorch BNN to an integer .bnn model")
+    _model_args(c)
+    c.add_argument("-o", "--output", required=True)
+    c.set_defaults(func=cmd_convert)
+
+    i = sub.add_parser("inspect", help="per-layer table of the deployed model")
+    _model_args(i)
+    i.set_defaults(func=cmd_inspect)
+
+    pr = sub.add_parser("predict", help="predict classes for uint8 images in a .npy file")
+    _model_args(pr)
+    pr.add_argument("--inputs", required=True, help="X.npy: N x H x W [x C] uint8")
+    pr.add_argument("--target", default="emulator",
+                    help="emulator, host, qemu:BOARD, serial:PORT (default emulator)")
+    pr.add_argument("-o", "--output", required=True, help="PRED.npy (int64 classes)")
+    pr.add_argument("--scores", help="also write the int32 scores to this .npy")
+    pr.add_argument("--baud", type=int, default=115200)
+    pr.set_defaults(func=cmd_predict)
+
+    v = sub.add_parser("verify", help="prove bit-exactness on a target (parity ladder)")
+    _model_args(v)
+    v.add_argument("--target", default="emulator",
+                   help="emulator (PyTorch vs emulator), host, qemu:BOARD, qemu:all, serial:PORT")
+    v.add_argument("--data", default="fashion-mnist")
+    v.add_argument("--limit", type=int, help="first N test images only")
+    v.add_argument("--baud", type=int, default=115200)
+    v.add_argument("--trace", type=int, default=None, metavar="N",
+                   help="per-layer trace parity on the first N vectors (device targets)")
+    v.set_defaults(func=cmd_verify)
+
+    g = sub.add_parser("generate", help="generate C for a microcontroller")
+    _model_args(g)
+    g.add_argument("-o", "--output", required=True, help="output folder")
+    g.add_argument("--core", default="cortex-m4",
+                   help="cortex-m0, cortex-m3, cortex-m4, cortex-m7, cortex-m33, cortex-m55 or host")
+    g.add_argument("--force", action="store_true", help="write into a non-empty folder")
+    g.add_argument("--flash-kb", type=int, help="refuse models whose constants exceed this")
+    g.add_argument("--ram-kb", type=int, help="refuse models whose RAM exceeds this")
+    g.set_defaults(func=cmd_generate)
+
+    d = sub.add_parser("demo", help="the whole chain on a built-in default")
+    d.add_argument("--out", default="out/demo", help="work folder (default out/demo)")
+    d.add_argument("--epochs", type=int, default=None)
+    d.set_defaults(func=cmd_demo)
+    return p
 
 
 def main(argv=None) -> int:
-    print("bnn-mcu: under construction", file=sys.stderr)
-    return 2
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except BnnError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

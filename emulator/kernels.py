@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from bnn_mcu.ir.bits import pack_bits, popcount, unpack_bits
+from bnn_mcu.ir.geometry import valid_taps
 
 _CHUNK_ELEMS = 1 << 24  # bound temporary arrays to ~100 MB
 
@@ -73,12 +74,6 @@ def _patches(x: np.ndarray, kernel, stride, padding, fill) -> np.ndarray:
     return np.moveaxis(win, 3, -1)
 
 
-def _valid_taps(in_hw, kernel, stride, padding) -> np.ndarray:
-    """[Ho, Wo, kh, kw] bool: which taps of each window fall inside the image."""
-    ones = np.ones((1, in_hw[0], in_hw[1], 1), dtype=np.uint8)
-    return _patches(ones, kernel, stride, padding, 0)[0, ..., 0].astype(bool)
-
-
 def conv2d_u8_acc(x: np.ndarray, weights: np.ndarray, kernel, stride, padding,
                   zero_point: int) -> np.ndarray:
     """x [B, H, W, C] uint8 -> acc [B, Ho, Wo, N]; padded taps contribute 0."""
@@ -114,7 +109,7 @@ def bconv2d_acc(x: np.ndarray, weights: np.ndarray, in_ch: int, kernel, stride, 
         acc[i:i + step] = k_full - 2 * popcount(xor).sum(axis=-1, dtype=np.int64)
     acc = acc.reshape(b, ho, wo, n)
     if pad_value != 1 and any(padding):
-        valid = _valid_taps((h, w_), kernel, stride, padding)  # [Ho, Wo, kh, kw]
+        valid = valid_taps((h, w_), kernel, stride, padding)  # [Ho, Wo, kh, kw]
         # [N, kh, kw]: sum over channels of the +-1 weights of each tap
         w_sum = in_ch - 2 * popcount(weights).sum(axis=-1, dtype=np.int64)
         pad_contrib = np.einsum("hwyx,nyx->hwn", (~valid).astype(np.int64), w_sum)
@@ -133,7 +128,8 @@ def _stage(acc: np.ndarray, out) -> np.ndarray:
 def dense_u8(x: np.ndarray, op) -> np.ndarray:
     """bnn_dense_u8_b1 / bnn_dense_u8_s32: x [B, H, W, C] uint8."""
     flat = x.reshape(x.shape[0], -1)
-    return _stage(dense_u8_acc(flat, op.weights, op.zero_point), op.out)
+    out = _stage(dense_u8_acc(flat, op.weights, op.zero_point), op.out)
+    return out.reshape(x.shape[0], 1, 1, -1)
 
 
 def conv2d_u8(x: np.ndarray, op) -> np.ndarray:

@@ -25,6 +25,7 @@ from typing import Union
 import numpy as np
 
 from .bits import words_for
+from .geometry import conv_out
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
@@ -101,10 +102,6 @@ class Op:
         return out
 
 
-def _conv_out(size: int, k: int, s: int, p0: int, p1: int) -> int:
-    return (size + p0 + p1 - k) // s + 1
-
-
 def _stage_bytes(out: OutputStage) -> int:
     if isinstance(out, Threshold):
         return 4 * len(out.thresholds)
@@ -123,7 +120,7 @@ class _Conv(Op):
         kh, kw = self.kernel
         sh, sw = self.stride
         pt, pl, pb, pr = self.padding
-        return (_conv_out(h, kh, sh, pt, pb), _conv_out(w, kw, sw, pl, pr), self.weights.shape[0])
+        return (conv_out(h, kh, sh, pt, pb), conv_out(w, kw, sw, pl, pr), self.weights.shape[0])
 
     @property
     def macs(self) -> int:
@@ -229,8 +226,8 @@ class MaxPool2d(Op):
     @property
     def out_shape(self) -> tuple:
         h, w, c = self.in_shape
-        return (_conv_out(h, self.kernel[0], self.stride[0], 0, 0),
-                _conv_out(w, self.kernel[1], self.stride[1], 0, 0), c)
+        return (conv_out(h, self.kernel[0], self.stride[0], 0, 0),
+                conv_out(w, self.kernel[1], self.stride[1], 0, 0), c)
 
     @property
     def param_bytes(self) -> int:

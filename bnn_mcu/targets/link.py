@@ -84,7 +84,7 @@ class _Request:
     finish: Callable  # (request, reply payload) -> result; raises ProtocolError / _Incomplete
     key: object = None
     timeout: float = 5.0
-    part: Optional[Callable] = None  # (request, frame) for streamed items
+    part: Optional[Callable] = None  # (request, frame) -> True when it took a streamed item
     parts: dict = field(default_factory=dict)
     seq: int = 0
     attempts: int = 0
@@ -123,7 +123,6 @@ class DeviceLink:
         self._owns_serial = owns_serial
         self._events: queue.Queue = queue.Queue()
         self._stop = threading.Event()
-        self._last_rx = time.monotonic()
         self._seq = 0
         self._order = 0
         self._closed: Optional[str] = None
@@ -175,8 +174,7 @@ class DeviceLink:
                 if fd is None:
                     time.sleep(0.001)
                 continue
-            self._last_rx = time.monotonic()
-            self.stats.bytes_in += len(data)
+                self.stats.bytes_in += len(data)
             for ev in decoder.feed(data):
                 self._events.put(ev)
 
@@ -246,6 +244,10 @@ class DeviceLink:
         it = iter(requests)
         pending: dict = {}
         more = True
+        # Timeouts count from the later of a request's transmission and the last frame that
+        # served a request: a slow link with many requests in flight is not a dead board, and
+        # a board that babbles without answering is.
+        progress_at = time.monotonic()
         while True:
             while more and len(pending) < window:
                 req = next(it, None)
@@ -258,7 +260,7 @@ class DeviceLink:
             if not pending:
                 return
             now = time.monotonic()
-            ref = self._last_rx
+            ref = progress_at
             for req in sorted(pending.values(), key=lambda r: r.order):
                 if now >= max(req.sent_at, ref) + req.timeout:
                     self._retry(req, "timeout")
@@ -274,7 +276,8 @@ class DeviceLink:
                 self._on_error(req, ev)
                 continue
             if req.part is not None and ev.type in (Msg.TRACE_LAYER, Msg.BULK_RESULT):
-                req.part(req, ev)
+                if req.part(req, ev):
+                    progress_at = time.monotonic()
                 continue
             if ev.type != req.kind | REPLY:
                 self.stats.stale_frames += 1
@@ -285,6 +288,7 @@ class DeviceLink:
                 self._retry(req, str(e))
                 continue
             del pending[req.seq]
+            progress_at = time.monotonic()
             # The board answers in order: whatever was sent before this request's last
             # transmission and is still unanswered was lost on the way.
             for other in sorted(pending.values(), key=lambda r: r.order):
@@ -326,9 +330,11 @@ class DeviceLink:
         self.device = info
         return info
 
-    def wait_ready(self, timeout: Optional[float] = None, probe_every: float = 1.0) -> DeviceInfo:
-        """Wait for the board's READY frame (sent once after its init); if it was missed (the
-        port opened late), an INFO request every `probe_every` seconds serves as well."""
+    def wait_ready(self, timeout: Optional[float] = None, probe_every: float = 0.25) -> DeviceInfo:
+        """Wait for the board's READY frame (sent once after its init). It can be missed (the
+        port opened late; pyserial's open() flushes input), so an INFO request every
+        `probe_every` seconds serves as well: the firmware drops a probe that arrives before
+        its receiver runs, and answers the next one."""
         self._check_open()
         limit = self.timeout if timeout is None else float(timeout)
         start = time.monotonic()
@@ -422,6 +428,7 @@ class DeviceLink:
                 self.stats.bad_frames += 1
                 return
             req.parts.setdefault(layer, data)
+            return True
 
         def finish(req, payload):
             cls, _, scores = parse_result(payload, info.classes, "trace")
@@ -466,6 +473,7 @@ class DeviceLink:
                 results[index] = (cls, delta, scores)
                 if progress is not None:
                     progress(len(results), count or 0)
+            return True
 
         def finish(req, payload):
             if len(payload) != 8:

@@ -1,0 +1,207 @@
+"""The BinaryNet training recipe (Courbariaux et al., 2016) on uint8 image data sets.
+
+Adam; learning rate decayed exponentially from lr_start to lr_end over the epochs; optional
+per-layer Glorot learning-rate scaling of binary weights; latent weights clipped to [-1, 1]
+after every step; squared hinge loss on +-1 targets or cross-entropy; best-on-validation
+checkpoint; resume.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..data import Dataset
+from ..errors import BnnError, ModelError
+from .export import CHECKPOINT_FORMAT, export_module, save_program
+from .layers import binary_layers
+from .presets import BNNModel, ModelConfig, build_model
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 100
+    lr_start: float = 3e-3
+    lr_end: float = 3e-7
+    loss: str = "hinge"  # "hinge" (squared hinge on +-1 targets) or "ce"
+    glorot_lr: bool = False
+    seed: int = 0
+    threads: int | None = None
+
+
+def squared_hinge(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    targets = 2 * F.one_hot(labels, scores.shape[1]).to(scores.dtype) - 1
+    return torch.clamp(1 - targets * scores, min=0).pow(2).mean()
+
+
+def _loss_fn(name: str):
+    if name == "hinge":
+        return squared_hinge
+    if name == "ce":
+        return F.cross_entropy
+    raise BnnError(f"unknown loss {name!r}; choose hinge or ce")
+
+
+def model_from_checkpoint(ckpt: dict, where: str = "checkpoint") -> BNNModel:
+    try:
+        model = build_model(ModelConfig.from_dict(ckpt["model_config"]))
+        model.load_state_dict(ckpt["state_dict"])
+    except (KeyError, TypeError, RuntimeError) as e:
+        raise ModelError(f"{where}: damaged bnn-mcu checkpoint ({str(e).splitlines()[0]})") from None
+    return model.eval()
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 1000) -> float:
+    """Accuracy of a module (or an exported program's module) on uint8 images."""
+    model.eval() if hasattr(model, "eval") and not isinstance(model, torch.fx.GraphModule) else None
+    correct = 0
+    for i in range(0, len(y), batch):
+        xb = torch.from_numpy(_model_input(x[i:i + batch]))
+        correct += int((model(xb).argmax(1).numpy() == y[i:i + batch]).sum())
+    return correct / max(1, len(y))
+
+
+def _model_input(x: np.ndarray) -> np.ndarray:
+    """N x H x W x C -> N x H x W when C = 1 (the exported models' input)."""
+    return x[..., 0] if x.shape[-1] == 1 else x
+
+
+def _optimizer(model: BNNModel, cfg: TrainConfig) -> torch.optim.Optimizer:
+    binary = binary_layers(model)
+    bin_params = {id(m.weight) for m in binary}
+    groups = []
+    for m in binary:
+        scale = m.glorot_scale() if cfg.glorot_lr else 1.0
+        groups.append({"params": [m.weight], "lr": cfg.lr_start * scale, "lr_scale": scale})
+    rest = [p for p in model.parameters() if id(p) not in bin_params]
+    groups.append({"params": rest, "lr": cfg.lr_start, "lr_scale": 1.0})
+    return torch.optim.Adam(groups, lr=cfg.lr_start)
+
+
+def _set_lr(opt, cfg: TrainConfig, epoch: int) -> float:
+    decay = (cfg.lr_end / cfg.lr_start) ** (1.0 / max(1, cfg.epochs))
+    lr = cfg.lr_start * decay**epoch
+    for g in opt.param_groups:
+        g["lr"] = lr * g["lr_scale"]
+    return lr
+
+
+def _check_writable(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab"):
+            pass
+    except OSError as e:
+        raise BnnError(f"{path}: cannot write the model there ({e.strerror})") from None
+
+
+def train(model_cfg: ModelConfig, cfg: TrainConfig, data: Dataset, out: Path,
+          resume: Path | None = None, progress: bool = True) -> dict:
+    """Train, keep the best-on-validation weights, write out (.pt export), .ckpt and .json."""
+    out = Path(out)
+    ckpt_path, metrics_path = out.with_suffix(".ckpt"), out.with_suffix(".json")
+    for p in (out, ckpt_path, metrics_path):
+        _check_writable(p)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    model = build_model(model_cfg)
+    opt = _optimizer(model, cfg)
+    loss_fn = _loss_fn(cfg.loss)
+    start_epoch, best, history = 0, {"val_acc": -1.0}, []
+    if resume is not None:
+        state = _load_checkpoint(resume)
+        if state["model_config"] != model_cfg.to_dict():
+            raise BnnError(f"{resume}: was trained with a different model "
+                           f"({state['model_config']['preset']}); use the same preset and options")
+        model.load_state_dict(state["last_state_dict"])
+        opt.load_state_dict(state["optimizer"])
+        start_epoch, best, history = state["epoch"], state["best"], state["history"]
+        rng = np.random.default_rng(cfg.seed + start_epoch)
+        torch.manual_seed(cfg.seed + start_epoch)
+    x_tr = torch.from_numpy(_model_input(data.train_x))
+    y_tr = torch.from_numpy(data.train_y)
+    t0 = time.time()
+    best_state = None if resume is None else _load_checkpoint(resume)["state_dict"]
+    for epoch in range(start_epoch, cfg.epochs):
+        lr = _set_lr(opt, cfg, epoch)
+        model.train()
+        perm = torch.from_numpy(rng.permutation(len(y_tr)))
+        steps = math.ceil(len(perm) / cfg.batch_size)
+        bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+                   disable=not (progress and sys.stderr.isatty()), leave=False, dynamic_ncols=True)
+        tot_loss, tot_correct, seen = 0.0, 0, 0
+        for s in bar:
+            idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+            xb, yb = x_tr[idx], y_tr[idx]
+            scores = model(xb)
+            loss = loss_fn(scores, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            for m in binary_layers(model):
+                m.clip_weights()
+            tot_loss += loss.item() * len(idx)
+            tot_correct += int((scores.argmax(1) == yb).sum())
+            seen += len(idx)
+            if s % 20 == 0:
+                bar.set_postfix(loss=f"{tot_loss / seen:.4f}", acc=f"{tot_correct / seen:.3f}")
+        bar.close()
+        val_acc = evaluate(model, data.val_x, data.val_y)
+        rec = {"epoch": epoch + 1, "lr": lr, "train_loss": tot_loss / seen,
+               "train_acc": tot_correct / seen, "val_acc": val_acc,
+               "minutes": (time.time() - t0) / 60}
+        history.append(rec)
+        if val_acc > best["val_acc"]:
+            best = {"val_acc": val_acc, "epoch": epoch + 1}
+            best_state = {k: v.clone() for k, v in model.state_dict().items()}
+        if progress:
+            tqdm.write(f"epoch {epoch + 1:3d}/{cfg.epochs}  loss {rec['train_loss']:.4f}  "
+                       f"train {rec['train_acc']:.4f}  val {val_acc:.4f}"
+                       f"{'  *best' if best['epoch'] == epoch + 1 else ''}  lr {lr:.2e}")
+        _save_checkpoint(ckpt_path, model_cfg, cfg, model, best_state, opt, epoch + 1, best, history)
+    if best_state is None:
+        best_state = model.state_dict()
+    model.load_state_dict(best_state)
+    model.eval()
+    test_acc = evaluate(model, data.test_x, data.test_y)
+    save_program(export_module(model, model_cfg.input_shape), out)
+    metrics = {"preset": model_cfg.preset, "data": data.name, "model_config": model_cfg.to_dict(),
+               "train_config": asdict(cfg), "best_epoch": best["epoch"], "val_acc": best["val_acc"],
+               "test_acc": test_acc, "minutes": (time.time() - t0) / 60, "history": history,
+               "model": str(out), "checkpoint": str(ckpt_path)}
+    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def _save_checkpoint(path, model_cfg, cfg, model, best_state, opt, epoch, best, history) -> None:
+    tmp = Path(str(path) + ".tmp")
+    torch.save({"format": CHECKPOINT_FORMAT, "model_config": model_cfg.to_dict(),
+                "train_config": asdict(cfg), "state_dict": best_state,
+                "last_state_dict": model.state_dict(), "optimizer": opt.state_dict(),
+                "epoch": epoch, "best": best, "history": history}, tmp)
+    tmp.replace(path)  # never leave a half-written checkpoint behind
+
+
+def _load_checkpoint(path: Path) -> dict:
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise BnnError(f"{path}: no such checkpoint") from None
+    except Exception as e:
+        raise BnnError(f"{path}: not a bnn-mcu checkpoint ({str(e).splitlines()[0]})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise BnnError(f"{path}: not a bnn-mcu checkpoint")
+    return state

@@ -1,0 +1,123 @@
+"""Parity ladder level 1: the PyTorch model (eval) against the emulator, on every hidden bit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from tabulate import tabulate
+
+from . import emulator
+from .ir.bits import popcount, unpack_bits
+from .ir.ops import IntModel
+
+
+@dataclass
+class LayerParity:
+    index: int
+    name: str
+    compared: bool
+    bits: int = 0
+    mismatching_bits: int = 0
+    first_vector: int | None = None
+    first_channel: int | None = None
+    note: str = ""
+
+
+@dataclass
+class ParityReport:
+    target: str
+    vectors: int
+    layers: list = field(default_factory=list)
+    agree: int = 0  # predictions equal to the reference's
+    correct_ref: int = 0
+    correct_dev: int = 0
+    reference: str = "PyTorch"
+    notes: list = field(default_factory=list)
+
+    @property
+    def mismatching_bits(self) -> int:
+        return sum(layer.mismatching_bits for layer in self.layers)
+
+    @property
+    def ok(self) -> bool:
+        return self.mismatching_bits == 0 and self.agree == self.vectors
+
+
+def first_mismatch(a: np.ndarray, b: np.ndarray, channels: int) -> tuple[int, int, int]:
+    """(mismatching bits, first vector, first channel) between packed activations [N, H, W, words]."""
+    diff = popcount(a ^ b)
+    total = int(diff.sum())
+    if total == 0:
+        return 0, None, None
+    per_vec = diff.reshape(len(diff), -1).sum(axis=1)
+    v = int(np.flatnonzero(per_vec)[0])
+    bits = unpack_bits(a[v] ^ b[v], channels)  # [H, W, C]
+    c = int(np.argwhere(bits.reshape(-1, channels))[0][1])
+    return total, v, c
+
+
+def compare_layers(model: IntModel, device_layers: list, ref_words: dict, names: list) -> list:
+    out = []
+    for i, op in enumerate(model.ops[:-1]):
+        name = names[i] if i < len(names) else None
+        if name is None or name not in ref_words:
+            out.append(LayerParity(i, op.name, False, note="no source tensor (pool folded)"))
+            continue
+        a, b = device_layers[i], ref_words[name]
+        mism, v, c = first_mismatch(a, b, op.out_channels)
+        out.append(LayerParity(i, op.name, True, int(np.prod(a.shape[1:-1])) * op.out_channels * len(a),
+                               mism, v, c))
+    return out
+
+
+def verify_against_pytorch(ep, model: IntModel, x: np.ndarray, y: np.ndarray) -> ParityReport:
+    """Ladder level 1. Inexact first-layer scalings are checked against a float64 evaluation
+    of the model; the float32 model's rare first-layer disagreements are counted in notes."""
+    from .nn.reference import run_reference
+
+    names = list(model.meta.get("trace", []))
+    hidden = [n for n in names[:-1] if n]
+    emu = emulator.run(model, x, trace=True)
+    exact = model.meta.get("exact_float32", True)
+    scores, words = run_reference(ep, x, hidden, f64=not exact)
+    rep = ParityReport("emulator", len(x), reference="PyTorch" if exact else "PyTorch (float64)")
+    rep.layers = compare_layers(model, emu.layers, words, names)
+    ref_pred = np.argmax(scores, axis=1)
+    rep.agree = int((ref_pred == emu.predictions).sum())
+    rep.correct_ref = int((ref_pred == y).sum())
+    rep.correct_dev = int((emu.predictions == y).sum())
+    if not exact:
+        s32, w32 = run_reference(ep, x, hidden, f64=False)
+        first = next((n for n in hidden), None)
+        if first:
+            mism, _, _ = first_mismatch(emu.layers[names.index(first)], w32[first],
+                                        model.ops[names.index(first)].out_channels)
+            rep.notes.append(f"float32 PyTorch differs from the exact integer result on {mism} "
+                             "first-layer bit(s) (its input scaling is not exact in float32)")
+        rep.notes.append(f"float32 PyTorch predictions agree on "
+                         f"{int((np.argmax(s32, 1) == emu.predictions).sum())}/{len(x)} vectors")
+    return rep
+
+
+def report_table(rep: ParityReport) -> str:
+    rows = []
+    for layer in rep.layers:
+        if not layer.compared:
+            rows.append([layer.index, layer.name, "-", "-", layer.note])
+            continue
+        where = "" if layer.mismatching_bits == 0 else (
+            f"first: vector {layer.first_vector}, channel {layer.first_channel}")
+        rows.append([layer.index, layer.name, f"{layer.bits:,}", f"{layer.mismatching_bits:,}", where])
+    head = tabulate(rows, headers=["#", "layer", "bits compared", "mismatching", "where"],
+                    tablefmt="simple", disable_numparse=True)
+    acc_ref = rep.correct_ref / max(1, rep.vectors)
+    acc_dev = rep.correct_dev / max(1, rep.vectors)
+    lines = [head, "",
+             f"vectors {rep.vectors:,}   layers compared {sum(l.compared for l in rep.layers)}   "
+             f"mismatching bits {rep.mismatching_bits:,}",
+             f"predictions agreeing with {rep.reference}: {rep.agree:,}/{rep.vectors:,}   "
+             f"accuracy {rep.target} {acc_dev:.4f}   {rep.reference} {acc_ref:.4f}"]
+    lines += [f"note: {n}" for n in rep.notes]
+    lines.append("PARITY OK" if rep.ok else "PARITY FAILED")
+    return "\n".join(lines)
