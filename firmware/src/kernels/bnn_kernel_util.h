@@ -1,0 +1,116 @@
+/*
+ * Private helpers shared by the kernels: block size, int32 conversion, the output stage
+ * (threshold bits or scores) and conv window clipping. Not part of the contract.
+ */
+#ifndef BNN_KERNEL_UTIL_H
+#define BNN_KERNEL_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bnn_kernels.h"
+
+/* Forced inlining: callers pass constant block sizes and flags that must fold away. */
+#if defined(__GNUC__)
+#define BNN_INLINE static inline __attribute__((always_inline))
+#else
+#define BNN_INLINE static inline
+#endif
+
+/* Output channels computed together, so each loaded input word serves BNN_BLOCK weight rows.
+ * Divides 32: a block never straddles an output word. */
+#define BNN_BLOCK 4u
+
+BNN_INLINE uint32_t bnn_min_u32(uint32_t a, uint32_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Accumulators are computed modulo 2^32 (the exact value fits int32, the converter checks);
+ * this turns them back into int32 without relying on implementation-defined conversion. */
+BNN_INLINE int32_t bnn_u32_to_s32(uint32_t v)
+{
+    return v <= 0x7FFFFFFFu ? (int32_t)v : -(int32_t)(~v) - 1;
+}
+
+/* Where a layer's per-channel accumulators go: threshold bits or int32 scores. */
+typedef struct {
+    const bnn_stage_t *stage;
+    uint32_t *bits;  /* threshold stage: packed output, or NULL */
+    int32_t *scores; /* scores stage: output, or NULL */
+    uint32_t n;      /* channels */
+    uint32_t word;   /* output word being assembled */
+} bnn_sink_t;
+
+BNN_INLINE bnn_sink_t bnn_sink(const bnn_stage_t *stage, uint32_t n, uint32_t *bits,
+                               int32_t *scores)
+{
+    bnn_sink_t s;
+    s.stage = stage;
+    s.bits = bits;
+    s.scores = scores;
+    s.n = n;
+    s.word = 0u;
+    return s;
+}
+
+/* Channels c .. c+nb-1 (in order, c a multiple of BNN_BLOCK), acc modulo 2^32.
+ * Every output word is stored whole, so tails are 0 whatever the buffer held. */
+BNN_INLINE void bnn_sink_put(bnn_sink_t *s, uint32_t c, uint32_t nb, const uint32_t *acc)
+{
+    uint32_t j;
+    if (s->bits != NULL) {
+        const int32_t *t = s->stage->thresholds + c;
+        for (j = 0; j < nb; ++j) {
+            /* plain signed compare: INT32_MIN / INT32_MAX give constant channels */
+            s->word |= (uint32_t)(bnn_u32_to_s32(acc[j]) < t[j]) << ((c + j) & 31u);
+        }
+        if (((c + nb) & 31u) == 0u || c + nb == s->n) {
+            s->bits[c >> 5] = s->word;
+            s->word = 0u;
+        }
+    } else {
+        const int32_t *m = s->stage->mult + c, *b = s->stage->bias + c;
+        for (j = 0; j < nb; ++j) {
+            s->scores[c + j] = bnn_u32_to_s32((uint32_t)m[j] * acc[j] + (uint32_t)b[j]);
+        }
+    }
+}
+
+/* The taps of one output pixel that fall inside the image: ky in [ky0, ky1), kx in
+ * [kx0, kx1); (iy, ix) is the input position of tap (0, 0), negative inside padding. */
+typedef struct {
+    int32_t iy, ix;
+    uint32_t ky0, ky1, kx0, kx1;
+} bnn_window_t;
+
+BNN_INLINE void bnn_tap_range(int32_t origin, uint32_t k, uint32_t size, uint32_t *k0,
+                              uint32_t *k1)
+{
+    int32_t lo = origin < 0 ? -origin : 0;
+    int32_t hi = (int32_t)size - origin;
+    if (lo > (int32_t)k) lo = (int32_t)k;
+    if (hi > (int32_t)k) hi = (int32_t)k;
+    if (hi < lo) hi = lo;
+    *k0 = (uint32_t)lo;
+    *k1 = (uint32_t)hi;
+}
+
+BNN_INLINE bnn_window_t bnn_conv_window(const bnn_conv_geom_t *g, uint32_t oy, uint32_t ox)
+{
+    bnn_window_t w;
+    w.iy = (int32_t)(oy * g->stride_h) - (int32_t)g->pad_top;
+    w.ix = (int32_t)(ox * g->stride_w) - (int32_t)g->pad_left;
+    bnn_tap_range(w.iy, g->k_h, g->in_h, &w.ky0, &w.ky1);
+    bnn_tap_range(w.ix, g->k_w, g->in_w, &w.kx0, &w.kx1);
+    return w;
+}
+
+/* Index of the input pixel under tap (ky, kx0) for a valid row ky. */
+BNN_INLINE size_t bnn_window_pixel(const bnn_window_t *w, const bnn_conv_geom_t *g,
+                                   uint32_t ky)
+{
+    return (size_t)(uint32_t)(w->iy + (int32_t)ky) * g->in_w + (uint32_t)(w->ix + (int32_t)w->kx0);
+}
+
+#endif /* BNN_KERNEL_UTIL_H */

@@ -1,0 +1,188 @@
+/*
+ * Popcount, per code path. Exactly one BNN_PATH_* is 1:
+ *   DSP       v7E-M / v8-M mainline with the DSP extension (M4, M7, M33, M55): SWAR bit
+ *             slicing, one carry-save adder per 3 words, USADA8 to sum byte lanes.
+ *   V7M       v7-M / v8-M mainline without DSP (M3): same slicing, a multiply sums the lanes.
+ *   V6M       v6-M / v8-M baseline (M0, M0+, M23): same slicing, shifts and adds only (no
+ *             multiply: it may take 32 cycles there).
+ *   PORTABLE  anything else (the host): __builtin_popcount per word.
+ * arm-none-eabi-gcc compiles __builtin_popcount to a libgcc call (__popcountsi2) on every
+ * Cortex-M, so no Arm path uses it.
+ * BNN_TEST_EMULATE_DSP / _V7M / _V6M select a path on any compiler (the DSP one with a C model
+ * of USADA8) so that the host tests run each path's logic bit for bit.
+ */
+#ifndef BNN_POPCOUNT_H
+#define BNN_POPCOUNT_H
+
+#include "bnn_kernel_util.h"
+
+#if defined(BNN_TEST_EMULATE_DSP)
+#define BNN_PATH_DSP 1
+#define BNN_EMULATE_INTRINSICS 1
+#elif defined(BNN_TEST_EMULATE_V7M)
+#define BNN_PATH_V7M 1
+#elif defined(BNN_TEST_EMULATE_V6M)
+#define BNN_PATH_V6M 1
+#elif defined(__ARM_FEATURE_DSP)
+#define BNN_PATH_DSP 1
+#elif defined(__ARM_ARCH_6M__) || defined(__ARM_ARCH_8M_BASE__)
+#define BNN_PATH_V6M 1
+#elif defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_8M_MAIN__) || defined(__ARM_ARCH_8_1M_MAIN__)
+#define BNN_PATH_V7M 1
+#elif defined(__GNUC__)
+#define BNN_PATH_PORTABLE 1
+#else
+#define BNN_PATH_V7M 1 /* no builtin: the SWAR code is plain C too */
+#endif
+
+#ifndef BNN_PATH_DSP
+#define BNN_PATH_DSP 0
+#endif
+#ifndef BNN_PATH_V7M
+#define BNN_PATH_V7M 0
+#endif
+#ifndef BNN_PATH_V6M
+#define BNN_PATH_V6M 0
+#endif
+#ifndef BNN_PATH_PORTABLE
+#define BNN_PATH_PORTABLE 0
+#endif
+
+/* Helium (M55, __ARM_FEATURE_MVE): MVE has no vector popcount. A vector version of
+ * bnn_popcount_rows (VEOR on 4 words, the same bit slicing in 32-bit lanes, VADDV) goes
+ * where it is marked below; until then the DSP scalar path runs on the M55 (it has DSP). */
+#if BNN_PATH_DSP && defined(__ARM_FEATURE_MVE) && !defined(BNN_EMULATE_INTRINSICS)
+#define BNN_PATH_MVE 1
+#else
+#define BNN_PATH_MVE 0
+#endif
+
+#if BNN_PATH_DSP
+#if defined(BNN_EMULATE_INTRINSICS)
+/* C model of USADA8: acc + sum over the 4 bytes of |a_i - b_i|. */
+BNN_INLINE uint32_t bnn_usada8(uint32_t a, uint32_t b, uint32_t acc)
+{
+    uint32_t i;
+    for (i = 0; i < 32u; i += 8u) {
+        uint32_t x = (a >> i) & 0xFFu, y = (b >> i) & 0xFFu;
+        acc += x > y ? x - y : y - x;
+    }
+    return acc;
+}
+#else
+#include <arm_acle.h>
+BNN_INLINE uint32_t bnn_usada8(uint32_t a, uint32_t b, uint32_t acc)
+{
+    return __usada8(a, b, acc);
+}
+#endif
+#endif /* BNN_PATH_DSP */
+
+#if !BNN_PATH_PORTABLE
+/* Bit slicing: 8 nibbles, each the popcount (0..4) of that nibble of v. */
+BNN_INLINE uint32_t bnn_pc_nibbles(uint32_t v)
+{
+    v -= (v >> 1) & 0x55555555u;
+    return (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
+}
+
+/* Byte lanes of popcount(v), each 0..8. */
+BNN_INLINE uint32_t bnn_pc_lanes1(uint32_t v)
+{
+    uint32_t n = bnn_pc_nibbles(v);
+    return (n + (n >> 4)) & 0x0F0F0F0Fu;
+}
+
+/* Byte lanes of popcount(a) + popcount(b) + popcount(c), each 0..24: a carry-save adder
+ * turns three words into ones + 2*twos, so two words get sliced instead of three. */
+BNN_INLINE uint32_t bnn_pc_lanes3(uint32_t a, uint32_t b, uint32_t c)
+{
+    uint32_t u = a ^ b;
+    uint32_t ones = u ^ c, twos = (a & b) | (u & c);
+    uint32_t n = bnn_pc_nibbles(ones) + (bnn_pc_nibbles(twos) << 1); /* nibbles 0..12 */
+    return (n & 0x0F0F0F0Fu) + ((n >> 4) & 0x0F0F0F0Fu);
+}
+
+/* Sum of the 4 byte lanes (each 0..255). */
+BNN_INLINE uint32_t bnn_lanes_sum(uint32_t lanes)
+{
+#if BNN_PATH_DSP
+    return bnn_usada8(lanes, 0u, 0u);
+#else
+    uint32_t h = (lanes & 0x00FF00FFu) + ((lanes >> 8) & 0x00FF00FFu); /* 2 halfwords */
+#if BNN_PATH_V7M
+    return (h * 0x00010001u) >> 16;
+#else
+    return (h + (h >> 16)) & 0xFFFFu;
+#endif
+#endif
+}
+
+/* 3-word groups per lane flush: 10 * 24 = 240 (+ 2 tail words * 8) fits a byte lane. */
+#define BNN_PC_GROUPS 10u
+#endif /* !BNN_PATH_PORTABLE */
+
+BNN_INLINE uint32_t bnn_popcount32(uint32_t v)
+{
+#if BNN_PATH_PORTABLE
+    return (uint32_t)__builtin_popcount(v);
+#else
+    return bnn_lanes_sum(bnn_pc_lanes1(v));
+#endif
+}
+
+/* cnt[j] += sum over i < n of popcount(x[i] ^ w[j*stride + i]), for the nb <= BNN_BLOCK
+ * rows j. With x_zero (a constant at every call site) x is not read and counts as 0 words.
+ * Each x word is loaded once for all nb rows. */
+BNN_INLINE void bnn_popcount_rows(const uint32_t *x, int x_zero, const uint32_t *w,
+                                  size_t stride, uint32_t n, uint32_t nb, uint32_t *cnt)
+{
+    uint32_t i, j;
+#if BNN_PATH_PORTABLE
+    for (i = 0; i < n; ++i) {
+        uint32_t xi = x_zero ? 0u : x[i];
+        for (j = 0; j < nb; ++j) cnt[j] += bnn_popcount32(xi ^ w[j * stride + i]);
+    }
+#else
+    /* BNN_PATH_MVE: place for the Helium version (see the top of this file). */
+    uint32_t lanes[BNN_BLOCK], groups = 0u;
+    for (j = 0; j < BNN_BLOCK; ++j) lanes[j] = 0u;
+    for (i = 0; i + 3u <= n; i += 3u) {
+        uint32_t x0 = 0u, x1 = 0u, x2 = 0u;
+        if (!x_zero) {
+            x0 = x[i];
+            x1 = x[i + 1u];
+            x2 = x[i + 2u];
+        }
+        for (j = 0; j < nb; ++j) {
+            const uint32_t *r = w + j * stride + i;
+            lanes[j] += bnn_pc_lanes3(x0 ^ r[0], x1 ^ r[1], x2 ^ r[2]);
+        }
+        if (++groups == BNN_PC_GROUPS) {
+            for (j = 0; j < nb; ++j) {
+                cnt[j] += bnn_lanes_sum(lanes[j]);
+                lanes[j] = 0u;
+            }
+            groups = 0u;
+        }
+    }
+    for (; i < n; ++i) {
+        uint32_t xi = x_zero ? 0u : x[i];
+        for (j = 0; j < nb; ++j) lanes[j] += bnn_pc_lanes1(xi ^ w[j * stride + i]);
+    }
+    for (j = 0; j < nb; ++j) cnt[j] += bnn_lanes_sum(lanes[j]);
+#endif
+}
+
+/* bnn_popcount_rows with a compile-time row count for full blocks (the row loops unroll). */
+BNN_INLINE void bnn_popcount_block(const uint32_t *x, const uint32_t *w, size_t stride,
+                                   uint32_t n, uint32_t nb, uint32_t *cnt)
+{
+    if (nb == BNN_BLOCK) {
+        bnn_popcount_rows(x, 0, w, stride, n, BNN_BLOCK, cnt);
+    } else {
+        bnn_popcount_rows(x, 0, w, stride, n, nb, cnt);
+    }
+}
+
+#endif /* BNN_POPCOUNT_H */

@@ -1,0 +1,428 @@
+"""C runtime kernels <-> emulator kernels, bit for bit (DESIGN.md parity ladder, level 2).
+
+Every case runs on four host builds of the kernels: the portable path and the DSP / v7-M /
+v6-M paths (their Arm-only pieces replaced by C models through BNN_TEST_EMULATE_*). The Arm
+builds themselves are checked by compiling for each Cortex-M.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from bnn_mcu.emulator import kernels as emu
+from bnn_mcu.emulator.runner import run as emulator_run
+from bnn_mcu.ir.bits import pack_bits, words_for
+from bnn_mcu.ir.ops import (INT32_MAX, INT32_MIN, BConv2d, BDense, Conv2dU8, DenseU8,
+                            MaxPool2d, Scores, Threshold)
+from bnn_mcu.ir.synthetic import random_model
+from bnn_mcu.ir.validate import max_abs_acc
+
+try:  # works whether or not tests/ is a package
+    from . import kernel_lib as kl
+except ImportError:
+    import kernel_lib as kl
+
+EMULATOR = {"bdense": emu.bdense, "dense_u8": emu.dense_u8, "bconv2d": emu.bconv2d,
+            "conv2d_u8": emu.conv2d_u8, "maxpool2d": emu.maxpool2d_b1}
+
+CASES = settings(max_examples=40, deadline=None,
+                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@pytest.fixture(scope="session")
+def libs(request, tmp_path_factory):
+    # pytest's cache dir keeps builds between runs (they are keyed by a source hash)
+    cache = getattr(request.config, "cache", None)
+    cache = cache.mkdir("bnn_kernels") if cache is not None else tmp_path_factory.mktemp("kernels")
+    return {v: kl.KernelLib(kl.build_library(v, cache), v) for v in kl.VARIANTS}
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+def check(libs, op, xs) -> None:
+    """Run op on every sample of the batch xs in every build; compare with the emulator."""
+    want = EMULATOR[op.kind](xs, op)
+    channels = None if op.out_is_scores else op.out_channels
+    for variant, lib in libs.items():
+        for b in range(len(xs)):
+            got = lib.run(op, xs[b])
+            kl.assert_same(f"{lib.kernel_name(op)} [{variant}]", f"{op.name} sample {b}", got,
+                           want[b], channels, explain(op, xs, b))
+
+
+def explain(op, xs, b):
+    """detail(pixel, channel) for mismatch reports: the exact accumulator and the stage."""
+    if isinstance(op, MaxPool2d):
+        return None
+
+    def detail(pix, c):
+        acc = accumulators(op, xs[b:b + 1])[pix, c]
+        if op.out_is_scores:
+            return f"acc={acc} mult={op.out.mult[c]} bias={op.out.bias[c]}"
+        return f"acc={acc} T={op.out.thresholds[c]}"
+    return detail
+
+
+def accumulators(op, xs) -> np.ndarray:
+    """The op's exact accumulators, read through an identity scores stage of the emulator."""
+    n = op.out_channels
+    saved, op.out = op.out, Scores(np.ones(n, np.int32), np.zeros(n, np.int32))
+    try:
+        return EMULATOR[op.kind](xs, op).reshape(-1, n).astype(np.int64)
+    finally:
+        op.out = saved
+
+
+def tie_thresholds(rng, acc: np.ndarray) -> Threshold:
+    """Per channel: mostly a value the accumulator takes on one of the samples (a tie), else
+    one off it, else a constant channel (INT32_MIN: always +1, INT32_MAX: always -1)."""
+    n = acc.shape[1]
+    pick = acc[rng.integers(0, acc.shape[0], size=n), np.arange(n)]
+    kind = rng.integers(0, 10, size=n)
+    t = np.where(kind < 6, pick, pick + rng.choice([-1, 1], size=n))
+    t = np.where(kind == 8, INT32_MIN, np.where(kind == 9, INT32_MAX, t))
+    return Threshold(t.astype(np.int32))
+
+
+def random_scores(rng, n: int, acc_max: int) -> Scores:
+    """mult of both signs and bias as large as int32 allows for this layer."""
+    bias_max = int(rng.choice([0, 1 << 10, 1 << 24]))
+    m_max = max(1, min(1 << 20, (2**31 - 1 - bias_max) // max(1, acc_max)))
+    mult = rng.integers(-m_max, m_max + 1, size=n)
+    mult[rng.integers(0, n)] = -m_max
+    return Scores(mult.astype(np.int32), rng.integers(-bias_max, bias_max + 1, size=n).astype(np.int32))
+
+
+def random_bits(rng, shape, p_one=0.5) -> np.ndarray:
+    return (rng.random(shape) < p_one).astype(np.uint8)
+
+
+def packed_input(rng, batch, h, w, c, style) -> np.ndarray:
+    p = {"random": 0.5, "zeros": 0.0, "ones": 1.0, "sparse": 0.1}[style]
+    return pack_bits(random_bits(rng, (batch, h, w, c), p))
+
+
+def u8_input(rng, batch, shape, style, zp) -> np.ndarray:
+    if style == "random":
+        return rng.integers(0, 256, size=(batch,) + shape, dtype=np.uint8)
+    if style == "near_zp":
+        return np.clip(zp + rng.integers(-2, 3, size=(batch,) + shape), 0, 255).astype(np.uint8)
+    return np.full((batch,) + shape, {"zeros": 0, "max": 255}[style], dtype=np.uint8)
+
+
+def with_stage(rng, op, xs, scores: bool):
+    acc = accumulators(op, xs)
+    op.out = random_scores(rng, op.out_channels, max_abs_acc(op)) if scores else tie_thresholds(rng, acc)
+    return op
+
+
+WIDTHS = [1, 2, 31, 32, 33, 63, 64, 65, 95, 100, 1000]
+styles = st.sampled_from(["random", "random", "random", "zeros", "ones", "sparse"])
+u8_styles = st.sampled_from(["random", "random", "near_zp", "zeros", "max"])
+zero_points = st.one_of(st.sampled_from([0, 128, 1, 127, 129, 255]), st.integers(0, 255))
+seeds = st.integers(0, 2**32 - 1)
+
+
+# -- the build ------------------------------------------------------------------------------
+
+def test_struct_layout_matches_the_header(libs):
+    for variant, lib in libs.items():
+        assert lib.layout() == kl.layout_python(), f"ctypes mirrors differ from C ({variant})"
+
+
+def test_guarded_buffers_catch_overreads():
+    """The guard page really is there (otherwise the overread protection proves nothing)."""
+    code = ("import numpy as np, ctypes, kernel_lib as kl;"
+            "a = kl.guarded(np.arange(5, dtype=np.uint32));"
+            "print(ctypes.c_uint32.from_address(a.ctypes.data + 20).value)")  # one past the end
+    r = subprocess.run([sys.executable, "-c", code], cwd=kl.REPO / "tests", capture_output=True,
+                       text=True)
+    assert r.returncode < 0, (r.returncode, r.stdout, r.stderr)
+
+
+# -- binary dense ---------------------------------------------------------------------------
+
+@CASES
+@given(seed=seeds, hw=st.sampled_from([(1, 1), (1, 1), (1, 2), (2, 3), (3, 3)]),
+       c=st.one_of(st.sampled_from(WIDTHS), st.integers(1, 130)), n=st.integers(1, 70),
+       batch=st.integers(1, 3), style=styles, scores=st.booleans())
+def test_bdense(libs, seed, hw, c, n, batch, style, scores):
+    rng = np.random.default_rng(seed)
+    h, w = hw
+    assume(h * w * c <= 4000)
+    wb = random_bits(rng, (n, h * w, c))
+    op = BDense("bdense", (h, w, c), weights=pack_bits(wb).reshape(n, h * w * words_for(c)))
+    xs = packed_input(rng, batch, h, w, c, style)
+    check(libs, with_stage(rng, op, xs, scores), xs)
+
+
+@pytest.mark.parametrize("c", WIDTHS)
+def test_bdense_widths_and_extremes(libs, c):
+    """acc = +K (x == w), -K (x == ~w) and everything between, thresholds on each side."""
+    rng = np.random.default_rng(c)
+    n = 37
+    wb = random_bits(rng, (n, c))
+    wb[0] = 0
+    wb[1] = 1
+    op = BDense("extremes", (1, 1, c), weights=pack_bits(wb))
+    xs = pack_bits(np.stack([wb[0], wb[1], random_bits(rng, c)]))[:, None, None, :]
+    acc = accumulators(op, xs)
+    assert acc[0, 0] == c and acc[1, 0] == -c and acc[0, 1] == -c
+    for t in (acc[0], acc[0] + 1, acc[1], acc[2], acc[2] + 1):
+        op.out = Threshold(np.clip(t, INT32_MIN, INT32_MAX).astype(np.int32))
+        check(libs, op, xs)
+    op.out = Threshold(np.where(np.arange(n) % 2 == 0, INT32_MIN, INT32_MAX).astype(np.int32))
+    check(libs, op, xs)
+    op.out = random_scores(rng, n, c)
+    check(libs, op, xs)
+
+
+def test_bdense_large(libs):
+    """1024 -> 1024 (the performance target's shape) and a 4096-bit input."""
+    rng = np.random.default_rng(7)
+    for k, n in [(1024, 1024), (4096, 64)]:
+        op = BDense("large", (1, 1, k), weights=pack_bits(random_bits(rng, (n, k))))
+        xs = packed_input(rng, 2, 1, 1, k, "random")
+        check(libs, with_stage(rng, op, xs, False), xs)
+        check(libs, with_stage(rng, op, xs, True), xs)
+
+
+# -- uint8 dense ----------------------------------------------------------------------------
+
+@CASES
+@given(seed=seeds, shape=st.one_of(st.tuples(st.integers(1, 12), st.integers(1, 12), st.integers(1, 4)),
+                                   st.tuples(st.just(1), st.just(1), st.integers(1, 2000))),
+       n=st.integers(1, 45), zp=zero_points, batch=st.integers(1, 3), style=u8_styles,
+       wstyle=st.sampled_from([0.5, 0.5, 0.0, 1.0]), scores=st.booleans())
+def test_dense_u8(libs, seed, shape, n, zp, batch, style, wstyle, scores):
+    rng = np.random.default_rng(seed)
+    k = int(np.prod(shape))
+    op = DenseU8("dense_u8", shape, weights=pack_bits(random_bits(rng, (n, k), wstyle)),
+                 zero_point=zp)
+    xs = u8_input(rng, batch, shape, style, zp)
+    check(libs, with_stage(rng, op, xs, scores), xs)
+
+
+def test_dense_u8_large_and_extremes(libs):
+    rng = np.random.default_rng(11)
+    op = DenseU8("mnist", (28, 28, 1), weights=pack_bits(random_bits(rng, (256, 784))), zero_point=128)
+    xs = u8_input(rng, 2, (28, 28, 1), "random", 128)
+    check(libs, with_stage(rng, op, xs, False), xs)
+    check(libs, with_stage(rng, op, xs, True), xs)
+    # acc = +-255*K (zp 0) and +-128*K (zp 255 ... 128): thresholds exactly there and one off
+    k = 1000
+    for zp, pix in [(0, 255), (255, 0), (128, 0), (128, 255)]:
+        wb = random_bits(rng, (6, k))
+        wb[0], wb[1] = 0, 1
+        op = DenseU8("extremes", (1, 1, k), weights=pack_bits(wb), zero_point=zp)
+        xs = np.full((1, 1, 1, k), pix, dtype=np.uint8)
+        acc = accumulators(op, xs)[0]
+        assert abs(acc[0]) == k * abs(pix - zp)
+        for t in (acc, acc + 1, acc - 1):
+            op.out = Threshold(t.astype(np.int32))
+            check(libs, op, xs)
+        op.out = random_scores(rng, 6, max_abs_acc(op))
+        check(libs, op, xs)
+
+
+# -- binary conv ----------------------------------------------------------------------------
+
+@st.composite
+def conv_geometry(draw, max_hw=9, channels=st.sampled_from([1, 2, 5, 31, 32, 33, 64, 65, 95])):
+    h, w = draw(st.integers(1, max_hw)), draw(st.integers(1, max_hw))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    pads = tuple(draw(st.integers(0, 4)) for _ in range(4))  # top, left, bottom, right
+    assume(h + pads[0] + pads[2] >= kh and w + pads[1] + pads[3] >= kw)
+    return dict(in_shape=(h, w, draw(channels)), kernel=(kh, kw), stride=(sh, sw), padding=pads)
+
+
+@CASES
+@given(seed=seeds, geo=conv_geometry(), n=st.integers(1, 40),
+       pad_value=st.sampled_from([1, -1, 0]), batch=st.integers(1, 2), style=styles)
+def test_bconv2d(libs, seed, geo, n, pad_value, batch, style):
+    rng = np.random.default_rng(seed)
+    (h, w, c), (kh, kw) = geo["in_shape"], geo["kernel"]
+    op = BConv2d("bconv2d", geo["in_shape"], kernel=geo["kernel"], stride=geo["stride"],
+                 padding=geo["padding"], weights=pack_bits(random_bits(rng, (n, kh, kw, c))),
+                 pad_value=pad_value)
+    xs = packed_input(rng, batch, h, w, c, style)
+    check(libs, with_stage(rng, op, xs, False), xs)
+
+
+@pytest.mark.parametrize("pad_value", [1, -1, 0])
+def test_bconv2d_fixed_shapes(libs, pad_value):
+    """1x1 images and kernels, a window wholly in padding, and a large layer."""
+    rng = np.random.default_rng(pad_value + 5)
+    shapes = [  # in_shape, kernel, stride, padding, out channels
+        ((1, 1, 1), (1, 1), (1, 1), (0, 0, 0, 0), 1),
+        ((1, 1, 33), (3, 3), (1, 1), (1, 1, 1, 1), 5),
+        ((1, 1, 32), (1, 1), (2, 2), (3, 0, 0, 2), 8),  # windows that see only padding
+        ((5, 4, 7), (3, 2), (2, 1), (0, 2, 1, 0), 33),
+        ((16, 16, 64), (3, 3), (1, 1), (1, 1, 1, 1), 64),
+        ((13, 11, 95), (3, 3), (2, 2), (1, 0, 2, 1), 36),
+    ]
+    for in_shape, kernel, stride, padding, n in shapes:
+        h, w, c = in_shape
+        op = BConv2d("fixed", in_shape, kernel=kernel, stride=stride, padding=padding,
+                     weights=pack_bits(random_bits(rng, (n,) + kernel + (c,))), pad_value=pad_value)
+        xs = packed_input(rng, 1, h, w, c, "random")
+        check(libs, with_stage(rng, op, xs, False), xs)
+
+
+# -- uint8 conv -----------------------------------------------------------------------------
+
+@CASES
+@given(seed=seeds, geo=conv_geometry(max_hw=10, channels=st.sampled_from([1, 1, 2, 3, 4, 5, 8, 16])),
+       n=st.integers(1, 40), zp=zero_points, batch=st.integers(1, 2), style=u8_styles)
+def test_conv2d_u8(libs, seed, geo, n, zp, batch, style):
+    rng = np.random.default_rng(seed)
+    (h, w, c), (kh, kw) = geo["in_shape"], geo["kernel"]
+    op = Conv2dU8("conv2d_u8", geo["in_shape"], kernel=geo["kernel"], stride=geo["stride"],
+                  padding=geo["padding"], weights=pack_bits(random_bits(rng, (n, kh * kw * c))),
+                  zero_point=zp)
+    xs = u8_input(rng, batch, (h, w, c), style, zp)
+    check(libs, with_stage(rng, op, xs, False), xs)
+
+
+def test_conv2d_u8_fixed_shapes(libs):
+    rng = np.random.default_rng(3)
+    shapes = [
+        ((1, 1, 1), (1, 1), (1, 1), (0, 0, 0, 0), 1, 0),
+        ((28, 28, 1), (3, 3), (1, 1), (1, 1, 1, 1), 32, 128),
+        ((32, 32, 3), (5, 5), (2, 2), (2, 1, 2, 3), 20, 127),
+        ((6, 6, 3), (11, 11), (1, 1), (5, 5, 5, 5), 9, 255),  # 363-bit rows, deep padding
+    ]
+    for in_shape, kernel, stride, padding, n, zp in shapes:
+        op = Conv2dU8("fixed", in_shape, kernel=kernel, stride=stride, padding=padding,
+                      weights=pack_bits(random_bits(rng, (n, kernel[0] * kernel[1] * in_shape[2]))),
+                      zero_point=zp)
+        xs = u8_input(rng, 1, in_shape, "random", zp)
+        check(libs, with_stage(rng, op, xs, False), xs)
+
+
+# -- max-pool and argmax --------------------------------------------------------------------
+
+@CASES
+@given(seed=seeds, h=st.integers(1, 10), w=st.integers(1, 10),
+       c=st.one_of(st.sampled_from(WIDTHS), st.integers(1, 100)), kh=st.integers(1, 3),
+       kw=st.integers(1, 3), sh=st.integers(1, 3), sw=st.integers(1, 3),
+       mask=st.sampled_from(["random", "none", "all"]), batch=st.integers(1, 2), style=styles)
+def test_maxpool2d(libs, seed, h, w, c, kh, kw, sh, sw, mask, batch, style):
+    assume(kh <= h and kw <= w)
+    rng = np.random.default_rng(seed)
+    m = {"random": random_bits(rng, c), "none": np.zeros(c, np.uint8), "all": np.ones(c, np.uint8)}[mask]
+    op = MaxPool2d("maxpool2d", (h, w, c), kernel=(kh, kw), stride=(sh, sw), or_mask=pack_bits(m))
+    check(libs, op, packed_input(rng, batch, h, w, c, style))
+
+
+@CASES
+@given(scores=st.lists(st.one_of(st.integers(INT32_MIN, INT32_MAX),
+                                 st.sampled_from([INT32_MIN, INT32_MAX, -1, 0, 1])),
+                       min_size=1, max_size=60))
+def test_argmax(libs, scores):
+    s = np.array(scores, dtype=np.int32)
+    want = int(emu.argmax_s32(s))
+    for variant, lib in libs.items():
+        got = lib.argmax(s)
+        assert got == want, f"bnn_argmax_s32 [{variant}]: C={got} emulator={want} on {scores}"
+
+
+def test_argmax_ties_and_empty(libs):
+    for lib in libs.values():
+        assert lib.argmax([5, 9, 9, 1, 9]) == 1
+        assert lib.argmax([INT32_MIN] * 4) == 0
+        assert lib.argmax([-3, INT32_MAX, INT32_MAX]) == 1
+        assert lib.argmax([]) == -1
+
+
+# -- whole models, op after op --------------------------------------------------------------
+
+MODELS = [
+    ((28, 28, 1), None),
+    ((12, 10, 3), [("conv", dict(out=33, k=3, pad=1, zero_point=127)), ("pool", dict(k=2)),
+                   ("conv", dict(out=40, k=3, pad=1, pad_value=-1)),
+                   ("conv", dict(out=17, k=2, stride=2, pad_value=0, pad=1)),
+                   ("dense", dict(out=10))]),
+    ((9, 9, 1), [("dense", dict(out=100, zero_point=0)), ("dense", dict(out=65)),
+                 ("dense", dict(out=3))]),
+]
+
+
+@pytest.mark.parametrize("index", range(len(MODELS)))
+def test_random_models_layer_by_layer(libs, index):
+    """Chain the C kernels over synthetic models (each op reads the previous C output) and
+    compare every layer's output and the predicted class with the emulator's trace."""
+    shape, layers = MODELS[index]
+    model = random_model(100 + index, input_shape=shape, layers=layers)
+    xs = np.random.default_rng(index).integers(0, 256, size=(3,) + shape, dtype=np.uint8)
+    ref = emulator_run(model, xs, trace=True)
+    for variant, lib in libs.items():
+        for b in range(len(xs)):
+            act = xs[b]
+            for i, op in enumerate(model.ops):
+                act = lib.run(op, act)
+                kl.assert_same(f"{lib.kernel_name(op)} [{variant}]", f"{i}:{op.name} image {b}",
+                               act, ref.layers[i][b], None if op.out_is_scores else op.out_channels)
+            assert lib.argmax(act) == ref.predictions[b]
+
+
+# -- Cortex-M builds ------------------------------------------------------------------------
+
+CPUS = {
+    "cortex-m0": ["-mcpu=cortex-m0", "-mfloat-abi=soft"],
+    "cortex-m3": ["-mcpu=cortex-m3", "-mfloat-abi=soft"],
+    "cortex-m4": ["-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"],
+    "cortex-m7": ["-mcpu=cortex-m7", "-mfpu=fpv5-d16", "-mfloat-abi=hard"],
+    "cortex-m33": ["-mcpu=cortex-m33", "-mfpu=fpv5-sp-d16", "-mfloat-abi=hard"],
+    "cortex-m55": ["-mcpu=cortex-m55", "-mfloat-abi=hard"],
+}
+EXPECTED_PATH = {"cortex-m0": "V6M", "cortex-m3": "V7M", "cortex-m4": "DSP", "cortex-m7": "DSP",
+                 "cortex-m33": "DSP", "cortex-m55": "DSP"}
+
+needs_arm = pytest.mark.skipif(kl.arm_toolchain() is None,
+                               reason="arm-none-eabi-gcc not installed (CI installs it)")
+
+
+@needs_arm
+@pytest.mark.parametrize("opt", ["-O2", "-Os"])
+@pytest.mark.parametrize("cpu", list(CPUS))
+def test_cortex_m_build(tmp_path, cpu, opt):
+    """Warning-free with the contract's flags; no libgcc popcount (nor any other libgcc
+    helper: only <string.h>) in any kernel; the DSP path really uses USADA8."""
+    objs, stderr = kl.arm_compile(CPUS[cpu], opt, tmp_path)
+    assert stderr.strip() == ""
+    for obj in objs:
+        undefined = kl.undefined_symbols(obj)
+        assert "__popcountsi2" not in undefined, f"{obj.name} calls __popcountsi2 on {cpu} {opt}"
+        assert undefined <= {"memcpy", "memset"}, f"{obj.name} on {cpu} {opt} needs {sorted(undefined)}"
+    if EXPECTED_PATH[cpu] == "DSP":
+        dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(tmp_path / "bnn_bdense_b1.o")],
+                             capture_output=True, text=True, check=True).stdout
+        assert re.search(r"\busada8\b", dis), f"no usada8 in bnn_bdense_b1 on {cpu} {opt}"
+
+
+@needs_arm
+@pytest.mark.parametrize("cpu", list(CPUS))
+def test_cortex_m_path_selection(tmp_path, cpu):
+    """Each core compiles the path meant for it (and the M55 marks its Helium place)."""
+    src = tmp_path / "probe.c"
+    src.write_text('#include "bnn_popcount.h"\n'
+                   "PATH DSP=BNN_PATH_DSP V7M=BNN_PATH_V7M V6M=BNN_PATH_V6M "
+                   "PORTABLE=BNN_PATH_PORTABLE MVE=BNN_PATH_MVE\n")
+    out = subprocess.run(["arm-none-eabi-gcc", "-E", "-P", *CPUS[cpu], "-mthumb",
+                          f"-I{kl.INCLUDE_DIR}", f"-I{kl.KERNEL_DIR}", str(src)],
+                         capture_output=True, text=True, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("PATH "))
+    paths = dict(kv.split("=") for kv in line.split()[1:])
+    on = [k for k, v in paths.items() if v == "1" and k != "MVE"]
+    assert on == [EXPECTED_PATH[cpu]], line
+    assert paths["MVE"] == ("1" if cpu == "cortex-m55" else "0"), line
+
