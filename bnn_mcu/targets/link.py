@@ -91,6 +91,7 @@ class _Request:
     order: int = 0
     first_sent: float = 0.0
     sent_at: float = 0.0
+    overtaken: int = 0  # replies to requests sent after this one's last transmission
     why: str = ""
 
 
@@ -174,7 +175,7 @@ class DeviceLink:
                 if fd is None:
                     time.sleep(0.001)
                 continue
-                self.stats.bytes_in += len(data)
+            self.stats.bytes_in += len(data)
             for ev in decoder.feed(data):
                 self._events.put(ev)
 
@@ -215,6 +216,7 @@ class DeviceLink:
         now = time.monotonic()
         self._order += 1
         req.order = self._order
+        req.overtaken = 0
         req.attempts += 1
         req.sent_at = now
         if req.attempts == 1:
@@ -289,11 +291,13 @@ class DeviceLink:
                 continue
             del pending[req.seq]
             progress_at = time.monotonic()
-            # The board answers in order: whatever was sent before this request's last
-            # transmission and is still unanswered was lost on the way.
+            # The board answers in order: a request overtaken by the replies to two requests
+            # sent after it was lost on the way (one is tolerated: frames may be reordered).
             for other in sorted(pending.values(), key=lambda r: r.order):
                 if other.order < req.order:
-                    self._retry(other, "reply missing")
+                    other.overtaken += 1
+                    if other.overtaken >= 2:
+                        self._retry(other, "reply missing")
             on_done(req, result)
 
     def _on_error(self, req: _Request, ev: Frame) -> None:

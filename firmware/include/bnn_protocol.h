@@ -125,12 +125,13 @@ int bnn_cobs_decoder_push(bnn_cobs_decoder_t *d, uint8_t byte);
 
 typedef void (*bnn_write_fn)(const uint8_t *buf, uint32_t n);
 
-/* Streaming frame writer: COBS-encodes as it goes, so a reply of any size needs 255 bytes. */
+/* Streaming frame writer: COBS-encodes as it goes, so a reply of any size needs 257 bytes. */
 typedef struct {
     bnn_write_fn write;
     uint32_t crc;
-    uint32_t n;          /* data bytes in block[1..n] */
-    uint8_t block[255];  /* block[0] is the COBS code byte */
+    uint32_t n;          /* data bytes in the current COBS block */
+    uint8_t lead;        /* the frame's leading 0x00 is still to be sent */
+    uint8_t block[257];  /* 0x00, code byte, up to 254 data bytes, 0x00 */
 } bnn_frame_writer_t;
 
 void bnn_frame_writer_init(bnn_frame_writer_t *w, bnn_write_fn write);

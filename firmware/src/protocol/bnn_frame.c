@@ -5,22 +5,30 @@
  */
 #include "bnn_protocol.h"
 
-static void cobs_flush(bnn_frame_writer_t *w)
+/* block[0] holds the leading delimiter (sent with the first block of a frame), block[1] the
+ * COBS code byte, block[2..255] the data, block[256] room for the trailing delimiter: a short
+ * frame goes out in one write. */
+static void cobs_flush(bnn_frame_writer_t *w, int last)
 {
-    w->block[0] = (uint8_t)(w->n + 1u);
-    w->write(w->block, w->n + 1u);
+    uint32_t from = w->lead ? 0u : 1u, n = w->n + 2u;
+    w->block[1] = (uint8_t)(w->n + 1u);
+    if (last) {
+        w->block[n++] = 0u;
+    }
+    w->write(w->block + from, n - from);
     w->n = 0;
+    w->lead = 0;
 }
 
 static void cobs_put(bnn_frame_writer_t *w, uint8_t byte)
 {
     if (byte == 0u) {
-        cobs_flush(w);
+        cobs_flush(w, 0);
         return;
     }
-    w->block[++w->n] = byte;
+    w->block[2u + w->n++] = byte;
     if (w->n == 254u) {
-        cobs_flush(w); /* code 0xFF: 254 data bytes, no implied 0x00 */
+        cobs_flush(w, 0); /* code 0xFF: 254 data bytes, no implied 0x00 */
     }
 }
 
@@ -32,20 +40,20 @@ static void put_raw(bnn_frame_writer_t *w, const uint8_t *p, uint32_t n)
     }
 }
 
-static const uint8_t delimiter = 0u;
-
 void bnn_frame_writer_init(bnn_frame_writer_t *w, bnn_write_fn write)
 {
     w->write = write;
     w->crc = 0;
     w->n = 0;
+    w->lead = 0;
+    w->block[0] = 0u;
 }
 
 void bnn_frame_begin(bnn_frame_writer_t *w, uint8_t type, uint16_t seq)
 {
-    w->write(&delimiter, 1u);
     w->crc = 0;
     w->n = 0;
+    w->lead = 1;
     bnn_frame_put_u16(w, (uint16_t)(BNN_PROTO_VERSION | ((uint16_t)type << 8)));
     bnn_frame_put_u16(w, seq);
 }
@@ -84,8 +92,7 @@ void bnn_frame_end(bnn_frame_writer_t *w)
     b[2] = (uint8_t)(crc >> 16);
     b[3] = (uint8_t)(crc >> 24);
     put_raw(w, b, 4u);
-    cobs_flush(w); /* the last block; its implied 0x00 is the delimiter's */
-    w->write(&delimiter, 1u);
+    cobs_flush(w, 1); /* the last block; its implied 0x00 is the delimiter's */
 }
 
 void bnn_frame_error(bnn_frame_writer_t *w, uint16_t seq, uint8_t code, uint8_t req_type,
