@@ -56,10 +56,13 @@ def build_firmware(target: str, model_dir: str | os.PathLike | None, build_dir: 
                    opt: str = "-O2", extra_cflags: Iterable[str] = (),
                    app: str | os.PathLike | Iterable[str | os.PathLike] | None = None, *,
                    emulated_memory: bool = False, stack_size: int | None = None,
-                   jobs: int | None = None, timeout: float = BUILD_TIMEOUT) -> Path:
+                   runtime: bool = True, jobs: int | None = None,
+                   timeout: float = BUILD_TIMEOUT) -> Path:
     """Build the runner (or `app`, one or more C files replacing app/main.c) with the model in
     `model_dir` (a folder with bnn_model.c/.h; None for an app that needs no model) for
     `target`; returns build_dir/<target>.elf (for "host": a Linux executable).
+
+    runtime=False leaves out firmware/src (kernels, protocol): an app on the port alone.
 
     emulated_memory links for the larger memories QEMU is given (micro:bit: 16 MB flash,
     256 KB RAM): for test models bigger than the real part, never for memory reports.
@@ -79,6 +82,8 @@ def build_firmware(target: str, model_dir: str | os.PathLike | None, build_dir: 
         cmd.append("APP=" + " ".join(str(Path(a).resolve()) for a in apps))
     if emulated_memory:
         cmd.append("EMU_MEM=1")
+    if not runtime:
+        cmd.append("SRC_DIRS=")
     if stack_size is not None:
         cmd.append(f"STACK_SIZE={int(stack_size)}")
     # One build at a time per folder (parallel test workers may share one).

@@ -136,9 +136,13 @@ class SerialProcess:
         return self.serial
 
     def __exit__(self, exc_type, exc, tb):
+        if isinstance(exc, (SerialException, OSError)):
+            self._await_end()
         self.stop()
         problem = self._problem()
-        if problem:
+        # A failure of the link (or none) is explained by what happened to the process; any
+        # other exception from the caller's code is left as it is.
+        if problem and (exc is None or isinstance(exc, (TargetError, SerialException, OSError))):
             raise TargetError(problem) from exc
         return False
 
@@ -178,6 +182,10 @@ class SerialProcess:
                     raise TargetError(f"{self.name} did not open its serial port {url} within "
                                       f"{self.connect_timeout:.0f} s{self._tail()}") from None
                 time.sleep(0.005)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
 
     @property
     def running(self) -> bool:
@@ -224,6 +232,7 @@ class SerialProcess:
             try:
                 chunk = self.serial.read(1)
             except SerialException as e:
+                self._await_end()
                 self.check()
                 raise TargetError(f"{self.name}: serial link lost: {e}") from None
             if not chunk:
@@ -232,8 +241,18 @@ class SerialProcess:
         self.serial.timeout = self.read_timeout
         return bytes(buf)
 
+    def _await_end(self, timeout: float = 1.0) -> None:
+        """The link broke: give the process a moment to finish dying, so that the error can
+        say why (killed, fault) instead of a bare "connection reset"."""
+        try:
+            self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+
     def stop(self) -> None:
         """Close the link and end the process: SIGTERM, then SIGKILL, each with a bounded wait."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._stopped_by_us = True  # closing the link may end it too (the host build)
         if self.serial is not None:
             try:
                 self.serial.close()
@@ -242,7 +261,6 @@ class SerialProcess:
         if self._proc is None:
             return
         if self._proc.poll() is None:
-            self._stopped_by_us = True
             for sig in (signal.SIGTERM, signal.SIGKILL):
                 try:
                     os.killpg(self._proc.pid, sig)
@@ -303,9 +321,13 @@ class SerialProcess:
             return None
         if code == FAULT_EXIT_CODE or self.fault:
             return f"{self.name}: firmware fault: {self.fault or 'no report'} (exit code {code})"
-        if code == LOCKUP_EXIT_CODE:
-            return (f"{self.name}: the core locked up (exit code {code}: a fault with no working "
-                    f"handler, e.g. a bad stack or vector table){self._tail()}")
+        lockup = re.search(r"fatal: (Lockup[^\n]*)", self._output)
+        if lockup or code == LOCKUP_EXIT_CODE:
+            pc = re.search(r"R15=([0-9a-f]{8})", self._output)
+            return (f"{self.name}: the core locked up (exit code {LOCKUP_EXIT_CODE}: a fault with "
+                    f"no working handler, e.g. a bad stack pointer or vector table): "
+                    f"{lockup.group(1) if lockup else 'lockup'}"
+                    f"{f' at pc=0x{pc.group(1)}' if pc else ''}")
         if self._stopped_by_us:
             return None
         if code < 0:
