@@ -611,10 +611,13 @@ class GraphImporter:
                                      f"accumulator range ({e})") from None
             yield t.reshape(t.shape[0], n).T
 
-    def _direction(self, x: Acc, values: np.ndarray) -> np.ndarray:
-        """Per channel +1/-1: the pre-pool part is non-decreasing / non-increasing in acc."""
+    def _direction(self, x: Acc, values: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Per channel +1/-1: the pre-pool part is non-decreasing / non-increasing in acc;
+        and whether that part already outputs only +-1 (the pool acts on binary values)."""
         inc = dec = prev = None
+        binary = True
         for part in self._chunks(x, values, upto=x.pool_at):
+            binary = binary and bool(((part == 1) | (part == -1)).all())
             p = part.double()
             if prev is not None:
                 p = torch.cat([prev, p], dim=1)
@@ -628,7 +631,7 @@ class GraphImporter:
             raise ModelError(f"{self.name}: {_where(x.pool_node)}: channel {c} before the max-pool "
                              "is not monotone in the accumulator, so pooling cannot move after "
                              "the sign")
-        return np.where(inc.numpy(), 1, -1).astype(np.int8)
+        return np.where(inc.numpy(), 1, -1).astype(np.int8), binary
 
     def _hidden_response(self, x: Acc, last_node) -> np.ndarray:
         """int8 +-1 [N, P]; anything but exactly +-1 is an error naming the node."""
@@ -649,8 +652,9 @@ class GraphImporter:
     def _finish_layer(self, x: Acc, output_node, last: bool):
         layer = x.layer
         last_node = x.chain[-1][0] if x.chain else None
+        pre_binary = False
         if x.pool_at is not None:
-            layer.pool.pre_direction = self._direction(x, layer.acc_values)
+            layer.pool.pre_direction, pre_binary = self._direction(x, layer.acc_values)
         if last:
             layer.response = np.concatenate([p.double().numpy() for p in
                                              self._chunks(x, layer.acc_values)], axis=1)
@@ -660,7 +664,11 @@ class GraphImporter:
             return None
         layer.response = self._hidden_response(x, last_node)
         trace = last_node.name if last_node is not None else None
-        if x.pool_at is not None:
+        if x.pool_at is not None and x.pool_at == len(x.chain):
+            # the pool is the last op: its output is the pooled +-1 tensor, and the tensor
+            # before it is the per-position activation when that is already binary
+            layer.trace_nodes = [trace if pre_binary else None, x.pool_node.name]
+        elif x.pool_at is not None:
             layer.trace_nodes = [None, trace]
         else:
             layer.trace_nodes = [trace, None]

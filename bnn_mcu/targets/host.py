@@ -40,8 +40,9 @@ _TAIL = 1200  # characters of output quoted in errors
 
 
 class SocketSerial(protocol_socket.Serial):
-    """pyserial's `socket://` port, minus the input flush its open() does: the firmware may
-    already have sent its first bytes (a banner) by the time the connection is made."""
+    """pyserial's `socket://` port, minus two things: the input flush of open() (the firmware
+    may have sent its first bytes before the connection is set up) and the 0.3 s sleep of
+    close() (meant for quick reconnects to one server; each run here has its own port)."""
 
     _opening = False
 
@@ -55,6 +56,16 @@ class SocketSerial(protocol_socket.Serial):
     def reset_input_buffer(self):
         if not self._opening:
             super().reset_input_buffer()
+
+    def close(self):
+        if self.is_open and self._socket is not None:
+            try:
+                self._socket.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._socket.close()
+            self._socket = None
+        self.is_open = False
 
 
 def free_tcp_port() -> int:

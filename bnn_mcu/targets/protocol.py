@@ -343,29 +343,28 @@ def pack_error(code: int, req_type: int, detail: int = 0) -> bytes:
     return struct.pack("<BBHI", code, req_type, 0, detail)
 
 
+_ERROR_TEXT = {
+    Err.LENGTH: "the board rejected {req}: payload length should be {detail} bytes",
+    Err.TYPE: "the board does not know request {req}: host and firmware protocol differ",
+    Err.OVERFLOW: "the board's receive buffer holds {detail} payload bytes, the {req} frame is "
+                  "longer",
+    Err.BULK: "bulk run refused: {bulk}",
+    Err.RANGE: "bulk run refused: the bulk region holds {detail} vectors",
+    Err.VERSION: "the board saw protocol version {detail}, it speaks {version}",
+    Err.CRC: "the board received {req} with a bad CRC",
+    Err.FRAMING: "the board received a malformed frame",
+}
+
+
 def describe_error(code: int, req_type: int, detail: int) -> str:
     """An ERROR frame as one sentence."""
     try:
         req = Msg(req_type).name
     except ValueError:
         req = f"type 0x{req_type:02x}"
-    if code == Err.LENGTH:
-        return f"the board rejected {req}: payload length should be {detail} bytes"
-    if code == Err.TYPE:
-        return f"the board does not know request {req}: host and firmware protocol differ"
-    if code == Err.OVERFLOW:
-        return f"the board's receive buffer holds {detail} payload bytes, the {req} frame is longer"
-    if code == Err.BULK:
-        return f"bulk run refused: {BULK_ERRORS.get(detail, f'reason {detail}')}"
-    if code == Err.RANGE:
-        return f"bulk run refused: the bulk region holds {detail} vectors"
-    if code == Err.VERSION:
-        return f"the board saw protocol version {detail}, it speaks {VERSION}"
-    if code == Err.CRC:
-        return f"the board received {req} with a bad CRC"
-    if code == Err.FRAMING:
-        return "the board received a malformed frame"
-    return f"the board reported error {code} for {req} (detail {detail})"
+    text = _ERROR_TEXT.get(code, "the board reported error {code} for {req} (detail {detail})")
+    return text.format(req=req, detail=detail, code=code, version=VERSION,
+                       bulk=BULK_ERRORS.get(detail, f"reason {detail}"))
 
 
 def bulk_image(inputs: np.ndarray) -> bytes:
