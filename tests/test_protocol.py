@@ -188,6 +188,13 @@ def test_result_parsing_checks_the_length():
             P.parse_result(bad, 7)
 
 
+def test_bench_marks_split_into_repeats():
+    marks = [100, 110, 130, 160, 165, 200, 210, 230, 260, 265]  # 2 repeats of a 3-layer model
+    assert P.bench_marks(marks, 3) == [[10, 20, 30, 5], [10, 20, 30, 5]]
+    with pytest.raises(P.ProtocolError, match="whole bench repeats"):
+        P.bench_marks(marks[:-1], 3)
+
+
 def test_bulk_image_layout():
     img = P.bulk_image(X[:5])
     assert img[:4] == b"BNNB"

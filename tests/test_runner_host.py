@@ -5,7 +5,6 @@ the numpy twin of the stand-in model and with the emulator on generated models.
 
 from __future__ import annotations
 
-import importlib.util
 import struct
 import time
 from pathlib import Path
@@ -27,14 +26,11 @@ FIXTURES = Path(__file__).parent / "fixtures"
 PROTO_MODEL = FIXTURES / "proto_model"
 
 
-def _load_twin():
-    spec = importlib.util.spec_from_file_location("proto_model_twin", PROTO_MODEL / "twin.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+try:  # the numpy twin of the stand-in model, and the exact check, live with the codec tests
+    from .test_protocol import check_exact, twin
+except ImportError:
+    from test_protocol import check_exact, twin
 
-
-twin = _load_twin()
 RNG = np.random.default_rng(99)
 X = RNG.integers(0, 256, size=(400, twin.INPUT_BYTES), dtype=np.uint8)
 # inputs that stress COBS on the way in (and the trace on the way out): runs of 0x00 and of
@@ -65,11 +61,6 @@ class Runner:
     def __exit__(self, *exc):
         self.link.close()
         return self.proc.__exit__(*exc)
-
-
-def check_exact(res, x):
-    assert np.array_equal(res.scores, twin.scores(x))
-    assert np.array_equal(res.classes, twin.classes(x))
 
 
 # ---- commands -----------------------------------------------------------------------------
@@ -326,9 +317,7 @@ def test_runner_on_qemu(board, tmp_path):
         link.exit()
         assert q.wait(timeout=10) == 0
     # per repeat: BEGIN, one mark per layer, END; the plugin's counts repeat exactly
-    per = len(info.layers) + 2
-    assert len(q.counts.marks) == 3 * per
-    deltas = q.counts.deltas
-    runs = [deltas[r * per:r * per + per - 1] for r in range(3)]
+    runs = P.bench_marks(q.counts.marks, len(info.layers))
+    assert len(runs) == 3 and len(runs[0]) == len(info.layers) + 1
     assert runs[0] == runs[1] == runs[2] and min(runs[0]) > 0
     assert b.repeats == 3 and len(b.layers) == 3

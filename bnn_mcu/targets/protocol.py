@@ -367,6 +367,18 @@ def describe_error(code: int, req_type: int, detail: int) -> str:
                        bulk=BULK_ERRORS.get(detail, f"reason {detail}"))
 
 
+def bench_marks(marks, num_layers: int) -> list:
+    """Split the running instruction counts an instruction-counting plugin recorded at each
+    bnn_port_mark() during BENCH requests into per-repeat lists: the count of every layer,
+    then the tail (argmax and return). Per repeat the runner marks BNN_MARK_BEGIN, one mark
+    after each layer, BNN_MARK_END: num_layers + 2 marks."""
+    per = num_layers + 2
+    if len(marks) % per:
+        raise ProtocolError(f"{len(marks)} marks are not whole bench repeats of {per} marks")
+    return [[marks[i + j + 1] - marks[i + j] for j in range(per - 1)]
+            for i in range(0, len(marks), per)]
+
+
 def bulk_image(inputs: np.ndarray) -> bytes:
     """The bulk region's contents for uint8 vectors [N, input_bytes] (or [N, H, W(, C)])."""
     x = np.asarray(inputs)

@@ -96,6 +96,20 @@ extern "C" {
 #define BNN_BENCH_REQ_FIXED_BYTES 4u
 #define BNN_BULK_REQ_BYTES 8u
 
+/* Little-endian 32-bit load and store, independent of the core's byte order and alignment. */
+static inline uint32_t bnn_get_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static inline void bnn_put_le32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
 /* ---- CRC-32 ----------------------------------------------------------------------------- */
 
 /* Chainable like zlib.crc32: start with crc = 0, pass the previous result to continue. */

@@ -76,21 +76,14 @@ void bnn_frame_put_u16(bnn_frame_writer_t *w, uint16_t v)
 void bnn_frame_put_u32(bnn_frame_writer_t *w, uint32_t v)
 {
     uint8_t b[4];
-    b[0] = (uint8_t)v;
-    b[1] = (uint8_t)(v >> 8);
-    b[2] = (uint8_t)(v >> 16);
-    b[3] = (uint8_t)(v >> 24);
+    bnn_put_le32(b, v);
     bnn_frame_put(w, b, 4u);
 }
 
 void bnn_frame_end(bnn_frame_writer_t *w)
 {
-    uint32_t crc = w->crc;
     uint8_t b[4];
-    b[0] = (uint8_t)crc;
-    b[1] = (uint8_t)(crc >> 8);
-    b[2] = (uint8_t)(crc >> 16);
-    b[3] = (uint8_t)(crc >> 24);
+    bnn_put_le32(b, w->crc);
     put_raw(w, b, 4u);
     cobs_flush(w, 1); /* the last block; its implied 0x00 is the delimiter's */
 }
@@ -107,11 +100,6 @@ void bnn_frame_error(bnn_frame_writer_t *w, uint16_t seq, uint8_t code, uint8_t 
     bnn_frame_put(w, head, 4u);
     bnn_frame_put_u32(w, detail);
     bnn_frame_end(w);
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
 void bnn_frame_reader_init(bnn_frame_reader_t *r, uint8_t *buf, uint32_t cap)
@@ -150,9 +138,9 @@ int bnn_frame_reader_push(bnn_frame_reader_t *r, uint8_t byte, bnn_frame_t *fram
     body = len - BNN_PROTO_CRC_BYTES;
     frame->type = b[1];
     frame->seq = (uint16_t)(b[2] | (b[3] << 8));
-    if (bnn_crc32(0, b, body) != get_u32(b + body)) {
+    if (bnn_crc32(0, b, body) != bnn_get_le32(b + body)) {
         *err = (uint8_t)BNN_ERR_CRC;
-        *detail = get_u32(b + body);
+        *detail = bnn_get_le32(b + body);
         return BNN_RX_ERROR;
     }
     if (b[0] != BNN_PROTO_VERSION) {

@@ -9,11 +9,6 @@
 #include "bnn_port.h"
 #include "bnn_protocol.h"
 
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
 static uint32_t str_len(const char *s)
 {
     uint32_t n = s ? (uint32_t)strlen(s) : 0u;
@@ -126,7 +121,7 @@ static void bench_hook(void *ctx, uint32_t layer, const void *out, uint32_t out_
 static void do_bench(bnn_runner_t *r, const uint8_t *payload)
 {
     const bnn_runner_model_t *m = r->model;
-    uint32_t repeats = get_u32(payload), rep, total_min = 0xFFFFFFFFu;
+    uint32_t repeats = bnn_get_le32(payload), rep, total_min = 0xFFFFFFFFu;
     uint16_t i;
     int cls = 0;
 
@@ -176,16 +171,16 @@ static uint8_t bulk_check(bnn_runner_t *r)
     }
     if (!base || size < BNN_BULK_HEADER_BYTES) {
         r->bulk_checked = (uint8_t)BNN_BULK_ERR_NONE;
-    } else if (get_u32(base) != BNN_BULK_MAGIC) {
+    } else if (bnn_get_le32(base) != BNN_BULK_MAGIC) {
         r->bulk_checked = (uint8_t)BNN_BULK_ERR_MAGIC;
-    } else if (get_u32(base + 8) != r->model->input_bytes) {
+    } else if (bnn_get_le32(base + 8) != r->model->input_bytes) {
         r->bulk_checked = (uint8_t)BNN_BULK_ERR_INPUT;
     } else {
-        count = get_u32(base + 4);
+        count = bnn_get_le32(base + 4);
         if (count > (size - BNN_BULK_HEADER_BYTES) / r->model->input_bytes) {
             r->bulk_checked = (uint8_t)BNN_BULK_ERR_SIZE;
         } else if (bnn_crc32(0, base + BNN_BULK_HEADER_BYTES, count * r->model->input_bytes) !=
-                   get_u32(base + 12)) {
+                   bnn_get_le32(base + 12)) {
             r->bulk_checked = (uint8_t)BNN_BULK_ERR_CRC;
         } else {
             r->bulk_checked = 0xFFu;
@@ -197,14 +192,14 @@ static uint8_t bulk_check(bnn_runner_t *r)
 static void do_bulk(bnn_runner_t *r, const uint8_t *payload)
 {
     const uint8_t *base = bnn_port_bulk_base();
-    uint32_t first = get_u32(payload), count = get_u32(payload + 4), total, i;
+    uint32_t first = bnn_get_le32(payload), count = bnn_get_le32(payload + 4), total, i;
     uint8_t ok = bulk_check(r);
 
     if (ok != 0xFFu) {
         bnn_frame_error(&r->tx, r->seq, (uint8_t)BNN_ERR_BULK, (uint8_t)BNN_MSG_BULK, ok);
         return;
     }
-    total = get_u32(base + 4);
+    total = bnn_get_le32(base + 4);
     if (first > total || (count != 0u && count > total - first)) {
         bnn_frame_error(&r->tx, r->seq, (uint8_t)BNN_ERR_RANGE, (uint8_t)BNN_MSG_BULK, total);
         return;
