@@ -149,6 +149,19 @@ def test_compile_error_shows_the_compiler_message(tmp_path):
     assert "bad_app.c:3" in msg and "undeclared_thing" in msg
 
 
+@needs_arm
+def test_ram_overflow_on_the_real_part_is_a_link_error(tmp_path):
+    big = tmp_path / "port_big_app.c"
+    big.write_text("#include <stdint.h>\n#include \"bnn_port.h\"\n"
+                   "static volatile uint8_t arena[20000];\n"
+                   "int main(void) { arena[0] = 1; return arena[19999]; }\n")
+    with pytest.raises(TargetError, match="RAM overflow"):
+        build_firmware("microbit", None, tmp_path / "real", app=big, runtime=False)
+    # The emulated micro:bit has room for it.
+    assert build_firmware("microbit", None, tmp_path / "emu", app=big, runtime=False,
+                          emulated_memory=True).is_file()
+
+
 def test_rebuild_is_skipped_unless_something_changed(tmp_path):
     def build(opt="-O2"):
         return build_firmware("host", None, tmp_path, opt=opt, app=SELFTEST, runtime=False)
@@ -258,6 +271,19 @@ def test_icount_mode_makes_the_board_timer_deterministic(elfs):
     first, second = ticks(), ticks()
     assert first == second and first[0] > 0
     assert len(set(first)) == 1  # the same loop, the same number of ticks
+
+
+@needs_arm
+@pytest.mark.qemu
+def test_instruction_counts_stay_exact_under_icount(elfs):
+    # Under -icount QEMU re-translates blocks cut short by I/O: per-block counting would
+    # overcount there, the plugin's per-instruction counting must not.
+    with SelfTest("mps2-an500", elfs["mps2-an500"], icount_shift=3, count_instructions=True) as st:
+        for n in (7, 3000):
+            st.ask(b"c")  # timer reads: I/O inside translation blocks
+            st.ask(b"m" + u32(n))
+        st.exit(0)
+    assert st.proc.counts.deltas[0::2] == (2 * 7 + 4, 2 * 3000 + 4)
 
 
 # --- failure paths: all bounded ---------------------------------------------------------------------

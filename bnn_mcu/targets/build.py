@@ -105,7 +105,7 @@ def first_errors(log: str, n: int = _ERROR_LINES) -> str:
     """The first compiler/linker error of a build log and the lines that follow it."""
     lines = log.splitlines()
     for i, line in enumerate(lines):
-        if re.search(r"\berror\b|undefined reference|\*\*\*", line):
+        if re.search(r"\berror\b|undefined reference|\bld: |\*\*\*", line):
             return "\n".join(lines[i:i + n])
     return "\n".join(lines[-n:])
 

@@ -37,6 +37,8 @@ CONNECT_TIMEOUT = 10.0
 #: How long a stopped process gets to exit (after SIGTERM, then again after SIGKILL).
 STOP_TIMEOUT = 3.0
 _TAIL = 1200  # characters of output quoted in errors
+# Lines QEMU always prints, left out of error messages.
+_NOISE = re.compile(r"QEMU waiting for connection on|nic \S+ has no peer")
 
 
 class SocketSerial(protocol_socket.Serial):
@@ -88,11 +90,13 @@ class SerialProcess:
     #: A line the process prints when its port was taken between our probe and its bind.
     port_busy_pattern = re.compile(r"[Aa]ddress already in use")
 
-    def __init__(self, name: str, *, read_timeout: float = 5.0,
+    def __init__(self, name: str, *, read_timeout: float = 5.0, write_timeout: float = 30.0,
                  connect_timeout: float = CONNECT_TIMEOUT, stop_timeout: float = STOP_TIMEOUT,
                  keep_files: bool = False):
         self.name = name  # for messages, e.g. "QEMU mps2-an386"
         self.read_timeout = read_timeout
+        # For one write() call: host -> guest runs at only ~4-15 KiB/s on the QEMU boards.
+        self.write_timeout = write_timeout
         self.connect_timeout = connect_timeout
         self.stop_timeout = stop_timeout
         self.keep_files = keep_files
@@ -185,8 +189,8 @@ class SerialProcess:
                 raise TargetError(f"{self.name} exited with code {code} before its serial port "
                                   f"accepted a connection{self._tail()}")
             try:
-                ser = SocketSerial(url, timeout=self.read_timeout, write_timeout=self.read_timeout)
-                return ser
+                return SocketSerial(url, timeout=self.read_timeout,
+                                    write_timeout=self.write_timeout)
             except SerialException:
                 if time.monotonic() > deadline:
                     self.stop()
@@ -322,7 +326,8 @@ class SerialProcess:
         return self._serial_log
 
     def _tail(self) -> str:
-        text = (self._output or self._read_output()).strip()
+        lines = (self._output or self._read_output()).splitlines()
+        text = "\n".join(ln for ln in lines if not _NOISE.search(ln)).strip()
         return f"; last output: {text[-_TAIL:]}" if text else ""
 
     def _problem(self) -> str | None:
