@@ -350,3 +350,185 @@ def assert_same(kernel: str, layer: str, got: np.ndarray, want: np.ndarray, chan
     msg = mismatch_report(kernel, layer, got, want, channels, detail)
     if msg is not None:
         raise AssertionError(msg)
+
+
+# -- the same kernels on QEMU boards --------------------------------------------------------
+
+CASE_MAGIC = 0x4B434153  # "SACK" little-endian: one case's output follows
+END_MAGIC = 0x21444E45   # "END!"
+
+_RUNNER_C = r"""
+typedef struct {
+    uint32_t kernel; /* index in the switch below */
+    const void *params;
+    const void *input;
+    uint32_t out_words;
+    uint32_t n; /* argmax: number of scores */
+} kcase_t;
+
+static void put_u32(uint32_t v)
+{
+    uint8_t b[4];
+    b[0] = (uint8_t)v;
+    b[1] = (uint8_t)(v >> 8);
+    b[2] = (uint8_t)(v >> 16);
+    b[3] = (uint8_t)(v >> 24);
+    bnn_port_write(b, 4u);
+}
+
+static uint32_t out[MAX_OUT_WORDS + GUARD_WORDS];
+
+int main(void)
+{
+    uint32_t i, k;
+    bnn_port_init();
+    for (i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+        const kcase_t *c = &cases[i];
+        const uint32_t words = c->out_words + GUARD_WORDS;
+        for (k = 0; k < words; ++k) out[k] = SENTINEL;
+        bnn_port_mark(2u * i);
+        switch (c->kernel) {
+        case 0: bnn_bdense_b1(c->params, c->input, out); break;
+        case 1: bnn_bdense_s32(c->params, c->input, (int32_t *)out); break;
+        case 2: bnn_dense_u8_b1(c->params, c->input, out); break;
+        case 3: bnn_dense_u8_s32(c->params, c->input, (int32_t *)out); break;
+        case 4: bnn_bconv2d_b1(c->params, c->input, out); break;
+        case 5: bnn_conv2d_u8_b1(c->params, c->input, out); break;
+        case 6: bnn_maxpool2d_b1(c->params, c->input, out); break;
+        default: out[0] = (uint32_t)bnn_argmax_s32(c->input, c->n); break;
+        }
+        bnn_port_mark(2u * i + 1u);
+        put_u32(CASE_MAGIC);
+        put_u32(i);
+        put_u32(words);
+        for (k = 0; k < words; ++k) put_u32(out[k]);
+    }
+    put_u32(END_MAGIC);
+    /* Wait for the host's ack: exiting at once could lose the last bytes in the socket. */
+    (void)bnn_port_read_byte();
+    return 0;
+}
+"""
+
+
+def _c_array(ctype: str, name: str, values: np.ndarray) -> str:
+    vals = [f"0x{int(v) & 0xFFFFFFFF:08x}u" if ctype == "uint32_t" else
+            (f"(-2147483647 - 1)" if int(v) == -(2**31) else str(int(v)))
+            for v in np.asarray(values).reshape(-1)]
+    rows = [", ".join(vals[i:i + 12]) for i in range(0, len(vals), 12)] or ["0"]
+    return f"static const {ctype} {name}[] = {{\n    " + ",\n    ".join(rows) + "\n};\n"
+
+
+def _c_stage(out, i: int, parts: list) -> str:
+    if isinstance(out, Threshold):
+        parts.append(_c_array("int32_t", f"t{i}", out.thresholds))
+        return f"{{.thresholds = t{i}}}"
+    parts.append(_c_array("int32_t", f"m{i}", out.mult))
+    parts.append(_c_array("int32_t", f"b{i}", out.bias))
+    return f"{{.mult = m{i}, .bias = b{i}}}"
+
+
+def _c_geom(op) -> str:
+    g = _geom(op)
+    return "{" + ", ".join(f".{name} = {getattr(g, name)}u" for name, _ in ConvGeom._fields_) + "}"
+
+
+def firmware_source(cases: list) -> str:
+    """A firmware app (replacing app/main.c) that runs each case (op, x) once and sends its
+    output words; op None means argmax over the int32 scores x."""
+    parts, table, max_out = [], [], 1
+    for i, (op, x) in enumerate(cases):
+        if op is None:
+            parts.append(_c_array("int32_t", f"x{i}", x))
+            table.append(f"{{{KERNEL_NAMES.index('bnn_argmax_s32')}u, NULL, x{i}, 1u, {np.size(x)}u}}")
+            continue
+        name = KernelLib.kernel_name(op)
+        u8 = isinstance(op, (DenseU8, Conv2dU8))
+        parts.append(_c_array("uint8_t" if u8 else "uint32_t", f"x{i}", x))
+        ho, wo, n = op.out_shape
+        words = n if op.out_is_scores else ho * wo * words_for(n)
+        max_out = max(max_out, words)
+        if isinstance(op, MaxPool2d):
+            parts.append(_c_array("uint32_t", f"k{i}", op.or_mask))
+            h, w, c = op.in_shape
+            init = (f"bnn_maxpool2d_t p{i} = {{.in_h = {h}u, .in_w = {w}u, .ch = {c}u, "
+                    f".out_h = {ho}u, .out_w = {wo}u, .k_h = {op.kernel[0]}u, .k_w = {op.kernel[1]}u, "
+                    f".stride_h = {op.stride[0]}u, .stride_w = {op.stride[1]}u, .or_mask = k{i}}}")
+        else:
+            parts.append(_c_array("uint32_t", f"w{i}", op.weights))
+            stage = _c_stage(op.out, i, parts)
+            if isinstance(op, BDense):
+                init = (f"bnn_bdense_t p{i} = {{.in_words = {op.in_words}u, .in_bits = {op.in_bits}u, "
+                        f".out_ch = {n}u, .weights = w{i}, .stage = {stage}}}")
+            elif isinstance(op, DenseU8):
+                init = (f"bnn_dense_u8_t p{i} = {{.in_features = {op.in_features}u, .out_ch = {n}u, "
+                        f".zero_point = {op.zero_point}, .weights = w{i}, .stage = {stage}}}")
+            elif isinstance(op, BConv2d):
+                init = (f"bnn_bconv2d_t p{i} = {{.g = {_c_geom(op)}, .pad_value = {op.pad_value}, "
+                        f".weights = w{i}, .stage = {stage}}}")
+            else:
+                init = (f"bnn_conv2d_u8_t p{i} = {{.g = {_c_geom(op)}, .zero_point = {op.zero_point}, "
+                        f".weights = w{i}, .stage = {stage}}}")
+        parts.append(f"static const {init};\n")
+        table.append(f"{{{KERNEL_NAMES.index(name)}u, &p{i}, x{i}, {words}u, 0u}}")
+    head = ("/* Generated by tests/kernel_lib.py: kernel parity cases for a board. */\n"
+            "#include <stddef.h>\n#include <stdint.h>\n#include \"bnn_kernels.h\"\n"
+            "#include \"bnn_port.h\"\n\n"
+            f"#define MAX_OUT_WORDS {max_out}u\n#define GUARD_WORDS {GUARD_WORDS}u\n"
+            f"#define SENTINEL 0x{SENTINEL:08x}u\n#define CASE_MAGIC 0x{CASE_MAGIC:08x}u\n"
+            f"#define END_MAGIC 0x{END_MAGIC:08x}u\n")
+    runner_types, runner_main = _RUNNER_C.split("static void put_u32", 1)
+    return (head + "".join(parts) + runner_types + "static const kcase_t cases[] = {\n    "
+            + ",\n    ".join(table) + "\n};\n\nstatic void put_u32" + runner_main)
+
+
+def _read_exact(proc, ser, n: int, timeout: float) -> bytes:
+    import time
+    buf, deadline = bytearray(), time.monotonic() + timeout
+    while len(buf) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            proc.check()
+            raise AssertionError(f"{proc.name}: {len(buf)} of {n} bytes within {timeout:g} s")
+        ser.timeout = min(left, 0.2)
+        chunk = ser.read(n - len(buf))
+        if not chunk:
+            proc.check()
+        buf += chunk
+    return bytes(buf)
+
+
+def run_on_board(target: str, cases: list, build_dir: Path, timeout: float = 60.0):
+    """Build firmware_source(cases) for `target`, run it under QEMU with instruction counting.
+    Returns (outputs, instructions): per case its output words (uint32, guard words included)
+    and the instructions its kernel call took."""
+    from bnn_mcu.targets.boards import get_board
+    from bnn_mcu.targets.build import build_firmware
+    from bnn_mcu.targets.qemu import QemuProcess
+
+    build_dir = Path(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    src = build_dir / "kernel_cases.c"
+    text = firmware_source(cases)
+    if not src.exists() or src.read_text() != text:
+        src.write_text(text)
+    board = get_board(target)
+    elf = build_firmware(target, None, build_dir / target, app=src,
+                         emulated_memory=board.emulated_code is not None)
+    outputs = []
+    proc = QemuProcess(target, elf, count_instructions=True)
+    with proc as ser:
+        for i in range(len(cases)):
+            magic, index, words = np.frombuffer(_read_exact(proc, ser, 12, timeout), "<u4")
+            if magic != CASE_MAGIC or index != i:
+                raise AssertionError(f"{target}: bad case header {magic:#x} {index} (case {i})")
+            outputs.append(np.frombuffer(_read_exact(proc, ser, 4 * int(words), timeout), "<u4").copy())
+        end = np.frombuffer(_read_exact(proc, ser, 4, timeout), "<u4")[0]
+        if end != END_MAGIC:
+            raise AssertionError(f"{target}: no end marker ({end:#x})")
+        ser.write(b"!")
+        ser.flush()
+        code = proc.wait(timeout=timeout)
+    if code != 0:
+        raise AssertionError(f"{target}: firmware exited with {code}")
+    return outputs, list(proc.counts.deltas[0::2])

@@ -426,3 +426,97 @@ def test_cortex_m_path_selection(tmp_path, cpu):
     assert on == [EXPECTED_PATH[cpu]], line
     assert paths["MVE"] == ("1" if cpu == "cortex-m55" else "0"), line
 
+
+
+# -- QEMU boards ----------------------------------------------------------------------------
+
+QEMU_BOARDS = ["mps2-an385", "mps2-an386", "mps2-an500", "mps2-an505", "mps3-an547", "microbit"]
+
+
+def board_cases():
+    """(label, op, input) for the boards: every kernel, tails, the three paddings, odd zero
+    points, ties and constant channels, and a few layers of realistic size."""
+    rng = np.random.default_rng(2024)
+    cases = []
+
+    def add(label, op, x, scores=False):
+        if op is not None and not isinstance(op, MaxPool2d):
+            with_stage(rng, op, x[None], scores)
+        cases.append((label, op, x))
+
+    for c in (1, 31, 33, 95):
+        add(f"bdense 1x1x{c}->37", BDense("b", (1, 1, c), weights=pack_bits(random_bits(rng, (37, c)))),
+            packed_input(rng, 1, 1, 1, c, "random")[0])
+    wb = pack_bits(random_bits(rng, (70, 9, 33))).reshape(70, -1)
+    add("bdense 3x3x33->70", BDense("b", (3, 3, 33), weights=wb), packed_input(rng, 1, 3, 3, 33, "random")[0])
+    wb = pack_bits(random_bits(rng, (10, 4, 65))).reshape(10, -1)
+    add("bdense 2x2x65->10 scores", BDense("b", (2, 2, 65), weights=wb),
+        packed_input(rng, 1, 2, 2, 65, "random")[0], scores=True)
+    add("bdense 1024->1024", BDense("b", (1, 1, 1024), weights=pack_bits(random_bits(rng, (1024, 1024)))),
+        packed_input(rng, 1, 1, 1, 1024, "random")[0])
+    for shape, n, zp, scores in [((28, 28, 1), 64, 128, False), ((1, 1, 37), 9, 0, False),
+                                 ((1, 1, 37), 9, 255, True), ((5, 5, 3), 10, 127, True)]:
+        k = int(np.prod(shape))
+        add(f"dense_u8 {k}->{n} zp {zp}", DenseU8("d", shape, weights=pack_bits(random_bits(rng, (n, k))),
+                                                  zero_point=zp),
+            u8_input(rng, 1, shape, "random", zp)[0], scores=scores)
+    for pad_value in (1, -1, 0):
+        add(f"bconv2d 7x6x33 k3x2 s2x1 pad_value {pad_value}",
+            BConv2d("c", (7, 6, 33), kernel=(3, 2), stride=(2, 1), padding=(1, 0, 2, 1),
+                    weights=pack_bits(random_bits(rng, (36, 3, 2, 33))), pad_value=pad_value),
+            packed_input(rng, 1, 7, 6, 33, "random")[0])
+    add("bconv2d 16x16x64 k3 ->64", BConv2d("c", (16, 16, 64), kernel=(3, 3), padding=(1, 1, 1, 1),
+                                             weights=pack_bits(random_bits(rng, (64, 3, 3, 64)))),
+        packed_input(rng, 1, 16, 16, 64, "random")[0])
+    for shape, kernel, stride, padding, n, zp in [((28, 28, 1), (3, 3), (1, 1), (1, 1, 1, 1), 32, 128),
+                                                  ((9, 8, 3), (5, 5), (2, 2), (2, 1, 2, 3), 20, 3),
+                                                  ((1, 1, 1), (1, 1), (1, 1), (0, 0, 0, 0), 1, 0)]:
+        add(f"conv2d_u8 {'x'.join(map(str, shape))} k{kernel[0]} ->{n} zp {zp}",
+            Conv2dU8("u", shape, kernel=kernel, stride=stride, padding=padding, zero_point=zp,
+                     weights=pack_bits(random_bits(rng, (n, kernel[0] * kernel[1] * shape[2])))),
+            u8_input(rng, 1, shape, "random", zp)[0])
+    for shape, k, s in [((8, 8, 95), (2, 2), (2, 2)), ((5, 7, 33), (3, 3), (1, 2))]:
+        add(f"maxpool2d {'x'.join(map(str, shape))}",
+            MaxPool2d("p", shape, kernel=k, stride=s, or_mask=pack_bits(random_bits(rng, shape[2]))),
+            packed_input(rng, 1, *shape, "random")[0])
+    add("argmax ties", None, np.array([-7, 12, INT32_MIN, 12, INT32_MAX, INT32_MAX, 3], np.int32))
+    return cases
+
+
+@pytest.fixture(scope="module")
+def cases_for_boards():
+    return board_cases()
+
+
+needs_qemu = pytest.mark.skipif(
+    kl.arm_toolchain() is None or __import__("shutil").which("qemu-system-arm") is None,
+    reason="arm-none-eabi-gcc or qemu-system-arm not installed (CI installs both)")
+
+
+@pytest.mark.qemu
+@needs_qemu
+@pytest.mark.parametrize("target", QEMU_BOARDS)
+def test_kernels_on_qemu_boards(target, cases_for_boards, tmp_path_factory, request):
+    """The firmware build of the kernels (the board's real code path) on each QEMU board,
+    compared with the emulator exactly; instructions per kernel call are printed (-s)."""
+    cache = getattr(request.config, "cache", None)
+    build = cache.mkdir("bnn_kernels_boards") if cache is not None else tmp_path_factory.mktemp("boards")
+    cases = cases_for_boards
+    outputs, instructions = kl.run_on_board(target, [(op, x) for _, op, x in cases], build)
+    print(f"\n{target}: instructions per kernel call")
+    for (label, op, x), got, count in zip(cases, outputs, instructions):
+        guard = got.view(np.uint32)[got.size - kl.GUARD_WORDS:]
+        assert np.all(guard == kl.SENTINEL), f"{target} {label}: wrote past its output"
+        got = got[:got.size - kl.GUARD_WORDS]
+        if op is None:
+            assert int(got.view(np.int32)[0]) == int(emu.argmax_s32(x)), f"{target} {label}"
+            continue
+        want = EMULATOR[op.kind](x[None], op)[0]
+        scores = op.out_is_scores
+        if not scores:
+            got = got.reshape(op.out_shape[0], op.out_shape[1], -1)
+        kl.assert_same(f"{kl.KernelLib.kernel_name(op)} [{target}]", label,
+                       got.view(np.int32) if scores else got, want,
+                       None if scores else op.out_channels, explain(op, x[None], 0))
+        macs = f"{op.macs / count:5.2f} MAC/instr" if op.macs else ""
+        print(f"  {label:40s} {count:10d} {macs}")

@@ -28,8 +28,8 @@ void bnn_bconv2d_b1(const bnn_bconv2d_t *p, const uint32_t *in, uint32_t *out)
                     const uint32_t start = (ky * g->k_w + win.kx0) * cw;
                     if (p->pad_value != 0 && start > pos)
                         bnn_popcount_rows(w, 1, w + pos, stride, start - pos, nb, gap);
-                    bnn_popcount_block(in + bnn_window_pixel(&win, g, ky) * cw, w + start, stride,
-                                       run, nb, cnt);
+                    bnn_popcount_rows(in + bnn_window_pixel(&win, g, ky) * cw, 0, w + start, stride,
+                                      run, nb, cnt);
                     pos = start + run;
                 }
                 if (p->pad_value != 0 && stride > pos)

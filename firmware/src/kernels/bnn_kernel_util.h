@@ -17,6 +17,14 @@
 #define BNN_INLINE static inline
 #endif
 
+/* Fully unroll the loop that follows over the rows of a block, so that per-row state stays in
+ * registers (GCC keeps small arrays in memory when it only partly unrolls). */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
+#define BNN_UNROLL_BLOCK _Pragma("GCC unroll 4")
+#else
+#define BNN_UNROLL_BLOCK
+#endif
+
 /* Output channels computed together, so each loaded input word serves BNN_BLOCK weight rows.
  * Divides 32: a block never straddles an output word. */
 #define BNN_BLOCK 4u

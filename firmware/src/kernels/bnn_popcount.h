@@ -79,28 +79,53 @@ BNN_INLINE uint32_t bnn_usada8(uint32_t a, uint32_t b, uint32_t acc)
 #endif /* BNN_PATH_DSP */
 
 #if !BNN_PATH_PORTABLE
-/* Bit slicing: 8 nibbles, each the popcount (0..4) of that nibble of v. */
-BNN_INLINE uint32_t bnn_pc_nibbles(uint32_t v)
+/* The bit-slicing masks. On Thumb-2 they are hidden from GCC once per loop, so they stay in
+ * registers and each combines with a shifted operand ((v >> 1) & m in one instruction, where
+ * an immediate mask takes two). */
+typedef struct {
+    uint32_t m1, m2, m4;
+} bnn_masks_t;
+
+#if defined(__GNUC__) && defined(__thumb2__)
+#define BNN_IN_REGISTER(c) __asm__("" : "+r"(c))
+#else
+#define BNN_IN_REGISTER(c) ((void)0)
+#endif
+
+BNN_INLINE bnn_masks_t bnn_masks(void)
 {
-    v -= (v >> 1) & 0x55555555u;
-    return (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
+    bnn_masks_t k;
+    k.m1 = 0x55555555u;
+    k.m2 = 0x33333333u;
+    k.m4 = 0x0F0F0F0Fu;
+    BNN_IN_REGISTER(k.m1);
+    BNN_IN_REGISTER(k.m2);
+    BNN_IN_REGISTER(k.m4);
+    return k;
+}
+
+/* Bit slicing: 8 nibbles, each the popcount (0..4) of that nibble of v. */
+BNN_INLINE uint32_t bnn_pc_nibbles(uint32_t v, bnn_masks_t k)
+{
+    v -= (v >> 1) & k.m1;
+    return (v & k.m2) + ((v >> 2) & k.m2);
 }
 
 /* Byte lanes of popcount(v), each 0..8. */
-BNN_INLINE uint32_t bnn_pc_lanes1(uint32_t v)
+BNN_INLINE uint32_t bnn_pc_lanes1(uint32_t v, bnn_masks_t k)
 {
-    uint32_t n = bnn_pc_nibbles(v);
-    return (n + (n >> 4)) & 0x0F0F0F0Fu;
+    uint32_t n = bnn_pc_nibbles(v, k);
+    return (n + (n >> 4)) & k.m4;
 }
 
 /* Byte lanes of popcount(a) + popcount(b) + popcount(c), each 0..24: a carry-save adder
  * turns three words into ones + 2*twos, so two words get sliced instead of three. */
-BNN_INLINE uint32_t bnn_pc_lanes3(uint32_t a, uint32_t b, uint32_t c)
+BNN_INLINE uint32_t bnn_pc_lanes3(uint32_t a, uint32_t b, uint32_t c, bnn_masks_t k)
 {
     uint32_t u = a ^ b;
     uint32_t ones = u ^ c, twos = (a & b) | (u & c);
-    uint32_t n = bnn_pc_nibbles(ones) + (bnn_pc_nibbles(twos) << 1); /* nibbles 0..12 */
-    return (n & 0x0F0F0F0Fu) + ((n >> 4) & 0x0F0F0F0Fu);
+    uint32_t n = bnn_pc_nibbles(ones, k) + (bnn_pc_nibbles(twos, k) << 1); /* nibbles 0..12 */
+    return (n & k.m4) + ((n >> 4) & k.m4);
 }
 
 /* Sum of the 4 byte lanes (each 0..255). */
@@ -118,7 +143,7 @@ BNN_INLINE uint32_t bnn_lanes_sum(uint32_t lanes)
 #endif
 }
 
-/* 3-word groups per lane flush: 10 * 24 = 240 (+ 2 tail words * 8) fits a byte lane. */
+/* 3-word groups per lane flush (no DSP): 10 * 24 = 240 (+ 2 tail words * 8) fits a byte. */
 #define BNN_PC_GROUPS 10u
 #endif /* !BNN_PATH_PORTABLE */
 
@@ -127,26 +152,55 @@ BNN_INLINE uint32_t bnn_popcount32(uint32_t v)
 #if BNN_PATH_PORTABLE
     return (uint32_t)__builtin_popcount(v);
 #else
-    return bnn_lanes_sum(bnn_pc_lanes1(v));
+    return bnn_lanes_sum(bnn_pc_lanes1(v, bnn_masks()));
 #endif
 }
 
-/* cnt[j] += sum over i < n of popcount(x[i] ^ w[j*stride + i]), for the nb <= BNN_BLOCK
- * rows j. With x_zero (a constant at every call site) x is not read and counts as 0 words.
- * Each x word is loaded once for all nb rows. */
-BNN_INLINE void bnn_popcount_rows(const uint32_t *x, int x_zero, const uint32_t *w,
-                                  size_t stride, uint32_t n, uint32_t nb, uint32_t *cnt)
+#if BNN_PATH_DSP
+/* A lane accumulator: with USADA8 it is a plain count, summed at every add. */
+#define BNN_LANES_ADD(acc, lanes) bnn_usada8((lanes), 0u, (acc))
+#define BNN_LANES_TOTAL(acc) (acc)
+#elif !BNN_PATH_PORTABLE
+/* A lane accumulator: 4 byte lanes, flushed every BNN_PC_GROUPS groups. */
+#define BNN_LANES_ADD(acc, lanes) ((acc) + (lanes))
+#define BNN_LANES_TOTAL(acc) bnn_lanes_sum(acc)
+#endif
+
+/* Weight rows handled per pass over the input: on Thumb-2 two rows keep all state in the 13
+ * registers (four spill); Thumb-1 spills either way and more passes cost more. */
+#if BNN_PATH_DSP || BNN_PATH_V7M
+#define BNN_PASS_ROWS 2u
+#else
+#define BNN_PASS_ROWS BNN_BLOCK
+#endif
+
+/* The BNN_BLOCK row pointers of a block whose first nb (>= 1) rows are real: the others
+ * repeat the last real row, so a block is always full (loops unroll, state stays in
+ * registers, nothing is read out of bounds) and their results are ignored. */
+BNN_INLINE void bnn_block_rows(const uint32_t *w, size_t stride, uint32_t nb, const uint32_t **r)
+{
+    uint32_t j;
+    BNN_UNROLL_BLOCK
+    for (j = 0; j < BNN_BLOCK; ++j) r[j] = w + (j < nb ? j : nb - 1u) * stride;
+}
+
+/* cnt[j] += sum over i < n of popcount(x[i] ^ r[j][i]) for j < BNN_PASS_ROWS. */
+BNN_INLINE void bnn_popcount_pass(const uint32_t *x, int x_zero, const uint32_t *const *r,
+                                  uint32_t n, uint32_t *cnt)
 {
     uint32_t i, j;
 #if BNN_PATH_PORTABLE
     for (i = 0; i < n; ++i) {
         uint32_t xi = x_zero ? 0u : x[i];
-        for (j = 0; j < nb; ++j) cnt[j] += bnn_popcount32(xi ^ w[j * stride + i]);
+        BNN_UNROLL_BLOCK
+        for (j = 0; j < BNN_PASS_ROWS; ++j) cnt[j] += bnn_popcount32(xi ^ r[j][i]);
     }
 #else
     /* BNN_PATH_MVE: place for the Helium version (see the top of this file). */
-    uint32_t lanes[BNN_BLOCK], groups = 0u;
-    for (j = 0; j < BNN_BLOCK; ++j) lanes[j] = 0u;
+    const bnn_masks_t k = bnn_masks();
+    uint32_t acc[BNN_PASS_ROWS], groups = 0u;
+    BNN_UNROLL_BLOCK
+    for (j = 0; j < BNN_PASS_ROWS; ++j) acc[j] = 0u;
     for (i = 0; i + 3u <= n; i += 3u) {
         uint32_t x0 = 0u, x1 = 0u, x2 = 0u;
         if (!x_zero) {
@@ -154,35 +208,44 @@ BNN_INLINE void bnn_popcount_rows(const uint32_t *x, int x_zero, const uint32_t 
             x1 = x[i + 1u];
             x2 = x[i + 2u];
         }
-        for (j = 0; j < nb; ++j) {
-            const uint32_t *r = w + j * stride + i;
-            lanes[j] += bnn_pc_lanes3(x0 ^ r[0], x1 ^ r[1], x2 ^ r[2]);
+        BNN_UNROLL_BLOCK
+        for (j = 0; j < BNN_PASS_ROWS; ++j) {
+            acc[j] = BNN_LANES_ADD(acc[j], bnn_pc_lanes3(x0 ^ r[j][i], x1 ^ r[j][i + 1u],
+                                                          x2 ^ r[j][i + 2u], k));
         }
+#if !BNN_PATH_DSP
         if (++groups == BNN_PC_GROUPS) {
-            for (j = 0; j < nb; ++j) {
-                cnt[j] += bnn_lanes_sum(lanes[j]);
-                lanes[j] = 0u;
+            BNN_UNROLL_BLOCK
+            for (j = 0; j < BNN_PASS_ROWS; ++j) {
+                cnt[j] += bnn_lanes_sum(acc[j]);
+                acc[j] = 0u;
             }
             groups = 0u;
         }
+#endif
     }
     for (; i < n; ++i) {
         uint32_t xi = x_zero ? 0u : x[i];
-        for (j = 0; j < nb; ++j) lanes[j] += bnn_pc_lanes1(xi ^ w[j * stride + i]);
+        BNN_UNROLL_BLOCK
+        for (j = 0; j < BNN_PASS_ROWS; ++j) acc[j] = BNN_LANES_ADD(acc[j], bnn_pc_lanes1(xi ^ r[j][i], k));
     }
-    for (j = 0; j < nb; ++j) cnt[j] += bnn_lanes_sum(lanes[j]);
+    BNN_UNROLL_BLOCK
+    for (j = 0; j < BNN_PASS_ROWS; ++j) cnt[j] += BNN_LANES_TOTAL(acc[j]);
+    (void)groups;
 #endif
 }
 
-/* bnn_popcount_rows with a compile-time row count for full blocks (the row loops unroll). */
-BNN_INLINE void bnn_popcount_block(const uint32_t *x, const uint32_t *w, size_t stride,
-                                   uint32_t n, uint32_t nb, uint32_t *cnt)
+/* cnt[j] += sum over i < n of popcount(x[i] ^ w[j*stride + i]) for the BNN_BLOCK rows j of a
+ * block (see bnn_block_rows: counts of rows from nb on are to be ignored). With x_zero (a
+ * constant at every call site) x is not read and counts as 0. Each x word is loaded once per
+ * pass of BNN_PASS_ROWS rows. */
+BNN_INLINE void bnn_popcount_rows(const uint32_t *x, int x_zero, const uint32_t *w,
+                                  size_t stride, uint32_t n, uint32_t nb, uint32_t *cnt)
 {
-    if (nb == BNN_BLOCK) {
-        bnn_popcount_rows(x, 0, w, stride, n, BNN_BLOCK, cnt);
-    } else {
-        bnn_popcount_rows(x, 0, w, stride, n, nb, cnt);
-    }
+    const uint32_t *r[BNN_BLOCK];
+    uint32_t j;
+    bnn_block_rows(w, stride, nb, r);
+    for (j = 0; j < BNN_BLOCK; j += BNN_PASS_ROWS) bnn_popcount_pass(x, x_zero, r + j, n, cnt + j);
 }
 
 #endif /* BNN_POPCOUNT_H */
