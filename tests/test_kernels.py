@@ -32,7 +32,7 @@ except ImportError:
 EMULATOR = {"bdense": emu.bdense, "dense_u8": emu.dense_u8, "bconv2d": emu.bconv2d,
             "conv2d_u8": emu.conv2d_u8, "maxpool2d": emu.maxpool2d_b1}
 
-CASES = settings(max_examples=40, deadline=None,
+CASES = settings(max_examples=100, deadline=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 

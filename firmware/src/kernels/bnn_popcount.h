@@ -156,14 +156,26 @@ BNN_INLINE uint32_t bnn_popcount32(uint32_t v)
 #endif
 }
 
+#if !BNN_PATH_PORTABLE
+/* A lane accumulator. DSP: a plain count (USADA8 sums the byte lanes at every add). Others:
+ * 4 byte lanes, flushed every BNN_PC_GROUPS groups. */
+BNN_INLINE uint32_t bnn_lanes_add(uint32_t acc, uint32_t lanes)
+{
 #if BNN_PATH_DSP
-/* A lane accumulator: with USADA8 it is a plain count, summed at every add. */
-#define BNN_LANES_ADD(acc, lanes) bnn_usada8((lanes), 0u, (acc))
-#define BNN_LANES_TOTAL(acc) (acc)
-#elif !BNN_PATH_PORTABLE
-/* A lane accumulator: 4 byte lanes, flushed every BNN_PC_GROUPS groups. */
-#define BNN_LANES_ADD(acc, lanes) ((acc) + (lanes))
-#define BNN_LANES_TOTAL(acc) bnn_lanes_sum(acc)
+    return bnn_usada8(lanes, 0u, acc);
+#else
+    return acc + lanes;
+#endif
+}
+
+BNN_INLINE uint32_t bnn_lanes_total(uint32_t acc)
+{
+#if BNN_PATH_DSP
+    return acc;
+#else
+    return bnn_lanes_sum(acc);
+#endif
+}
 #endif
 
 /* Weight rows handled per pass over the input: on Thumb-2 two rows keep all state in the 13
@@ -210,7 +222,7 @@ BNN_INLINE void bnn_popcount_pass(const uint32_t *x, int x_zero, const uint32_t 
         }
         BNN_UNROLL_BLOCK
         for (j = 0; j < BNN_PASS_ROWS; ++j) {
-            acc[j] = BNN_LANES_ADD(acc[j], bnn_pc_lanes3(x0 ^ r[j][i], x1 ^ r[j][i + 1u],
+            acc[j] = bnn_lanes_add(acc[j], bnn_pc_lanes3(x0 ^ r[j][i], x1 ^ r[j][i + 1u],
                                                           x2 ^ r[j][i + 2u], k));
         }
 #if !BNN_PATH_DSP
@@ -227,10 +239,12 @@ BNN_INLINE void bnn_popcount_pass(const uint32_t *x, int x_zero, const uint32_t 
     for (; i < n; ++i) {
         uint32_t xi = x_zero ? 0u : x[i];
         BNN_UNROLL_BLOCK
-        for (j = 0; j < BNN_PASS_ROWS; ++j) acc[j] = BNN_LANES_ADD(acc[j], bnn_pc_lanes1(xi ^ r[j][i], k));
+        for (j = 0; j < BNN_PASS_ROWS; ++j) {
+            acc[j] = bnn_lanes_add(acc[j], bnn_pc_lanes1(xi ^ r[j][i], k));
+        }
     }
     BNN_UNROLL_BLOCK
-    for (j = 0; j < BNN_PASS_ROWS; ++j) cnt[j] += BNN_LANES_TOTAL(acc[j]);
+    for (j = 0; j < BNN_PASS_ROWS; ++j) cnt[j] += bnn_lanes_total(acc[j]);
     (void)groups;
 #endif
 }
