@@ -336,6 +336,20 @@ def test_bulk_larger_than_the_region_is_refused(elfs, tmp_path):
             pass
 
 
+def test_socket_serial_keeps_the_bytes_sent_before_the_peer_closed():
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as srv:
+        ser = host.SocketSerial(f"socket://127.0.0.1:{srv.getsockname()[1]}", timeout=2)
+        conn, _ = srv.accept()
+        conn.sendall(b"last words")
+        conn.close()
+        assert ser.read(100) == b"last words"  # plain pyserial raises and drops them
+        with pytest.raises(host.SerialException, match="disconnected"):
+            ser.read(1)
+        ser.close()
+
+
 def test_host_port_stdio_mode(elfs):
     p = subprocess.run([str(elfs["host"]), "--stdio"], input=b"ix\x05", capture_output=True,
                        timeout=10)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -26,7 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from serial import SerialException
+from serial import PortNotOpenError, SerialException
+from serial.serialutil import Timeout
 from serial.urlhandler import protocol_socket
 
 from ..errors import TargetError
@@ -42,11 +44,42 @@ _NOISE = re.compile(r"QEMU waiting for connection on|nic \S+ has no peer")
 
 
 class SocketSerial(protocol_socket.Serial):
-    """pyserial's `socket://` port, minus two things: the input flush of open() (the firmware
-    may have sent its first bytes before the connection is set up) and the 0.3 s sleep of
-    close() (meant for quick reconnects to one server; each run here has its own port)."""
+    """pyserial's `socket://` port, with three changes that make it behave like a serial port
+    whose far end may stop at any time:
+    - read() returns the bytes it received before the peer closed the connection (pyserial
+      raises and drops them); the next read() raises SerialException("socket disconnected");
+    - open() does not flush input (the firmware may send its first bytes at once);
+    - close() does not sleep 0.3 s (meant for quick reconnects; each run has its own port)."""
 
     _opening = False
+    _eof = False
+
+    def read(self, size=1):
+        if not self.is_open:
+            raise PortNotOpenError()
+        data = bytearray()
+        timeout = Timeout(self._timeout)
+        while len(data) < size and not self._eof:
+            ready, _, _ = select.select([self._socket], [], [], timeout.time_left())
+            if not ready:
+                break
+            try:
+                chunk = self._socket.recv(size - len(data))
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError as e:  # e.g. reset by a peer that died with unread input
+                if not data:
+                    raise SerialException(f"read failed: {e}") from None
+                chunk = b""
+            if not chunk:
+                self._eof = True
+                break
+            data += chunk
+            if timeout.expired():
+                break
+        if not data and self._eof and size > 0:
+            raise SerialException("socket disconnected")
+        return bytes(data)
 
     def open(self):
         self._opening = True
