@@ -306,6 +306,15 @@ def test_killed_mid_run_is_a_clear_error(target, elfs):
             st.ask(b"i")
 
 
+@pytest.mark.parametrize("target", ["host", pytest.param("mps2-an386", marks=needs_arm)])
+def test_firmware_that_exits_early_is_a_clear_error(target, elfs):
+    st = SelfTest(target, elfs[target])
+    with pytest.raises(TargetError, match=r"exited unexpectedly with code 3"):
+        with st:
+            st.ser.write(b"x\x03")
+            st.ask(b"i")  # the answer never comes: the firmware has gone
+
+
 @pytest.mark.parametrize("target", ["host", pytest.param("microbit", marks=needs_arm)])
 def test_a_device_that_never_answers_times_out(target, elfs):
     t0 = time.monotonic()
