@@ -319,7 +319,7 @@ def test_firmware_that_exits_early_is_a_clear_error(target, elfs):
 def test_a_device_that_never_answers_times_out(target, elfs):
     t0 = time.monotonic()
     with SelfTest(target, elfs[target]) as st:
-        with pytest.raises(TargetError, match=r"no a reply within 0.5 s"):
+        with pytest.raises(TargetError, match=r"no reply within 0.5 s"):
             st.ask(b"?", timeout=0.5)  # unknown command: no answer
         with pytest.raises(TargetError, match=r"did not exit within 0.5 s"):
             st.proc.wait(timeout=0.5)

@@ -265,7 +265,7 @@ class SerialProcess:
             raise TargetError(problem)
 
     def read_until(self, terminator: bytes = b"\n", timeout: float = 5.0,
-                   what: str = "a reply") -> bytes:
+                   what: str = "reply") -> bytes:
         """Read up to and including `terminator`; a TargetError after `timeout` seconds or
         when the process ends first."""
         deadline = time.monotonic() + timeout
