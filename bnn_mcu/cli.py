@@ -133,8 +133,9 @@ def _inputs(path: str, model):
 
 def cmd_predict(args) -> int:
     import numpy as np
-    from .targets.dispatch import predict_on_target
+    from .targets.dispatch import check_target, predict_on_target
 
+    check_target(args.target, allow_all=False)
     model = _load(args)
     x = _inputs(args.inputs, model)
     scores, pred = predict_on_target(model, x, args.target, args)
@@ -173,6 +174,16 @@ def cmd_demo(args) -> int:
     return run_demo(args)
 
 
+def _device_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--baud", type=int, default=115200, help="serial targets (default 115200)")
+    p.add_argument("--stream", type=int, metavar="N",
+                   help="vectors sent through the serial protocol on host/QEMU (default 200; "
+                        "the rest go through the bulk region); real boards stream all")
+    p.add_argument("--emulated-memory", action="store_true",
+                   help="QEMU only: link for the enlarged emulated memories (micro:bit) to test a "
+                        "model bigger than the real part")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Binarized neural networks on "
                                 "microcontrollers: train, convert, generate C, prove bit-exactness.")
@@ -191,9 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=100)
     t.add_argument("--lr-start", type=float, default=3e-3)
     t.add_argument("--lr-end", type=float, default=3e-7)
-    t.add_argument("--loss", choices=["hinge", "ce"], default="hinge",
-                   help="squared hinge on +-1 targets (BinaryNet) or cross-entropy")
-    t.add_argument("--glorot-lr", action="store_true", help="BinaryNet per-layer Glorot LR scaling")
+    t.add_argument("--loss", choices=["ce", "hinge"], default="ce",
+                   help="cross-entropy (default) or BinaryNet's squared hinge on +-1 targets")
+    t.add_argument("--glorot-lr", action=argparse.BooleanOptionalAction, default=True,
+                   help="BinaryNet per-layer Glorot learning-rate scaling of binary weights "
+                        "(default on)")
     t.add_argument("--dropout-in", type=float)
     t.add_argument("--dropout-hidden", type=float)
     t.add_argument("--stochastic", action="store_true",
@@ -226,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="emulator, host, qemu:BOARD, serial:PORT (default emulator)")
     pr.add_argument("-o", "--output", required=True, help="PRED.npy (int64 classes)")
     pr.add_argument("--scores", help="also write the int32 scores to this .npy")
-    pr.add_argument("--baud", type=int, default=115200)
+    _device_args(pr)
     pr.set_defaults(func=cmd_predict)
 
     v = sub.add_parser("verify", help="prove bit-exactness on a target (parity ladder)")
@@ -235,9 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="emulator (PyTorch vs emulator), host, qemu:BOARD, qemu:all, serial:PORT")
     v.add_argument("--data", default="fashion-mnist")
     v.add_argument("--limit", type=int, help="first N test images only")
-    v.add_argument("--baud", type=int, default=115200)
+    _device_args(v)
     v.add_argument("--trace", type=int, default=None, metavar="N",
-                   help="per-layer trace parity on the first N vectors (device targets)")
+                   help="per-layer trace parity on the first N vectors (device targets, default 8)")
+    v.add_argument("--no-count", action="store_true",
+                   help="skip the exact instruction count on QEMU boards")
     v.set_defaults(func=cmd_verify)
 
     g = sub.add_parser("generate", help="generate C for a microcontroller")

@@ -121,3 +121,102 @@ def report_table(rep: ParityReport) -> str:
     lines += [f"note: {n}" for n in rep.notes]
     lines.append("PARITY OK" if rep.ok else "PARITY FAILED")
     return "\n".join(lines)
+
+
+# -- ladder levels 2-5: a device target against the emulator ------------------------------------
+
+@dataclass
+class DeviceParity:
+    target: str
+    core: str
+    vectors: int
+    streamed: int
+    bulk: int
+    score_mismatches: int  # vectors whose scores differ in any class
+    class_mismatches: int
+    correct: int
+    traced: int = 0
+    trace_bits: int = 0
+    trace_mismatching_bits: int = 0
+    first_vector: int | None = None
+    first_layer: str | None = None
+    first_channel: int | None = None
+    instructions: int | None = None  # per inference (QEMU plugin)
+    flash_bytes: int | None = None
+    ram_bytes: int | None = None
+    stack_bytes: int | None = None
+    notes: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.score_mismatches == 0 and self.class_mismatches == 0 and \
+            self.trace_mismatching_bits == 0
+
+
+def device_layer_words(op, data: bytes) -> np.ndarray:
+    """A traced layer's bytes as the emulator's array for one vector."""
+    if op.out_is_scores:
+        return np.frombuffer(data, dtype="<i4").astype(np.int32).reshape(1, 1, 1, -1)
+    h, w, _ = op.out_shape
+    return np.frombuffer(data, dtype="<u4").astype(np.uint32).reshape(1, h, w, -1)
+
+
+def first_layer_difference(model: IntModel, layers_dev: list, emu_layers: list, v: int):
+    """(layer name, channel) of the first layer where a traced vector differs, or (None, None)."""
+    for i, op in enumerate(model.ops):
+        a = device_layer_words(op, layers_dev[i])
+        b = emu_layers[i][v:v + 1]
+        if op.out_is_scores:
+            diff = np.flatnonzero(a.reshape(-1) != b.reshape(-1))
+            if len(diff):
+                return op.name, int(diff[0])
+        else:
+            mism, _, c = first_mismatch(a, b, op.out_channels)
+            if mism:
+                return op.name, c
+    return None, None
+
+
+def compare_device(model: IntModel, res, emu, y: np.ndarray) -> DeviceParity:
+    """Every score of every vector, and every traced layer's bits, must equal the emulator's."""
+    info = res.info
+    bad = np.flatnonzero((res.scores != emu.scores).any(axis=1))
+    p = DeviceParity(res.target.label, getattr(info, "core", "?"), len(res.scores), res.streamed,
+                     res.bulk, len(bad), int((res.classes != emu.predictions).sum()),
+                     int((res.classes == y).sum()), traced=len(res.traces))
+    for v, layers in enumerate(res.traces):
+        for i, op in enumerate(model.ops):
+            a = device_layer_words(op, layers[i])
+            b = emu.layers[i][v:v + 1]
+            if op.out_is_scores:
+                p.trace_bits += a.size * 32
+                p.trace_mismatching_bits += int(popcount(
+                    (a.view(np.uint32) ^ b.astype(np.int32).view(np.uint32))).sum())
+            else:
+                p.trace_bits += int(np.prod(a.shape[1:-1])) * op.out_channels
+                p.trace_mismatching_bits += first_mismatch(a, b, op.out_channels)[0]
+    if len(bad):
+        p.first_vector = int(bad[0])
+    if res.firmware is not None:
+        p.flash_bytes, p.ram_bytes = res.firmware.flash_bytes, res.firmware.ram_bytes
+    p.stack_bytes = getattr(info, "stack_used", None)
+    return p
+
+
+def device_table(rows: list) -> str:
+    body = []
+    for r in rows:
+        where = "" if r.first_vector is None else (
+            f"vector {r.first_vector}" + (f", layer {r.first_layer}, channel {r.first_channel}"
+                                          if r.first_layer else ""))
+        body.append([r.target, r.core, f"{r.vectors:,} ({r.streamed:,} serial)",
+                     f"{r.score_mismatches:,}", f"{r.trace_mismatching_bits:,}/{r.trace_bits:,}",
+                     f"{r.correct / max(1, r.vectors):.4f}",
+                     "-" if r.instructions is None else f"{r.instructions:,}",
+                     "-" if not r.flash_bytes else f"{r.flash_bytes:,}",
+                     "-" if not r.ram_bytes else f"{r.ram_bytes:,}",
+                     "-" if r.stack_bytes is None else f"{r.stack_bytes:,}", where])
+    return tabulate(body, headers=["target", "core", "vectors", "mismatching scores",
+                                   "trace bits differing", "accuracy", "instr/inference",
+                                   "flash B", "RAM B", "stack B", "first mismatch"],
+                    tablefmt="simple", disable_numparse=True)

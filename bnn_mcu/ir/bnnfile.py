@@ -138,8 +138,10 @@ def _op_from_json(d: dict, blob: memoryview, i: int):
 
 def parse(data: bytes, name: str = "model") -> IntModel:
     """Parse .bnn bytes; every inconsistency is a ModelError naming the file."""
-    if len(data) < _PREFIX.size + _HASH_BYTES or data[:8] != MAGIC:
+    if data[:8] != MAGIC:
         raise ModelError(f"{name}: not a .bnn model file (bad magic)")
+    if len(data) < _PREFIX.size + _HASH_BYTES:
+        raise ModelError(f"{name}: truncated or corrupt .bnn file ({len(data)} bytes)")
     _, version, hlen, blen = _PREFIX.unpack_from(data)
     if version != VERSION:
         raise ModelError(f"{name}: .bnn format version {version} is not supported "

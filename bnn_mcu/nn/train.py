@@ -33,8 +33,8 @@ class TrainConfig:
     batch_size: int = 100
     lr_start: float = 3e-3
     lr_end: float = 3e-7
-    loss: str = "hinge"  # "hinge" (squared hinge on +-1 targets) or "ce"
-    glorot_lr: bool = False
+    loss: str = "ce"  # "ce" or "hinge" (BinaryNet's squared hinge on +-1 targets)
+    glorot_lr: bool = True
     seed: int = 0
     threads: int | None = None
 

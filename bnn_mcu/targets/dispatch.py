@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 
 from ..errors import BnnError, MismatchError
@@ -9,34 +12,56 @@ from ..errors import BnnError, MismatchError
 TARGET_HELP = "emulator, host, qemu:BOARD, qemu:all, serial:PORT"
 
 
-def parse_target(text: str) -> tuple[str, str | None]:
-    kind, _, arg = text.partition(":")
-    if kind == "emulator" and not arg:
-        return "emulator", None
-    raise BnnError(f"unknown target {text!r}; use one of: {TARGET_HELP}")
+def device_targets(text: str, baud: int):
+    """The device targets a --target names (qemu:all = every QEMU board)."""
+    from .boards import QEMU_BOARDS
+    from .session import Target, parse_device_target
+
+    if text == "qemu:all":
+        return [Target("qemu", b) for b in QEMU_BOARDS]
+    return [parse_device_target(text, baud)]
+
+
+def check_target(text: str, allow_all: bool = True) -> None:
+    """Fail fast (before loading models or data) on a target that does not exist."""
+    if text == "emulator" or (allow_all and text == "qemu:all"):
+        return
+    if text.partition(":")[0] not in ("host", "qemu", "serial"):
+        raise BnnError(f"unknown target {text!r}; use one of: {TARGET_HELP}")
+    device_targets(text, 115200)
 
 
 def predict_on_target(model, x: np.ndarray, target: str, args):
-    kind, arg = parse_target(target)
+    check_target(target, allow_all=False)
     from .. import emulator
-    r = emulator.run(model, x)
-    return r.scores, r.predictions
+    if target == "emulator":
+        r = emulator.run(model, x)
+        return r.scores, r.predictions
+    from .session import run_on_device
+    (t,) = device_targets(target, getattr(args, "baud", 115200))
+    res = run_on_device(model, t, x, stream=getattr(args, "stream", None),
+                        emulated_memory=getattr(args, "emulated_memory", False))
+    return res.scores, res.classes
 
 
 def verify_on_target(args) -> int:
     from ..data import load_dataset
     from ..models import is_bnn_file
-    from ..verify import report_table, verify_against_pytorch
 
-    kind, arg = parse_target(args.target)
-    if is_bnn_file(args.model):
-        raise BnnError(f"{args.model}: --target emulator compares the PyTorch model with the "
-                       "emulator; give the .pt model (a .bnn has no PyTorch reference)")
+    check_target(args.target)
+    if args.target == "emulator":
+        if is_bnn_file(args.model):
+            raise BnnError(f"{args.model}: --target emulator compares the PyTorch model with the "
+                           "emulator; give the .pt model (a .bnn has no PyTorch reference)")
+        return _verify_emulator(args, load_dataset(args.data))
+    return _verify_devices(args, load_dataset(args.data))
+
+
+def _verify_emulator(args, data) -> int:
     from ..models import convert_program
     from ..nn.export import load_program
-    from pathlib import Path
+    from ..verify import report_table, verify_against_pytorch
 
-    data = load_dataset(args.data)
     x, y = data.test_x[: args.limit], data.test_y[: args.limit]
     ep = load_program(args.model, args.trust_pickle, args.input_shape)
     model = convert_program(ep, Path(args.model).name)
@@ -46,4 +71,51 @@ def verify_on_target(args) -> int:
     if not rep.ok:
         raise MismatchError(f"{rep.mismatching_bits} mismatching bits, "
                             f"{rep.vectors - rep.agree} differing predictions")
+    return 0
+
+
+def _verify_devices(args, data) -> int:
+    from .. import emulator
+    from ..models import load_model
+    from ..verify import compare_device, device_table, first_layer_difference
+    from .session import count_instructions, run_on_device
+
+    model = load_model(args.model, args.trust_pickle, args.input_shape)
+    targets = device_targets(args.target, args.baud)
+    x, y = data.test_x[: args.limit], data.test_y[: args.limit]
+    h, w, c = model.input_shape
+    if x.shape[1:] != (h, w, c):
+        raise BnnError(f"{data.name} images are {'x'.join(map(str, x.shape[1:]))}, the model "
+                       f"takes {h}x{w}x{c}")
+    trace_n = args.trace if args.trace is not None else min(len(x), 8)
+    emu = emulator.run(model, x, trace=True)
+    rows = []
+    for t in targets:
+        print(f"{t.label}: {len(x):,} vectors ...", file=sys.stderr)
+        res = run_on_device(model, t, x, stream=args.stream, trace=trace_n,
+                            emulated_memory=args.emulated_memory)
+        row = compare_device(model, res, emu, y)
+        if row.first_vector is not None:  # name the layer and channel where it starts
+            again = run_on_device(model, t, x[row.first_vector:row.first_vector + 1], stream=1,
+                                  trace=1, progress=False, emulated_memory=args.emulated_memory)
+            sub = emulator.run(model, x[row.first_vector:row.first_vector + 1], trace=True)
+            row.first_layer, row.first_channel = first_layer_difference(
+                model, again.traces[0], sub.layers, 0)
+        if t.kind == "qemu" and not args.no_count:
+            layers, tail, _, _ = count_instructions(model, t.name, x[0],
+                                                    emulated_memory=args.emulated_memory)
+            row.instructions = sum(layers) + tail
+        rows.append(row)
+    print(f"{Path(args.model).name} on {data.name} test set: device vs emulator "
+          "(every score of every vector; per-layer bits of the first "
+          f"{trace_n} vectors)")
+    print(device_table(rows))
+    bad = [r for r in rows if not r.ok]
+    print("PARITY OK" if not bad else "PARITY FAILED")
+    if bad:
+        r = bad[0]
+        raise MismatchError(f"{r.target}: {r.score_mismatches} vectors with differing scores, "
+                            f"{r.trace_mismatching_bits} differing trace bits"
+                            + (f"; first at vector {r.first_vector}, layer {r.first_layer}, "
+                               f"channel {r.first_channel}" if r.first_vector is not None else ""))
     return 0

@@ -1,0 +1,135 @@
+"""The CLI end to end on real data, and one-line errors for user mistakes."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cli(*args, cwd=None):
+    p = subprocess.run([sys.executable, "-m", "bnn_mcu.cli", *map(str, args)], cwd=cwd or ROOT,
+                       capture_output=True, text=True, timeout=600)
+    return p.returncode, p.stdout, p.stderr
+
+
+def one_line_error(rc, err, pattern, code=2):
+    import re
+    assert rc == code, (rc, err)
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    rc, out, err = cli("train", "--preset", "mlp", "--width", "64", "--data", "digits",
+                       "--epochs", "2", "-q", "-o", d / "m.pt")
+    assert rc == 0, err
+    assert "test accuracy" in out
+    from bnn_mcu.ir import bnnfile
+    from bnn_mcu.models import load_model
+    bnnfile.save(load_model(d / "m.pt"), d / "ref.bnn")
+    return d
+
+
+def test_train_writes_model_checkpoint_metrics(trained):
+    import json
+    assert (trained / "m.pt").is_file() and (trained / "m.ckpt").is_file()
+    metrics = json.loads((trained / "m.json").read_text())
+    assert metrics["data"] == "digits" and len(metrics["history"]) == 2
+    assert 0.3 < metrics["test_acc"] <= 1.0
+    # loadable without our classes
+    ep = torch.export.load(open(trained / "m.pt", "rb"))
+    out = ep.module()(torch.zeros(3, 8, 8, dtype=torch.uint8))
+    assert out.shape == (3, 10)
+
+
+def test_resume_continues_epochs(trained):
+    rc, out, err = cli("train", "--preset", "mlp", "--width", "64", "--data", "digits",
+                       "--epochs", "3", "-q", "-o", trained / "m.pt", "--resume", trained / "m.ckpt")
+    assert rc == 0, err
+    import json
+    hist = json.loads((trained / "m.json").read_text())["history"]
+    assert [h["epoch"] for h in hist] == [1, 2, 3]
+
+
+def test_evaluate_convert_inspect_predict_verify(trained):
+    rc, out, err = cli("evaluate", trained / "m.pt", "--data", "digits")
+    assert rc == 0 and "accuracy" in out, err
+    acc_pt = float(out.split("accuracy")[-1])
+    rc, out, err = cli("convert", trained / "m.pt", "-o", trained / "m.bnn")
+    assert rc == 0 and "hash" in out, err
+    rc, out, err = cli("evaluate", trained / "m.bnn", "--data", "digits")
+    assert rc == 0 and float(out.split("accuracy")[-1]) == acc_pt, out
+    rc, out, err = cli("inspect", trained / "m.bnn")
+    assert rc == 0 and "bnn_dense_u8_b1" in out and "total" in out, err
+    from bnn_mcu.data import load_dataset
+    x = load_dataset("digits").test_x[:50, ..., 0]
+    np.save(trained / "x.npy", x)
+    rc, out, err = cli("predict", trained / "m.bnn", "--inputs", trained / "x.npy",
+                       "-o", trained / "p.npy", "--scores", trained / "s.npy")
+    assert rc == 0, err
+    pred = np.load(trained / "p.npy")
+    assert pred.dtype == np.int64 and pred.shape == (50,)
+    ep = torch.export.load(open(trained / "m.pt", "rb"))
+    ref = ep.module()(torch.from_numpy(x)).argmax(1).numpy()
+    assert np.array_equal(ref, pred)
+    rc, out, err = cli("verify", trained / "m.pt", "--data", "digits")
+    assert rc == 0 and "PARITY OK" in out, out + err
+
+
+def test_bad_inputs_one_line_errors(trained, tmp_path):
+    one_line_error(*cli("train", "--preset", "resnet", "--data", "digits", "-o", tmp_path / "x.pt")[::2],
+                   "unknown preset 'resnet'; choose one of mlp, cnn")
+    one_line_error(*cli("train", "--preset", "mlp", "--data", "cifar", "-o", tmp_path / "x.pt")[::2],
+                   "unknown data set 'cifar'")
+    (tmp_path / "idx").mkdir()
+    one_line_error(*cli("train", "--preset", "mlp", "--data", f"idx:{tmp_path / 'idx'}",
+                        "-o", tmp_path / "x.pt")[::2], "missing train-images-idx3-ubyte")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    (ro / "sub").write_text("a file, not a folder")
+    one_line_error(*cli("train", "--preset", "mlp", "--data", "digits", "--epochs", "1",
+                        "-o", ro / "sub" / "m.pt")[::2], "cannot write the model there")
+    one_line_error(*cli("convert", tmp_path / "missing.pt", "-o", tmp_path / "m.bnn")[::2],
+                   "no such file")
+    # a pickled module: refused without --trust-pickle
+    from bnn_mcu.nn.presets import ModelConfig, build_model
+    torch.save(build_model(ModelConfig("mlp", (8, 8, 1), 10, width=16)), tmp_path / "pickled.pt")
+    one_line_error(*cli("convert", tmp_path / "pickled.pt", "-o", tmp_path / "p.bnn")[::2],
+                   "pickled Python object; loading it runs code from the file.*--trust-pickle")
+    rc, out, err = cli("convert", tmp_path / "pickled.pt", "--trust-pickle", "-o", tmp_path / "p.bnn")
+    assert rc == 0, err
+    # a damaged .bnn
+    data = bytearray((trained / "ref.bnn").read_bytes())
+    data[100] ^= 4
+    (tmp_path / "bad.bnn").write_bytes(bytes(data))
+    one_line_error(*cli("inspect", tmp_path / "bad.bnn")[::2], r"corrupt .bnn file \(content hash mismatch\)")
+    (tmp_path / "short.bnn").write_bytes(bytes(data[:50]))
+    one_line_error(*cli("inspect", tmp_path / "short.bnn")[::2], "truncated or corrupt")
+    # an unsupported layer
+    body = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 4))
+    from bnn_mcu.nn.export import export_module, save_program
+    from bnn_mcu.nn.layers import InputQuant
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q, self.b = InputQuant(1), body
+
+        def forward(self, x):
+            return self.b(self.q(x))
+    save_program(export_module(Net(), (8, 8, 1)), tmp_path / "float.pt")
+    one_line_error(*cli("convert", tmp_path / "float.pt", "-o", tmp_path / "f.bnn")[::2],
+                   r"node 'linear' \(linear.default\): weights are not binary")
+    np.save(tmp_path / "wrong.npy", np.zeros((3, 9, 9), np.uint8))
+    one_line_error(*cli("predict", trained / "ref.bnn", "--inputs", tmp_path / "wrong.npy", "-o",
+                        tmp_path / "p.npy")[::2], r"shape \(3, 9, 9\), the model takes N x 8 x 8")
+    one_line_error(*cli("predict", trained / "ref.bnn", "--inputs", tmp_path / "wrong.npy", "-o",
+                        tmp_path / "p.npy", "--target", "fpga")[::2], "unknown target 'fpga'")
