@@ -168,6 +168,49 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    import numpy as np
+
+    from .bench import bench_firmware, bench_qemu, bench_table, write_json
+    from .targets.dispatch import check_target, device_targets
+
+    check_target(args.target)
+    if args.target == "emulator":
+        raise BnnError("bench needs a device target: host, qemu:BOARD, qemu:all or serial:PORT")
+    model = _load(args)
+    x = _bench_input(args, model)
+    reports = []
+    for t in device_targets(args.target, args.baud):
+        if t.kind == "qemu":
+            reports.append(bench_qemu(model, t.name, x, args.emulated_memory))
+        else:
+            reports.append(bench_firmware(model, t, x, repeats=args.repeats))
+    if args.json:
+        print(write_json(reports, single=len(reports) == 1))
+    else:
+        print("\n\n".join(bench_table(r) for r in reports))
+    if args.report:
+        from .report_html import write_report
+        write_report(reports, model, Path(args.report))
+        print(f"wrote {args.report}", file=sys.stderr)
+    return 0
+
+
+def _bench_input(args, model):
+    """The first test image of --data when it fits the model; else a fixed random image."""
+    import numpy as np
+    from .data import load_dataset
+
+    h, w, c = model.input_shape
+    try:
+        x = load_dataset(args.data).test_x[0]
+        if x.shape == (h, w, c):
+            return x
+    except BnnError:
+        pass
+    return np.random.default_rng(0).integers(0, 256, (h, w, c), dtype=np.uint8)
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -264,6 +307,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--flash-kb", type=int, help="refuse models whose constants exceed this")
     g.add_argument("--ram-kb", type=int, help="refuse models whose RAM exceeds this")
     g.set_defaults(func=cmd_generate)
+
+    b = sub.add_parser("bench", help="exact per-layer instruction counts and memory on a target")
+    _model_args(b)
+    b.add_argument("--target", default="qemu:mps2-an386",
+                   help="qemu:BOARD (exact instructions), qemu:all, host (ns) or serial:PORT "
+                        "(cycles); default qemu:mps2-an386")
+    b.add_argument("--data", default="fashion-mnist", help="the input is its first test image")
+    b.add_argument("--json", action="store_true", help="print one JSON object (a list for qemu:all)")
+    b.add_argument("--report", metavar="HTML", help="also write an HTML report with charts")
+    b.add_argument("--repeats", type=int, default=5, help="firmware-counter targets: best of N")
+    _device_args(b)
+    b.set_defaults(func=cmd_bench)
 
     d = sub.add_parser("demo", help="the whole chain on a built-in default")
     d.add_argument("--out", default="out/demo", help="work folder (default out/demo)")

@@ -102,9 +102,8 @@ def _verify_devices(args, data) -> int:
             row.first_layer, row.first_channel = first_layer_difference(
                 model, again.traces[0], sub.layers, 0)
         if t.kind == "qemu" and not args.no_count:
-            layers, tail, _, _ = count_instructions(model, t.name, x[0],
-                                                    emulated_memory=args.emulated_memory)
-            row.instructions = sum(layers) + tail
+            row.instructions = count_instructions(model, t.name, x[0],
+                                                  emulated_memory=args.emulated_memory).per_inference
         rows.append(row)
     print(f"{Path(args.model).name} on {data.name} test set: device vs emulator "
           "(every score of every vector; per-layer bits of the first "

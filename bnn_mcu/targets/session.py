@@ -226,19 +226,31 @@ def run_on_device(model, target: Target, x: np.ndarray, stream: int | None = Non
             return res
 
 
-def count_instructions(model, board: str, x: np.ndarray, emulated_memory: bool = False,
-                       opt: str = "-O2"):
-    """Exact instructions per layer for one input on a QEMU board (the TCG plugin).
+@dataclass
+class InstructionCounts:
+    layers: list  # exact instructions per layer
+    tail: int  # argmax and return
+    firmware_bench: object  # the firmware's own BenchResult (its counter)
+    stack_used: int  # bytes, high-water mark after the run
+    firmware: Firmware
 
-    Returns (per-layer counts, tail count (argmax + return), BenchResult from the firmware)."""
+    @property
+    def per_inference(self) -> int:
+        return int(sum(self.layers) + self.tail)
+
+
+def count_instructions(model, board: str, x: np.ndarray, emulated_memory: bool = False,
+                       opt: str = "-O2") -> InstructionCounts:
+    """Exact instructions per layer for one input on a QEMU board (the TCG plugin)."""
     from .protocol import bench_marks
 
     target = Target("qemu", board)
     with device(model, target, count_instructions=True, emulated_memory=emulated_memory,
                 timeout=60.0, opt=opt) as (link, proc, fw):
         fw_bench = link.bench(np.ascontiguousarray(x.reshape(-1)), repeats=1, timeout=120.0)
+        stack = link.info().stack_used
     per = bench_marks(proc.counts.marks, len(model.ops))
     if not per:
         raise TargetError(f"QEMU {board}: the instruction counter recorded no bench marks")
     counts = per[0]
-    return counts[:-1], counts[-1], fw_bench, fw
+    return InstructionCounts(list(counts[:-1]), int(counts[-1]), fw_bench, stack, fw)

@@ -1,0 +1,160 @@
+"""`bnn-mcu bench`: exact per-layer instruction counts (QEMU) or cycles (a real board).
+
+On QEMU boards the project's TCG plugin counts every executed instruction between the
+firmware's bnn_port_mark() calls around each layer: exact and identical run to run. On a real
+board (serial:PORT) the firmware's own BENCH counts DWT cycles (SysTick ticks on M0).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tabulate import tabulate
+
+from .ir.ops import BConv2d, BDense, IntModel
+from .summary import totals
+
+
+@dataclass
+class LayerBench:
+    name: str
+    op: str
+    in_shape: str
+    out_shape: str
+    binary_macs: int
+    int8_macs: int
+    count: int
+
+    @property
+    def macs(self) -> int:
+        return self.binary_macs + self.int8_macs
+
+
+@dataclass
+class BenchReport:
+    board: str
+    core: str
+    unit: str  # "instructions" (QEMU plugin) or "cycles"/"ticks"/"ns" (firmware counter)
+    per_inference: int
+    flash_bytes: int  # weights + thresholds
+    code_bytes: int  # runtime kernels + model schedule (.text)
+    arena_bytes: int
+    stack_bytes: int
+    firmware_flash_bytes: int
+    firmware_ram_bytes: int
+    layers: list = field(default_factory=list)
+    tail: int = 0  # argmax and return
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["layers"] = [dict(asdict(l), macs=l.macs) for l in self.layers]
+        return d
+
+
+_MAP_SECTION = re.compile(r"^ (\.text\S*)\s*(?:0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S+))?$")
+_MAP_CONT = re.compile(r"^\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S+)$")
+
+
+def code_bytes_from_map(map_path: Path) -> int:
+    """.text bytes linked in from the runtime kernels and the generated model (the GNU ld map)."""
+    try:
+        lines = map_path.read_text().splitlines()
+    except OSError:
+        return 0
+    try:
+        start = next(i for i, l in enumerate(lines) if l.startswith("Linker script and memory map"))
+    except StopIteration:
+        return 0
+    total, pending = 0, False
+    for line in lines[start:]:
+        m = _MAP_SECTION.match(line)
+        if m:
+            if m.group(2) is None:
+                pending = True
+                continue
+            size, obj = int(m.group(3), 16), m.group(4)
+        elif pending and _MAP_CONT.match(line):
+            mc = _MAP_CONT.match(line)
+            size, obj = int(mc.group(2), 16), mc.group(3)
+        else:
+            pending = False
+            continue
+        pending = False
+        if "/kernels/" in obj or "/model/" in obj:
+            total += size
+    return total
+
+
+def _shape(s) -> str:
+    return "x".join(str(d) for d in s)
+
+
+def bench_qemu(model: IntModel, board: str, x: np.ndarray, emulated_memory: bool = False,
+               opt: str = "-O2") -> BenchReport:
+    from .targets.boards import get_board
+    from .targets.session import count_instructions
+
+    ic = count_instructions(model, board, x, emulated_memory, opt)
+    t = totals(model)
+    layers = []
+    for op, n in zip(model.ops, ic.layers):
+        binary = isinstance(op, (BDense, BConv2d))
+        layers.append(LayerBench(op.name, op.c_function, _shape(op.in_shape), _shape(op.out_shape),
+                                 op.macs if binary else 0, 0 if binary else op.macs, int(n)))
+    fw = ic.firmware
+    return BenchReport(board, get_board(board).core, "instructions", ic.per_inference,
+                       t["flash_bytes"], code_bytes_from_map(fw.elf.with_suffix(".map")),
+                       t["arena_bytes"], ic.stack_used, fw.flash_bytes, fw.ram_bytes, layers,
+                       ic.tail)
+
+
+def bench_table(r: BenchReport) -> str:
+    rows = []
+    for i, l in enumerate(r.layers):
+        per = l.macs / l.count if l.count else 0.0
+        rows.append([i, l.name, l.op, l.in_shape, l.out_shape, f"{l.binary_macs:,}",
+                     f"{l.int8_macs:,}", f"{l.count:,}", f"{per:.2f}",
+                     f"{100.0 * l.count / max(1, r.per_inference):.1f}%"])
+    rows.append(["", "argmax+return", "", "", "", "", "", f"{r.tail:,}", "",
+                 f"{100.0 * r.tail / max(1, r.per_inference):.1f}%"])
+    unit = r.unit
+    table = tabulate(rows, headers=["#", "layer", "kernel", "input", "output", "binary MACs",
+                                    "int8 MACs", unit, f"MACs/{unit[:5]}.", "share"],
+                     tablefmt="simple", disable_numparse=True)
+    macs = sum(l.macs for l in r.layers)
+    return "\n".join([
+        f"{r.board} ({r.core}): {r.per_inference:,} {unit} per inference "
+        f"({macs / max(1, r.per_inference):.2f} MACs per {unit[:-1]})",
+        table, "",
+        f"weights+thresholds (flash) {r.flash_bytes:,} B   code (kernels+model) {r.code_bytes:,} B   "
+        f"arena {r.arena_bytes:,} B   stack high-water {r.stack_bytes:,} B",
+        f"whole runner firmware: flash {r.firmware_flash_bytes:,} B, static RAM "
+        f"{r.firmware_ram_bytes:,} B"])
+
+
+def write_json(reports: list, single: bool) -> str:
+    data = [r.to_json() for r in reports]
+    return json.dumps(data[0] if single else data, indent=2)
+
+
+def bench_firmware(model: IntModel, target, x: np.ndarray, repeats: int = 5) -> BenchReport:
+    """Per-layer counts from the firmware's own counter (host ns, board cycles or ticks)."""
+    from .targets.session import device
+
+    t = totals(model)
+    with device(model, target, timeout=30.0) as (link, proc, fw):
+        b = link.bench(np.ascontiguousarray(x.reshape(-1)), repeats=repeats, timeout=120.0)
+        info = link.info()
+    layers = []
+    for op, n in zip(model.ops, b.layers):
+        binary = isinstance(op, (BDense, BConv2d))
+        layers.append(LayerBench(op.name, op.c_function, _shape(op.in_shape), _shape(op.out_shape),
+                                 op.macs if binary else 0, 0 if binary else op.macs, int(n)))
+    code = code_bytes_from_map(fw.elf.with_suffix(".map")) if fw else 0
+    return BenchReport(info.board, info.core, b.unit, int(b.total), t["flash_bytes"], code,
+                       t["arena_bytes"], info.stack_used, fw.flash_bytes if fw else 0,
+                       fw.ram_bytes if fw else 0, layers, int(b.total - sum(b.layers)))
