@@ -37,6 +37,7 @@ class TrainConfig:
     glorot_lr: bool = True
     seed: int = 0
     threads: int | None = None
+    bn_batches: int = 50  # training batches that set the final BN statistics of each epoch
 
 
 def squared_hinge(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -87,6 +88,30 @@ def _optimizer(model: BNNModel, cfg: TrainConfig) -> torch.optim.Optimizer:
     rest = [p for p in model.parameters() if id(p) not in bin_params]
     groups.append({"params": rest, "lr": cfg.lr_start, "lr_scale": 1.0})
     return torch.optim.Adam(groups, lr=cfg.lr_start)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: torch.nn.Module, x: torch.Tensor, batches: int, batch_size: int,
+                          rng: np.random.Generator) -> None:
+    """Replace BN running statistics by exact averages over `batches` training batches.
+
+    Binary activations flip on small threshold changes, so the noisy exponential running
+    averages make validation accuracy swing from epoch to epoch; averaging the batch
+    statistics over many batches (with the weights fixed) removes that noise.
+    """
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average
+    model.train()
+    for _ in range(batches):
+        model(x[torch.from_numpy(rng.integers(0, len(x), batch_size))])
+    for m, mom in zip(bns, saved):
+        m.momentum = mom
+    model.eval()
 
 
 def _set_lr(opt, cfg: TrainConfig, epoch: int) -> float:
@@ -159,6 +184,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, data: Dataset, out: Path,
             if s % 20 == 0:
                 bar.set_postfix(loss=f"{tot_loss / seen:.4f}", acc=f"{tot_correct / seen:.3f}")
         bar.close()
+        recalibrate_batchnorm(model, x_tr, cfg.bn_batches, cfg.batch_size, rng)
         val_acc = evaluate(model, data.val_x, data.val_y)
         rec = {"epoch": epoch + 1, "lr": lr, "train_loss": tot_loss / seen,
                "train_acc": tot_correct / seen, "val_acc": val_acc,
