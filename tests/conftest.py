@@ -20,3 +20,15 @@ def fashion():
 
 def have(tool: str) -> bool:
     return shutil.which(tool) is not None
+
+
+@pytest.fixture(scope="session")
+def trained_models(tmp_path_factory, fashion):
+    """{name: .pt path}: our mlp and cnn presets and a plain-PyTorch BNN, briefly trained."""
+    from models import plain_model, train_preset
+    d = tmp_path_factory.mktemp("models")
+    return {
+        "mlp": train_preset(fashion, "mlp", d / "mlp.pt", n_train=20000),
+        "cnn": train_preset(fashion, "cnn", d / "cnn.pt", n_train=3000),
+        "plain": plain_model(fashion, d / "plain.pt"),
+    }
