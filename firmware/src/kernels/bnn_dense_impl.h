@@ -5,7 +5,7 @@
 #ifndef BNN_DENSE_IMPL_H
 #define BNN_DENSE_IMPL_H
 
-#include "bnn_u8_dot.h"
+#include "bnn_u8_table.h"
 
 BNN_INLINE void bnn_bdense_run(const bnn_bdense_t *p, const uint32_t *in, bnn_sink_t *s)
 {
@@ -20,20 +20,39 @@ BNN_INLINE void bnn_bdense_run(const bnn_bdense_t *p, const uint32_t *in, bnn_si
     }
 }
 
-BNN_INLINE void bnn_dense_u8_run(const bnn_dense_u8_t *p, const uint8_t *in, bnn_sink_t *s)
+/* The portable path: one tap at a time, w = +1 (bit 0) or -1 (bit 1). */
+BNN_INLINE void bnn_dense_u8_simple(const bnn_dense_u8_t *p, const uint8_t *in, bnn_sink_t *s)
 {
     const uint32_t k = p->in_features, zp = (uint32_t)p->zero_point;
     const size_t stride = BNN_WORDS(k);
-    const uint32_t sum = bnn_u8_sum(in, k) - zp * k;
-    const uint32_t *r[BNN_BLOCK];
-    uint32_t c, nb, m[BNN_BLOCK];
+    uint32_t c, j, t, nb, acc[BNN_BLOCK];
     for (c = 0; c < p->out_ch; c += nb) {
         nb = bnn_min_u32(BNN_BLOCK, p->out_ch - c);
-        bnn_block_rows(p->weights + c * stride, stride, nb, r);
-        bnn_u8_masked_rows(in, k, r, zp, m);
-        bnn_u8_acc(sum, m);
-        bnn_sink_put(s, c, nb, m);
+        for (j = 0; j < nb; ++j) {
+            const uint32_t *w = p->weights + (c + j) * stride;
+            uint32_t a = 0u;
+            for (t = 0; t < k; ++t) {
+                const uint32_t v = (uint32_t)in[t] - zp; /* modulo 2^32 */
+                a += ((w[t >> 5] >> (t & 31u)) & 1u) ? 0u - v : v;
+            }
+            acc[j] = a;
+        }
+        bnn_sink_put(s, c, nb, acc);
     }
+}
+
+BNN_INLINE void bnn_dense_u8_run(const bnn_dense_u8_t *p, const uint8_t *in, bnn_sink_t *s)
+{
+#if BNN_PATH_PORTABLE
+    bnn_dense_u8_simple(p, in, s);
+#else
+    /* the tables hold 8 * 255 at most: zero points outside the uint8 range take the slow path */
+    if ((uint32_t)p->zero_point <= 255u) {
+        bnn_dense_u8_tables(p, in, s);
+    } else {
+        bnn_dense_u8_simple(p, in, s);
+    }
+#endif
 }
 
 #endif /* BNN_DENSE_IMPL_H */
