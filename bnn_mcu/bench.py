@@ -48,6 +48,7 @@ class BenchReport:
     firmware_ram_bytes: int
     layers: list = field(default_factory=list)
     tail: int = 0  # argmax and return
+    counter_hz: int = 0  # rate of "ticks" (0: instructions or cycles)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -126,9 +127,10 @@ def bench_table(r: BenchReport) -> str:
                                     "int8 MACs", unit, f"MACs/{unit[:5]}.", "share"],
                      tablefmt="simple", disable_numparse=True)
     macs = sum(l.macs for l in r.layers)
+    rate = f", {r.counter_hz:,} ticks/s" if r.counter_hz else ""
     return "\n".join([
         f"{r.board} ({r.core}): {r.per_inference:,} {unit} per inference "
-        f"({macs / max(1, r.per_inference):.2f} MACs per {unit[:-1]})",
+        f"({macs / max(1, r.per_inference):.2f} MACs per {unit[:-1]}{rate})",
         table, "",
         f"weights+thresholds (flash) {r.flash_bytes:,} B   code (kernels+model) {r.code_bytes:,} B   "
         f"arena {r.arena_bytes:,} B   stack high-water {r.stack_bytes:,} B",
@@ -157,4 +159,5 @@ def bench_firmware(model: IntModel, target, x: np.ndarray, repeats: int = 5) -> 
     code = code_bytes_from_map(fw.elf.with_suffix(".map")) if fw else 0
     return BenchReport(info.board, info.core, b.unit, int(b.total), t["flash_bytes"], code,
                        t["arena_bytes"], info.stack_used, fw.flash_bytes if fw else 0,
-                       fw.ram_bytes if fw else 0, layers, int(b.total - sum(b.layers)))
+                       fw.ram_bytes if fw else 0, layers, int(b.total - sum(b.layers)),
+                       counter_hz=info.counter_hz if b.unit == "ticks" else 0)
