@@ -1,0 +1,84 @@
+"""The .bnn format: round trip, hash, and clean errors on damaged or hostile files."""
+
+import struct
+
+import numpy as np
+import pytest
+
+from bnn_mcu import emulator
+from bnn_mcu.errors import ModelError
+from bnn_mcu.ir import bnnfile
+from bnn_mcu.ir.synthetic import random_model
+
+
+@pytest.fixture
+def model():
+    return random_model(7)
+
+
+def test_round_trip_is_identical(model, tmp_path):
+    path = tmp_path / "m.bnn"
+    digest = bnnfile.save(model, path)
+    again = bnnfile.load(path)
+    assert bnnfile.serialize(again) == path.read_bytes()
+    assert digest == bnnfile.model_hash(again) == path.read_bytes()[-32:].hex()
+    x = np.random.default_rng(0).integers(0, 256, (20, 28, 28, 1), dtype=np.uint8)
+    assert np.array_equal(emulator.run(model, x).scores, emulator.run(again, x).scores)
+
+
+def test_every_flipped_byte_is_detected(model):
+    data = bnnfile.serialize(model)
+    rng = np.random.default_rng(1)
+    for pos in list(range(0, 24)) + list(rng.integers(24, len(data), 200)):
+        bad = bytearray(data)
+        bad[pos] ^= 0x10
+        with pytest.raises(ModelError):
+            bnnfile.parse(bytes(bad), "m.bnn")
+
+
+def test_flipped_payload_byte_message(model):
+    bad = bytearray(bnnfile.serialize(model))
+    bad[len(bad) // 2] ^= 1
+    with pytest.raises(ModelError, match=r"^m.bnn: corrupt .bnn file \(content hash mismatch\)$"):
+        bnnfile.parse(bytes(bad), "m.bnn")
+
+
+def test_truncated(model):
+    data = bnnfile.serialize(model)
+    for n in (0, 10, 30, len(data) - 1):
+        with pytest.raises(ModelError, match="bad magic|truncated or corrupt"):
+            bnnfile.parse(data[:n], "m.bnn")
+
+
+def test_unknown_version(model):
+    data = bytearray(bnnfile.serialize(model))
+    data[8:12] = struct.pack("<I", 99)
+    with pytest.raises(ModelError, match="format version 99 is not supported"):
+        bnnfile.parse(bytes(data), "m.bnn")
+
+
+def test_huge_claimed_sizes_allocate_nothing(model):
+    data = bytearray(bnnfile.serialize(model))
+    data[12:24] = struct.pack("<IQ", 2**31, 2**62)  # header and blob lengths
+    with pytest.raises(ModelError, match="sizes in the header do not match"):
+        bnnfile.parse(bytes(data), "m.bnn")
+
+
+def test_hostile_tensor_entries_rejected_even_with_valid_hash():
+    """A well-hashed file whose header lies about a tensor: the reader still refuses it."""
+    import hashlib
+    import json
+    m = random_model(3)
+    data = bnnfile.serialize(m)
+    _, ver, hlen, blen = struct.unpack_from("<8sIIQ", data)
+    header = json.loads(data[24:24 + hlen])
+    header["ops"][0]["weights"]["shape"] = [2**30, 2**30]
+    hb = json.dumps(header, sort_keys=True).encode()
+    body = struct.pack("<8sIIQ", bnnfile.MAGIC, ver, len(hb), blen) + hb + data[24 + hlen:-32]
+    with pytest.raises(ModelError, match="tensor lies outside the file"):
+        bnnfile.parse(body + hashlib.sha256(body).digest(), "evil.bnn")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ModelError, match="no such file"):
+        bnnfile.load(tmp_path / "none.bnn")
