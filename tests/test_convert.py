@@ -203,3 +203,46 @@ def test_inexact_input_scaling_uses_exact_integers():
     assert rep.reference == "PyTorch (float64)"
     assert rep.mismatching_bits == 0
     assert any("first-layer bit" in n for n in rep.notes)
+
+
+@pytest.mark.parametrize("style", ["hardtanh_sign", "lt_where", "gt_where"])
+def test_other_activation_styles(style):
+    """Activations written other ways convert exactly: hardtanh then torch.sign (no exact zero
+    reached), where(x < 0, -1, 1), and a sign with sign(0) = -1 (x > 0)."""
+    class Act(nn.Module):
+        def forward(self, x):
+            if style == "hardtanh_sign":
+                return torch.sign(nn.functional.hardtanh(x))
+            if style == "lt_where":
+                return torch.where(x < 0, -1.0, 1.0)
+            return torch.where(x > 0, 1.0, -1.0)
+    body = nn.Sequential(nn.Flatten(), BinaryLinear(64, 37, bias=True), nn.BatchNorm1d(37), Act(),
+                         BinaryLinear(37, 5), nn.BatchNorm1d(5))
+    net = Net(1, body).eval()
+    rng = np.random.default_rng(5)
+    _randomize_bn(body[2], rng, 64 * 128, ties=False)
+    with torch.no_grad():
+        body[1].bias.copy_(torch.from_numpy(rng.normal(0, 3, 37)).float() + 0.5)
+    if style == "gt_where":  # make ties: BN(acc) exactly 0 at attainable accumulators
+        _randomize_bn(body[2], rng, 64, ties=True)
+        with torch.no_grad():
+            body[1].bias.zero_()
+    ep = _export(net)
+    model = convert_program(ep, style)
+    x = rng.integers(0, 256, (300, 8, 8, 1), dtype=np.uint8)
+    x[:50] = 128
+    rep = verify_against_pytorch(ep, model, x, np.zeros(300, dtype=np.int64))
+    assert rep.mismatching_bits == 0 and rep.agree == 300
+
+
+def test_torch_sign_reaching_zero_is_refused():
+    """torch.sign(0) = 0 is not a binary value: refused when an attainable accumulator hits it."""
+    class SignAct(nn.Module):
+        def forward(self, x):
+            return torch.sign(x)
+    bn = nn.BatchNorm1d(8)
+    body = nn.Sequential(nn.Flatten(), BinaryLinear(64, 8), bn, SignAct(), BinaryLinear(8, 3),
+                         nn.BatchNorm1d(3))
+    _randomize_bn(bn, np.random.default_rng(0), 64, ties=True)
+    with pytest.raises(ModelError, match=r"node 'sign' \(sign.default\): outputs 0 for accumulator"):
+        convert_program(_export(Net(1, body).eval()), "sign0")
