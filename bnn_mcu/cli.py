@@ -161,10 +161,36 @@ def cmd_verify(args) -> int:
 def cmd_generate(args) -> int:
     from .codegen.project import generate_project
 
+    if args.board and not args.platformio:
+        raise BnnError("--board selects the envs of a PlatformIO project: add --platformio")
+    if args.platformio:  # -- PlatformIO project (bnn_mcu/platformio) --
+        from .platformio.project import env_spec, generate_pio_project
+        for name in args.board or ():
+            env_spec(name)  # an unknown board fails before the model is loaded
+        model = _load(args)
+        written, envs, left_out = generate_pio_project(
+            model, Path(args.output), boards=args.board, force=args.force,
+            flash_kb=args.flash_kb, ram_kb=args.ram_kb)
+        for note in left_out:
+            print(f"left out {note}", file=sys.stderr)
+        print(f"wrote {len(written)} files to {args.output}: PlatformIO project with envs "
+              f"{', '.join(e.name for e in envs)}")
+        return 0
     model = _load(args)
     written = generate_project(model, Path(args.output), core=args.core, force=args.force,
                                flash_kb=args.flash_kb, ram_kb=args.ram_kb)
     print(f"wrote {len(written)} files to {args.output} (core {args.core})")
+    return 0
+
+
+def cmd_pio_setup(args) -> int:
+    from .platformio.pieces import PIO_VERSION, setup
+
+    core = setup(args.core_dir, install=not args.no_install,
+                 log=lambda msg: print(msg, file=sys.stderr))
+    print(f"PlatformIO {PIO_VERSION} ready for offline builds in {core}; to run pio yourself:\n"
+          f"  export PLATFORMIO_CORE_DIR={core} PLATFORMIO_DISABLE_UPGRADE_CHECK=true "
+          "PLATFORMIO_SETTING_ENABLE_TELEMETRY=No")
     return 0
 
 
@@ -288,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("verify", help="prove bit-exactness on a target (parity ladder)")
     _model_args(v)
     v.add_argument("--target", default="emulator",
-                   help="emulator (PyTorch vs emulator), host, qemu:BOARD, qemu:all, serial:PORT")
+                   help="emulator (PyTorch vs emulator), host, qemu:BOARD, qemu:all, serial:PORT, "
+                        "pio:PROJECT:ENV (a QEMU env of a generated PlatformIO project)")
     v.add_argument("--data", default="fashion-mnist")
     v.add_argument("--limit", type=int, help="first N test images only")
     _device_args(v)
@@ -306,7 +333,25 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--force", action="store_true", help="write into a non-empty folder")
     g.add_argument("--flash-kb", type=int, help="refuse models whose constants exceed this")
     g.add_argument("--ram-kb", type=int, help="refuse models whose RAM exceeds this")
+    # -- PlatformIO project (bnn_mcu/platformio) --
+    g.add_argument("--platformio", action="store_true",
+                   help="write a PlatformIO project (platformio.ini, src/, lib/) with one env per "
+                        "board instead of a plain C folder")
+    g.add_argument("--board", action="append", metavar="ID",
+                   help="with --platformio: an env to include (repeatable): a real board "
+                        "(nucleo_f401re, nucleo_f746zg, nucleo_l552ze_q, bluepill_f103c8, "
+                        "nano33ble, pico) or a QEMU board (qemu-mps2-an386, ...); default: every "
+                        "board the model fits")
     g.set_defaults(func=cmd_generate)
+
+    ps = sub.add_parser("pio-setup", help="prepare PlatformIO for offline builds of the QEMU envs "
+                        "(private core dir; idempotent)")
+    ps.add_argument("--core-dir", type=Path,
+                    help="PlatformIO core dir to prepare (default: $BNN_PIO_CORE_DIR or "
+                         "~/.cache/bnn-mcu/platformio-VERSION)")
+    ps.add_argument("--no-install", action="store_true",
+                    help="do not pip-install the pinned PlatformIO and SCons when missing")
+    ps.set_defaults(func=cmd_pio_setup)
 
     b = sub.add_parser("bench", help="exact per-layer instruction counts and memory on a target")
     _model_args(b)
