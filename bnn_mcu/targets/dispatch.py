@@ -1,4 +1,5 @@
-"""`--target` for predict and verify: emulator, host, qemu:BOARD, qemu:all, serial:PORT."""
+"""`--target` for predict and verify: emulator, host, qemu:BOARD, qemu:all, serial:PORT,
+pio:PROJECT:ENV."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 
 from ..errors import BnnError, MismatchError
 
-TARGET_HELP = "emulator, host, qemu:BOARD, qemu:all, serial:PORT"
+TARGET_HELP = "emulator, host, qemu:BOARD, qemu:all, serial:PORT, pio:PROJECT:ENV"
 
 
 def device_targets(text: str, baud: int):
@@ -26,7 +27,7 @@ def check_target(text: str, allow_all: bool = True) -> None:
     """Fail fast (before loading models or data) on a target that does not exist."""
     if text == "emulator" or (allow_all and text == "qemu:all"):
         return
-    if text.partition(":")[0] not in ("host", "qemu", "serial"):
+    if text.partition(":")[0] not in ("host", "qemu", "serial", "pio"):
         raise BnnError(f"unknown target {text!r}; use one of: {TARGET_HELP}")
     device_targets(text, 115200)
 

@@ -1,9 +1,10 @@
 """Run an integer model on a device target: build the runner, start it, talk the protocol.
 
 Targets: "host" (the runner built for this machine), "qemu:BOARD", "serial:PORT" (a real board
-already flashed with the same runner). Vectors go through the serial protocol; on host and QEMU
-most of a large set goes through the bulk region (preloaded into target memory, results
-streamed back) while a streamed subset still exercises the serial path.
+already flashed with the same runner), "pio:PROJECT:ENV" (a generated PlatformIO project's QEMU
+env, built and run by pio: bnn_mcu/platformio/target.py). Vectors go through the serial
+protocol; on host and QEMU most of a large set goes through the bulk region (preloaded into
+target memory, results streamed back) while a streamed subset still exercises the serial path.
 """
 
 from __future__ import annotations
@@ -27,13 +28,13 @@ from .boards import BOARDS, get_board
 
 @dataclass(frozen=True)
 class Target:
-    kind: str  # "host", "qemu" or "serial"
-    name: str  # board name ("host", "mps2-an386", ...) or the port
+    kind: str  # "host", "qemu", "serial" or "pio"
+    name: str  # board name ("host", "mps2-an386", ...), the port, or PROJECT:ENV (pio)
     baud: int = 115200
 
     @property
     def label(self) -> str:
-        return self.name if self.kind != "qemu" else f"qemu:{self.name}"
+        return self.name if self.kind in ("host", "serial") else f"{self.kind}:{self.name}"
 
 
 @dataclass
@@ -129,6 +130,10 @@ def parse_device_target(text: str, baud: int = 115200) -> Target:
         raise TargetError(f"unknown QEMU board {arg!r}; choose one of {boards} (or qemu:all)")
     if kind == "serial" and arg:
         return Target("serial", arg, baud)
+    if kind == "pio":  # a generated PlatformIO project's QEMU env (bnn_mcu/platformio/target.py)
+        from ..platformio.target import check_target
+        check_target(arg)
+        return Target("pio", arg)
     raise TargetError(f"unknown target {text!r}")
 
 
@@ -150,11 +155,16 @@ def device(model, target: Target, bulk: np.ndarray | None = None, count_instruct
         finally:
             link.close()
         return
-    fw = build_runner(model, target.name, opt=opt, emulated_memory=emulated_memory)
     kw = {"bulk": bulk_image(bulk)} if bulk is not None and len(bulk) else {}
     if count_instructions:
         kw["count_instructions"] = True
-    proc = start_target(target.name, fw.elf, read_timeout=timeout, **kw)
+    if target.kind == "pio":  # built by `pio run`, run by `pio run -t upload` (QEMU)
+        from ..platformio.target import PioUploadProcess, pio_firmware
+        fw = pio_firmware(target.name, model)
+        proc = PioUploadProcess(target.name, read_timeout=timeout, **kw)
+    else:
+        fw = build_runner(model, target.name, opt=opt, emulated_memory=emulated_memory)
+        proc = start_target(target.name, fw.elf, read_timeout=timeout, **kw)
     with proc as ser:
         link = DeviceLink(ser, timeout=timeout, expected_hash=expected)
         try:
