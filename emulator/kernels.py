@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bnn_mcu.ir.bits import pack_bits, popcount, unpack_bits
-from bnn_mcu.ir.geometry import valid_taps
+from bnn_mcu.ir.bits import pack_bits, unpack_bits
 
 _CHUNK_ELEMS = 1 << 24  # bound temporary arrays to ~100 MB
 
@@ -19,12 +18,12 @@ _CHUNK_ELEMS = 1 << 24  # bound temporary arrays to ~100 MB
 
 def threshold_b1(acc: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     """acc [..., N] -> packed bits [..., words(N)], bit = acc < T (bit 1 = -1)."""
-    return pack_bits(acc < thresholds.astype(np.int64))
+    return pack_bits(acc < thresholds.astype(acc.dtype))
 
 
 def scores_s32(acc: np.ndarray, mult: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """acc [..., N] -> int32 scores M*acc + B. Out of int32 range is a converter bug."""
-    s = acc * mult.astype(np.int64) + bias.astype(np.int64)
+    s = acc.astype(np.int64) * mult.astype(np.int64) + bias.astype(np.int64)
     if s.size and (s.min() < -(2**31) or s.max() > 2**31 - 1):
         raise OverflowError("score outside int32: the converter's scaling is wrong")
     return s.astype(np.int32)
@@ -36,28 +35,53 @@ def argmax_s32(scores: np.ndarray) -> np.ndarray:
 
 
 # -- accumulators ---------------------------------------------------------------------------
+# The accumulators are computed as +-1 matrix products in BLAS: every operand is a small
+# integer, and every sum stays below 2^24 (float32) or 2^53 (float64), so they are exact.
+# Inputs and outputs stay in the packed words the C uses.
 
-def _pm1_matrix(weights: np.ndarray, k: int) -> np.ndarray:
-    """Packed weight rows [N, words] -> float64 {+1,-1} [k, N] (exact in BLAS)."""
-    return (1.0 - 2.0 * unpack_bits(weights, k).astype(np.float64)).T
+def _exact_dtype(bound: int):
+    return np.float32 if bound < 2**24 else np.float64
 
 
-def bdense_acc(x: np.ndarray, weights: np.ndarray, k_bits: int) -> np.ndarray:
-    """x [B, words], weights [N, words] -> acc [B, N] = K - 2*popcount(x ^ w)."""
+def _pm1(bits: np.ndarray, dtype) -> np.ndarray:
+    """{0,1} bits -> {+1,-1} (bit 1 = -1)."""
+    return (1 - 2 * bits.astype(np.int8)).astype(dtype)
+
+
+def _unpack_pixels(words: np.ndarray, channels: int) -> np.ndarray:
+    """[..., words(C)] packed pixels -> [..., C] bits (per-pixel tail bits dropped)."""
+    return unpack_bits(words, channels)
+
+
+def _matmul_chunked(a: np.ndarray, w: np.ndarray, rows_per_chunk: int) -> np.ndarray:
+    """Exact integer products (float sums of small integers are exact: the cast truncates
+    nothing); int64 so scores can be checked for int32 overflow."""
+    out = np.empty((a.shape[0], w.shape[1]), dtype=np.int64)
+    for i in range(0, a.shape[0], rows_per_chunk):
+        out[i:i + rows_per_chunk] = a[i:i + rows_per_chunk] @ w
+    return out
+
+
+def bdense_acc(x: np.ndarray, weights: np.ndarray, k_bits: int, in_ch: int | None = None
+               ) -> np.ndarray:
+    """x [B, words], weights [N, words] -> acc [B, N] = sum of x*w over the K real bits.
+
+    in_ch: channels per pixel when x is a flattened H x W x words(C) buffer (None: one pixel)."""
     b, n = x.shape[0], weights.shape[0]
-    acc = np.empty((b, n), dtype=np.int64)
-    step = max(1, _CHUNK_ELEMS // max(1, n * weights.shape[1]))
-    for i in range(0, b, step):
-        xor = x[i:i + step, None, :] ^ weights[None, :, :]
-        acc[i:i + step] = k_bits - 2 * popcount(xor).sum(axis=-1, dtype=np.int64)
-    return acc
+    dt = _exact_dtype(k_bits)
+    c = in_ch if in_ch is not None else k_bits
+    cw = (c + 31) // 32
+    xb = _pm1(_unpack_pixels(x.reshape(b, -1, cw), c).reshape(b, -1), dt)
+    wb = _pm1(_unpack_pixels(weights.reshape(n, -1, cw), c).reshape(n, -1), dt)
+    return _matmul_chunked(xb, wb.T, max(1, _CHUNK_ELEMS // max(1, xb.shape[1])))
 
 
 def dense_u8_acc(x: np.ndarray, weights: np.ndarray, zero_point: int) -> np.ndarray:
     """x [B, K] uint8, weights [N, words(K)] -> acc [B, N] = sum w * (x - zp)."""
     k = x.shape[1]
-    v = x.astype(np.float64) - float(zero_point)
-    return np.rint(v @ _pm1_matrix(weights, k)).astype(np.int64)  # exact: |acc| < 2^53
+    dt = _exact_dtype(k * 256)
+    v = x.astype(dt) - dt(zero_point)
+    return _matmul_chunked(v, _pm1(unpack_bits(weights, k), dt).T, 1 << 14)
 
 
 def _patches(x: np.ndarray, kernel, stride, padding, fill) -> np.ndarray:
@@ -74,47 +98,42 @@ def _patches(x: np.ndarray, kernel, stride, padding, fill) -> np.ndarray:
     return np.moveaxis(win, 3, -1)
 
 
+def _conv_acc(xv: np.ndarray, w: np.ndarray, kernel, stride, padding, fill) -> np.ndarray:
+    """Real-valued NHWC input [B, H, W, C] (small integers), w [kh*kw*C, N] -> acc [B, Ho, Wo, N],
+    padded taps reading `fill`; batched so the im2col buffer stays bounded."""
+    b = xv.shape[0]
+    first = _patches(xv[:1], kernel, stride, padding, fill)
+    _, ho, wo = first.shape[:3]
+    per_img = ho * wo * max(int(np.prod(first.shape[3:])), w.shape[1])
+    step = max(1, _CHUNK_ELEMS // max(1, per_img))
+    out = np.empty((b, ho, wo, w.shape[1]), dtype=np.int32)  # |acc| < 2^31 (validated)
+    for i in range(0, b, step):
+        cols = _patches(xv[i:i + step], kernel, stride, padding, fill)
+        nb = cols.shape[0]
+        out[i:i + nb] = (cols.reshape(nb * ho * wo, -1) @ w).reshape(nb, ho, wo, -1)
+    return out
+
+
 def conv2d_u8_acc(x: np.ndarray, weights: np.ndarray, kernel, stride, padding,
                   zero_point: int) -> np.ndarray:
     """x [B, H, W, C] uint8 -> acc [B, Ho, Wo, N]; padded taps contribute 0."""
-    c = x.shape[3]
-    k = kernel[0] * kernel[1] * c
-    w = _pm1_matrix(weights, k)  # [k, N]
-    # padded taps hold zero_point, so (x - zp) = 0 there: exactly "skip the tap"
-    cols = _patches(x, kernel, stride, padding, zero_point)
-    b, ho, wo = cols.shape[:3]
-    cols = cols.reshape(b * ho * wo, k).astype(np.float64) - float(zero_point)
-    acc = np.rint(cols @ w).astype(np.int64)
-    return acc.reshape(b, ho, wo, -1)
+    k = kernel[0] * kernel[1] * x.shape[3]
+    dt = _exact_dtype(k * 256)
+    w = _pm1(unpack_bits(weights, k), dt).T  # [k, N], taps in (ky, kx, c) order
+    return _conv_acc(x.astype(dt) - dt(zero_point), w, kernel, stride, padding, 0)
 
 
 def bconv2d_acc(x: np.ndarray, weights: np.ndarray, in_ch: int, kernel, stride, padding,
                 pad_value: int) -> np.ndarray:
-    """x [B, H, W, words(C)] packed, weights [N, kh, kw, words(C)] -> acc [B, Ho, Wo, N]."""
-    b, h, w_, cw = x.shape
+    """x [B, H, W, words(C)] packed, weights [N, kh, kw, words(C)] -> acc [B, Ho, Wo, N].
+
+    Padded taps read pad_value: +1, -1, or 0 (which skips them)."""
     n = weights.shape[0]
     kh, kw = kernel
-    k_full = kh * kw * in_ch
-    # Pad with +1 (bit 0) and correct: a padded tap contributed sum_c w[n, tap, c] (x = +1);
-    # pad_value 0 removes it, pad_value -1 turns it into -sum_c w.
-    cols = _patches(x, kernel, stride, padding, 0)  # [B, Ho, Wo, kh, kw, cw]
-    ho, wo = cols.shape[1:3]
-    cols = cols.reshape(b, ho * wo, kh * kw * cw)
-    wflat = weights.reshape(n, kh * kw * cw)
-    acc = np.empty((b, ho * wo, n), dtype=np.int64)
-    per_img = ho * wo * n * kh * kw * cw
-    step = max(1, _CHUNK_ELEMS // max(1, per_img))
-    for i in range(0, b, step):
-        xor = cols[i:i + step, :, None, :] ^ wflat[None, None, :, :]
-        acc[i:i + step] = k_full - 2 * popcount(xor).sum(axis=-1, dtype=np.int64)
-    acc = acc.reshape(b, ho, wo, n)
-    if pad_value != 1 and any(padding):
-        valid = valid_taps((h, w_), kernel, stride, padding)  # [Ho, Wo, kh, kw]
-        # [N, kh, kw]: sum over channels of the +-1 weights of each tap
-        w_sum = in_ch - 2 * popcount(weights).sum(axis=-1, dtype=np.int64)
-        pad_contrib = np.einsum("hwyx,nyx->hwn", (~valid).astype(np.int64), w_sum)
-        acc = acc - (1 - pad_value) * pad_contrib[None]
-    return acc
+    dt = _exact_dtype(kh * kw * in_ch)
+    xv = _pm1(_unpack_pixels(x, in_ch), dt)
+    w = _pm1(_unpack_pixels(weights, in_ch), dt).reshape(n, -1).T
+    return _conv_acc(xv, w, kernel, stride, padding, pad_value)
 
 
 # -- ops ------------------------------------------------------------------------------------
@@ -141,7 +160,7 @@ def conv2d_u8(x: np.ndarray, op) -> np.ndarray:
 def bdense(x: np.ndarray, op) -> np.ndarray:
     """bnn_bdense_b1 / bnn_bdense_s32: x [B, ...] packed words, flattened."""
     flat = x.reshape(x.shape[0], -1)
-    out = _stage(bdense_acc(flat, op.weights, op.in_bits), op.out)
+    out = _stage(bdense_acc(flat, op.weights, op.in_bits, op.in_shape[2]), op.out)
     return out.reshape(x.shape[0], 1, 1, -1)
 
 
