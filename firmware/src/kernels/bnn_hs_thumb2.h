@@ -1,0 +1,258 @@
+/*
+ * Harley-Seal popcount rows in Thumb-2 assembly (v7-M and v7E-M: M3, M4, M7, M33, M55).
+ *
+ * counts[r] = sum over i < n of popcount(x[i] ^ w[r * n + i]) for r < rows, n = 16 * blocks.
+ *
+ * Why assembly: the carry-save state (ones, twos, fours, eights), the running count and the
+ * two pointers stay in 7 registers for the whole row; the other 7 take 16 words per block with
+ * LDM/LDRD, 4 to 6 words at a time. GCC spills part of that state and loads word by word
+ * (148 instructions per 16 words against 115 here).
+ *
+ * Per 16-word block: 16 XORs, 15 carry-save adders (5 instructions each) and one popcount of
+ * the "sixteens" word (bit slicing, USADA8 on DSP cores). A row's first block starts from a
+ * zero state, so its first adder at each level is a half adder. At the end of a row the four
+ * state words are sliced to nibbles, weighted and summed with USAD8 (byte lanes on v7-M).
+ *
+ * Registers: r7 x, r8 w, r9 ones, r10 twos, r11 fours, r12 eights, lr count of sixteens;
+ * r0-r3 four x words (LDM), r4-r5 two w words (LDRD), r6 a pending carry.
+ */
+#ifndef BNN_HS_THUMB2_H
+#define BNN_HS_THUMB2_H
+
+#include "bnn_kernel_util.h"
+
+/* h = majority(a, b, L) into b, L ^= a ^ b; a and t are clobbered (t: scratch). */
+#define BNN_CSA(L, a, b, t)                                                                   \
+    "eor " t ", " a ", " b "\n\t"                                                          \
+    "and " b ", " a ", " b "\n\t"                                                          \
+    "and " a ", " t ", " L "\n\t"                                                          \
+    "orr " b ", " b ", " a "\n\t"                                                          \
+    "eor " L ", " L ", " t "\n\t"
+/* The same with the carry written to h (h != a, b, t). */
+#define BNN_CSA_TO(h, L, a, b, t)                                                             \
+    "eor " t ", " a ", " b "\n\t"                                                          \
+    "and " h ", " a ", " b "\n\t"                                                          \
+    "and " a ", " t ", " L "\n\t"                                                          \
+    "orr " h ", " h ", " a "\n\t"                                                          \
+    "eor " L ", " L ", " t "\n\t"
+/* The same with the carry written to a (b and t are clobbered). */
+#define BNN_CSA_A(L, a, b, t)                                                                 \
+    "eor " t ", " a ", " b "\n\t"                                                          \
+    "and " a ", " a ", " b "\n\t"                                                          \
+    "and " b ", " t ", " L "\n\t"                                                          \
+    "orr " a ", " a ", " b "\n\t"                                                          \
+    "eor " L ", " L ", " t "\n\t"
+/* Half adder into a zero state: L = a ^ b, h = a & b. */
+#define BNN_HA_TO(h, L, a, b)                                                                 \
+    "eor " L ", " a ", " b "\n\t"                                                          \
+    "and " h ", " a ", " b "\n\t"
+/* v -> 8 nibbles, each the popcount of that nibble (t: scratch). */
+#define BNN_NIBBLES(v, t)                                                                     \
+    "and " t ", " v ", #0xAAAAAAAA\n\t"                                                    \
+    "sub " v ", " v ", " t ", lsr #1\n\t"                                                  \
+    "and " t ", " v ", #0xCCCCCCCC\n\t"                                                    \
+    "and " v ", " v ", #0x33333333\n\t"                                                    \
+    "add " v ", " v ", " t ", lsr #2\n\t"
+
+/* Four x words (LDM) XOR four w words (two LDRD) into r0-r3. */
+#define BNN_QUAD_LOAD                                                                         \
+    "ldm r7!, {r0-r3}\n\t"                                                                 \
+    "ldrd r4, r5, [r8], #8\n\t"                                                            \
+    "eor r0, r0, r4\n\t"                                                                   \
+    "eor r1, r1, r5\n\t"                                                                   \
+    "ldrd r4, r5, [r8], #8\n\t"                                                            \
+    "eor r2, r2, r4\n\t"                                                                   \
+    "eor r3, r3, r5\n\t"
+/* Two x words XOR two w words into r0-r1. */
+#define BNN_PAIR_LOAD                                                                         \
+    "ldrd r0, r1, [r7], #8\n\t"                                                            \
+    "ldrd r4, r5, [r8], #8\n\t"                                                            \
+    "eor r0, r0, r4\n\t"                                                                   \
+    "eor r1, r1, r5\n\t"
+
+/* d (=) or (+=) the sum of the nibbles of v (each nibble <= 12): USAD8 of v against 15 times
+ * its high nibbles gives lo + hi for every byte (|16 hi + lo - 15 hi|), summed; t: scratch. */
+#define BNN_SUM_FIRST(d, v, t) "usad8 " d ", " v ", " t "\n\t"
+#define BNN_SUM_NEXT(d, v, t) "usada8 " d ", " v ", " t ", " d "\n\t"
+#define BNN_NIB_SUM(d, v, t, op)                                                              \
+    "and " t ", " v ", #0xF0F0F0F0\n\t"                                                    \
+    "sub " t ", " t ", " t ", lsr #4\n\t"                                                  \
+    op(d, v, t)
+
+/* Row pieces, as strings; registers as in the header comment. */
+
+/* The first 16-word block of a row: from a zero state (half adders), count = pc(sixteens). */
+#define BNN_HS_FIRST_BLOCK                                                                    \
+    BNN_QUAD_LOAD                                                                             \
+    BNN_HA_TO("r1", "r9", "r0", "r1")                                                         \
+    BNN_CSA("r9", "r2", "r3", "r4")                                                           \
+    BNN_HA_TO("r6", "r10", "r1", "r3")                                                        \
+    BNN_QUAD_LOAD                                                                             \
+    BNN_CSA("r9", "r0", "r1", "r4")                                                           \
+    BNN_CSA("r9", "r2", "r3", "r4")                                                           \
+    BNN_CSA("r10", "r1", "r3", "r4")                                                          \
+    BNN_HA_TO("r6", "r11", "r6", "r3")                                                        \
+    BNN_QUAD_LOAD                                                                             \
+    BNN_CSA("r9", "r0", "r1", "r4")                                                           \
+    BNN_CSA("r9", "r2", "r3", "r4")                                                           \
+    BNN_CSA("r10", "r1", "r3", "r4")                                                          \
+    BNN_PAIR_LOAD                                                                             \
+    BNN_CSA_TO("r2", "r9", "r0", "r1", "r4")                                                  \
+    BNN_PAIR_LOAD                                                                             \
+    BNN_CSA("r9", "r0", "r1", "r4")                                                           \
+    BNN_CSA("r10", "r2", "r1", "r4")                                                          \
+    BNN_CSA("r11", "r3", "r1", "r4")                                                          \
+    BNN_HA_TO("r1", "r12", "r6", "r1")                                                        \
+    BNN_NIBBLES("r1", "r4")                                                                   \
+    BNN_NIB_SUM("lr", "r1", "r4", BNN_SUM_FIRST)
+
+/* A further 16-word block: 15 carry-save adders, count += pc(sixteens). */
+#define BNN_HS_BLOCK                                                                          \
+    BNN_QUAD_LOAD                                                                             \
+    BNN_CSA("r9", "r0", "r1", "r4")                                                           \
+    BNN_CSA("r9", "r2", "r3", "r4")                                                           \
+    BNN_CSA_TO("r6", "r10", "r1", "r3", "r4")                                                 \
+    BNN_QUAD_LOAD                                                                             \
+    BNN_CSA("r9", "r0", "r1", "r4")                                                           \
+    BNN_CSA("r9", "r2", "r3", "r4")                                                           \
+    BNN_CSA("r10", "r1", "r3", "r4")                                                          \
+    BNN_CSA_A("r11", "r6", "r3", "r4")                                                        \
+    BNN_QUAD_LOAD                                                                             \
+    BNN_CSA("r9", "r0", "r1", "r4")                                                           \
+    BNN_CSA("r9", "r2", "r3", "r4")                                                           \
+    BNN_CSA("r10", "r1", "r3", "r4")                                                          \
+    BNN_PAIR_LOAD                                                                             \
+    BNN_CSA_TO("r2", "r9", "r0", "r1", "r4")                                                  \
+    BNN_PAIR_LOAD                                                                             \
+    BNN_CSA("r9", "r0", "r1", "r4")                                                           \
+    BNN_CSA("r10", "r2", "r1", "r4")                                                          \
+    BNN_CSA("r11", "r3", "r1", "r4")                                                          \
+    BNN_CSA("r12", "r6", "r1", "r4")                                                          \
+    BNN_NIBBLES("r1", "r4")                                                                   \
+    BNN_NIB_SUM("lr", "r1", "r4", BNN_SUM_NEXT)
+
+/* r9 = pc(ones) + 2 pc(twos) + 4 pc(fours) + 8 pc(eights) + 16 lr (+ r6 when tail). */
+#define BNN_HS_FINAL(tail)                                                                    \
+    BNN_NIBBLES("r9", "r0")                                                                   \
+    BNN_NIBBLES("r10", "r0")                                                                  \
+    "add r9, r9, r10, lsl #1\n\t"                                                           \
+    BNN_NIBBLES("r11", "r0")                                                                  \
+    BNN_NIBBLES("r12", "r0")                                                                  \
+    "add r11, r11, r12, lsl #1\n\t"                                                         \
+    tail                                                                                      \
+    BNN_NIB_SUM("r9", "r9", "r0", BNN_SUM_FIRST)                                              \
+    BNN_NIB_SUM("r11", "r11", "r0", BNN_SUM_FIRST)                                            \
+    "add r9, r9, r11, lsl #2\n\t"                                                           \
+    "add r9, r9, lr, lsl #4\n\t"
+
+/* counts[r] = popcount of x ^ row r over n = 16 * blocks words, for rows r < rows of w
+ * (rows contiguous). blocks >= 1. */
+BNN_INLINE void bnn_hs_rows_asm(const uint32_t *x, const uint32_t *w, uint32_t blocks,
+                                uint32_t rows, uint32_t *counts)
+{
+    const uint32_t *x_end = x + 16u * blocks;
+    const uint32_t *w_end = w + (size_t)16u * blocks * rows;
+    uint32_t c0;
+    if (blocks == 2u && rows % 2u == 0u) { /* 1024-bit rows, two per loop: no block loop */
+        __asm__ volatile(
+            "ldr r8, %[w]\n\t"
+            "1:\n\t"
+            "ldr r7, %[x]\n\t"
+            BNN_HS_FIRST_BLOCK
+            BNN_HS_BLOCK
+            BNN_HS_FINAL("")
+            "str r9, %[c0]\n\t"
+            "ldr r7, %[x]\n\t"
+            BNN_HS_FIRST_BLOCK
+            BNN_HS_BLOCK
+            BNN_HS_FINAL("")
+            "ldr r0, %[counts]\n\t"
+            "ldr r1, %[c0]\n\t"
+            "strd r1, r9, [r0], #8\n\t"
+            "str r0, %[counts]\n\t"
+            "ldr r0, %[w_end]\n\t"
+            "cmp r8, r0\n\t"
+            "bne 1b\n\t"
+            : [counts] "+m"(counts), [c0] "=m"(c0)
+            : [x] "m"(x), [w] "m"(w), [w_end] "m"(w_end)
+            : "r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12",
+              "lr", "cc", "memory");
+        return;
+    }
+    __asm__ volatile(
+        "ldr r8, %[w]\n\t"
+        "1:\n\t" /* row */
+        "ldr r7, %[x]\n\t"
+        BNN_HS_FIRST_BLOCK
+        "ldr r0, %[x_end]\n\t"
+        "cmp r7, r0\n\t"
+        "beq 3f\n\t"
+        "2:\n\t" /* further blocks */
+        BNN_HS_BLOCK
+        "ldr r0, %[x_end]\n\t"
+        "cmp r7, r0\n\t"
+        "bne 2b\n\t"
+        "3:\n\t"
+        BNN_HS_FINAL("")
+        "ldr r0, %[counts]\n\t"
+        "str r9, [r0], #4\n\t"
+        "str r0, %[counts]\n\t"
+        "ldr r0, %[w_end]\n\t"
+        "cmp r8, r0\n\t"
+        "bne 1b\n\t"
+        : [counts] "+m"(counts)
+        : [x] "m"(x), [w] "m"(w), [x_end] "m"(x_end), [w_end] "m"(w_end)
+        : "r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "lr",
+          "cc", "memory");
+}
+
+/* Output word of n <= 32 channels: bit j = (k - 2 counts[j] < t[j]), as signed int32. The
+ * comparison is unsigned after adding 2^31 to both sides; the word is built by ADCS from the
+ * carry (= NOT bit), last channel first, and a sentinel bit leaving the word ends the loop.
+ * Four channels per loop when n is a multiple of 4. */
+BNN_INLINE uint32_t bnn_threshold_word_asm(const uint32_t *counts, const int32_t *t, uint32_t k,
+                                           uint32_t n)
+{
+    uint32_t word = 1u << (32u - n);
+    const uint32_t kb = k ^ 0x80000000u;
+    counts += n;
+    t += n;
+    if (n % 4u == 0u) {
+        __asm__ volatile(
+            "1:\n\t"
+            "ldmdb %[cp]!, {r0-r3}\n\t"
+            "ldmdb %[tp]!, {r4-r7}\n\t"
+#define BNN_THRESHOLD_ONE(c, tj)                                                              \
+            "sub " c ", %[kb], " c ", lsl #1\n\t"                                          \
+            "eor " tj ", " tj ", #0x80000000\n\t"                                          \
+            "cmp " c ", " tj "\n\t"                                                        \
+            "adcs %[word], %[word], %[word]\n\t"
+            BNN_THRESHOLD_ONE("r3", "r7")
+            BNN_THRESHOLD_ONE("r2", "r6")
+            BNN_THRESHOLD_ONE("r1", "r5")
+            BNN_THRESHOLD_ONE("r0", "r4")
+#undef BNN_THRESHOLD_ONE
+            "bcc 1b\n\t"
+            : [word] "+r"(word), [cp] "+r"(counts), [tp] "+r"(t)
+            : [kb] "r"(kb)
+            : "r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "cc", "memory");
+    } else {
+        uint32_t c, v, tj;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldr %[c], [%[cp], #-4]!\n\t"
+            "ldr %[tj], [%[tp], #-4]!\n\t"
+            "sub %[v], %[kb], %[c], lsl #1\n\t"
+            "eor %[tj], %[tj], #0x80000000\n\t"
+            "cmp %[v], %[tj]\n\t"
+            "adcs %[word], %[word], %[word]\n\t"
+            "bcc 1b\n\t"
+            : [word] "+r"(word), [cp] "+r"(counts), [tp] "+r"(t), [c] "=&r"(c), [v] "=&r"(v),
+              [tj] "=&r"(tj)
+            : [kb] "r"(kb)
+            : "cc", "memory");
+    }
+    return n == 32u ? ~word : ~word & ((1u << n) - 1u);
+}
+
+#endif /* BNN_HS_THUMB2_H */
