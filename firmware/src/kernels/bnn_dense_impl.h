@@ -20,11 +20,11 @@ BNN_INLINE void bnn_bdense_run(const bnn_bdense_t *p, const uint32_t *in, bnn_si
     const size_t stride = p->in_words;
     uint32_t c, j, nb, acc[BNN_BLOCK];
 #if BNN_HS_ASM
-    if (stride >= 16u && stride % 16u == 0u) {
+    if (stride >= 8u) {
         uint32_t counts[32];
         for (c = 0; c < p->out_ch; c += nb) {
             nb = bnn_min_u32(32u, p->out_ch - c);
-            bnn_hs_rows_asm(in, p->weights + c * stride, (uint32_t)stride / 16u, nb, counts);
+            bnn_hs_rows_asm(in, p->weights + c * stride, (uint32_t)stride / 8u, (uint32_t)stride % 8u, nb, counts);
             if (s->bits != NULL) {
                 s->bits[c >> 5] = bnn_threshold_word_asm(counts, s->stage->thresholds + c, p->in_bits, nb);
             } else {

@@ -1,20 +1,21 @@
 /*
  * Harley-Seal popcount rows in Thumb-2 assembly (v7-M and v7E-M: M3, M4, M7, M33, M55).
  *
- * counts[r] = sum over i < n of popcount(x[i] ^ w[r * n + i]) for r < rows, n = 16 * blocks.
+ * counts[r] = sum over i < n of popcount(x[i] ^ w[r * n + i]) for rows r < rows (contiguous).
  *
- * Why assembly: the carry-save state (ones, twos, fours, eights), the running count and the
- * two pointers stay in 7 registers for the whole row; the other 7 take 16 words per block with
- * LDM/LDRD, 4 to 6 words at a time. GCC spills part of that state and loads word by word
- * (148 instructions per 16 words against 115 here).
+ * Why assembly: the carry-save state (ones, twos, fours), the running count and the two
+ * pointers stay in 6 registers for the whole row, and the other 8 take each 8-word block with
+ * two LDM of four words plus one LDM of three and one LDR. GCC spills part of that state and
+ * loads word by word (9.3 instructions per word against 7 here).
  *
- * Per 16-word block: 16 XORs, 15 carry-save adders (5 instructions each) and one popcount of
- * the "sixteens" word (bit slicing, USADA8 on DSP cores). A row's first block starts from a
- * zero state, so its first adder at each level is a half adder. At the end of a row the four
- * state words are sliced to nibbles, weighted and summed with USAD8 (byte lanes on v7-M).
+ * Per 8-word block: 8 XORs, 7 carry-save adders (5 instructions each) and a popcount of the
+ * "eights" word (bit slicing to nibbles, then USADA8 against 15 times the high nibbles, which
+ * sums lo + hi of every byte). A row's first block starts from a zero state, so its first
+ * adder at each level is a half adder. Words past the last full block are counted one by one.
+ * At the end the three state words are sliced to nibbles, weighted and summed the same way.
  *
- * Registers: r7 x, r8 w, r9 ones, r10 twos, r11 fours, r12 eights, lr count of sixteens;
- * r0-r3 four x words (LDM), r4-r5 two w words (LDRD), r6 a pending carry.
+ * Registers: r7 x, r8 w, r9 ones, r10 twos, r11 fours, lr count of eights (+ a tail count);
+ * r0-r6 and r12 hold the words of a block.
  */
 #ifndef BNN_HS_THUMB2_H
 #define BNN_HS_THUMB2_H
@@ -35,43 +36,19 @@
     "and " a ", " t ", " L "\n\t"                                                          \
     "orr " h ", " h ", " a "\n\t"                                                          \
     "eor " L ", " L ", " t "\n\t"
-/* The same with the carry written to a (b and t are clobbered). */
-#define BNN_CSA_A(L, a, b, t)                                                                 \
-    "eor " t ", " a ", " b "\n\t"                                                          \
-    "and " a ", " a ", " b "\n\t"                                                          \
-    "and " b ", " t ", " L "\n\t"                                                          \
-    "orr " a ", " a ", " b "\n\t"                                                          \
-    "eor " L ", " L ", " t "\n\t"
 /* Half adder into a zero state: L = a ^ b, h = a & b. */
 #define BNN_HA_TO(h, L, a, b)                                                                 \
     "eor " L ", " a ", " b "\n\t"                                                          \
     "and " h ", " a ", " b "\n\t"
-/* v -> 8 nibbles, each the popcount of that nibble (t: scratch). */
+/* v -> 8 nibbles, each the popcount of that nibble of v (t: scratch). */
 #define BNN_NIBBLES(v, t)                                                                     \
     "and " t ", " v ", #0xAAAAAAAA\n\t"                                                    \
     "sub " v ", " v ", " t ", lsr #1\n\t"                                                  \
     "and " t ", " v ", #0xCCCCCCCC\n\t"                                                    \
     "and " v ", " v ", #0x33333333\n\t"                                                    \
     "add " v ", " v ", " t ", lsr #2\n\t"
-
-/* Four x words (LDM) XOR four w words (two LDRD) into r0-r3. */
-#define BNN_QUAD_LOAD                                                                         \
-    "ldm r7!, {r0-r3}\n\t"                                                                 \
-    "ldrd r4, r5, [r8], #8\n\t"                                                            \
-    "eor r0, r0, r4\n\t"                                                                   \
-    "eor r1, r1, r5\n\t"                                                                   \
-    "ldrd r4, r5, [r8], #8\n\t"                                                            \
-    "eor r2, r2, r4\n\t"                                                                   \
-    "eor r3, r3, r5\n\t"
-/* Two x words XOR two w words into r0-r1. */
-#define BNN_PAIR_LOAD                                                                         \
-    "ldrd r0, r1, [r7], #8\n\t"                                                            \
-    "ldrd r4, r5, [r8], #8\n\t"                                                            \
-    "eor r0, r0, r4\n\t"                                                                   \
-    "eor r1, r1, r5\n\t"
-
-/* d (=) or (+=) the sum of the nibbles of v (each nibble <= 12): USAD8 of v against 15 times
- * its high nibbles gives lo + hi for every byte (|16 hi + lo - 15 hi|), summed; t: scratch. */
+/* d = (or +=) the sum of the 8 nibbles of v: USAD8 of v against 15 times its high nibbles
+ * gives |16 hi + lo - 15 hi| = lo + hi per byte (t: scratch). */
 #define BNN_SUM_FIRST(d, v, t) "usad8 " d ", " v ", " t "\n\t"
 #define BNN_SUM_NEXT(d, v, t) "usada8 " d ", " v ", " t ", " d "\n\t"
 #define BNN_NIB_SUM(d, v, t, op)                                                              \
@@ -79,93 +56,90 @@
     "sub " t ", " t ", " t ", lsr #4\n\t"                                                  \
     op(d, v, t)
 
-/* Row pieces, as strings; registers as in the header comment. */
+/* Block words 0-3: x (LDM) XOR w (LDM) into r0-r3. */
+#define BNN_LOAD4                                                                             \
+    "ldm r7!, {r0-r3}\n\t"                                                                 \
+    "ldm r8!, {r4, r5, r6, r12}\n\t"                                                       \
+    "eor r0, r0, r4\n\t"                                                                   \
+    "eor r1, r1, r5\n\t"                                                                   \
+    "eor r2, r2, r6\n\t"                                                                   \
+    "eor r3, r3, r12\n\t"
+/* Block words 4-7 into r0-r3 while r12 holds a carry: w by LDM of three and an LDR. */
+#define BNN_LOAD4_HELD                                                                        \
+    "ldm r7!, {r0-r3}\n\t"                                                                 \
+    "ldm r8!, {r4, r5, r6}\n\t"                                                            \
+    "eor r0, r0, r4\n\t"                                                                   \
+    "eor r1, r1, r5\n\t"                                                                   \
+    "eor r2, r2, r6\n\t"                                                                   \
+    "ldr r4, [r8], #4\n\t"                                                                 \
+    "eor r3, r3, r4\n\t"
 
-/* The first 16-word block of a row: from a zero state (half adders), count = pc(sixteens). */
+/* The first block of a row, from a zero state: lr = pc(eights). */
 #define BNN_HS_FIRST_BLOCK                                                                    \
-    BNN_QUAD_LOAD                                                                             \
+    BNN_LOAD4                                                                                 \
     BNN_HA_TO("r1", "r9", "r0", "r1")                                                         \
     BNN_CSA("r9", "r2", "r3", "r4")                                                           \
-    BNN_HA_TO("r6", "r10", "r1", "r3")                                                        \
-    BNN_QUAD_LOAD                                                                             \
+    BNN_HA_TO("r12", "r10", "r1", "r3")                                                       \
+    BNN_LOAD4_HELD                                                                            \
     BNN_CSA("r9", "r0", "r1", "r4")                                                           \
     BNN_CSA("r9", "r2", "r3", "r4")                                                           \
     BNN_CSA("r10", "r1", "r3", "r4")                                                          \
-    BNN_HA_TO("r6", "r11", "r6", "r3")                                                        \
-    BNN_QUAD_LOAD                                                                             \
-    BNN_CSA("r9", "r0", "r1", "r4")                                                           \
-    BNN_CSA("r9", "r2", "r3", "r4")                                                           \
-    BNN_CSA("r10", "r1", "r3", "r4")                                                          \
-    BNN_PAIR_LOAD                                                                             \
-    BNN_CSA_TO("r2", "r9", "r0", "r1", "r4")                                                  \
-    BNN_PAIR_LOAD                                                                             \
-    BNN_CSA("r9", "r0", "r1", "r4")                                                           \
-    BNN_CSA("r10", "r2", "r1", "r4")                                                          \
-    BNN_CSA("r11", "r3", "r1", "r4")                                                          \
-    BNN_HA_TO("r1", "r12", "r6", "r1")                                                        \
-    BNN_NIBBLES("r1", "r4")                                                                   \
-    BNN_NIB_SUM("lr", "r1", "r4", BNN_SUM_FIRST)
+    BNN_HA_TO("r3", "r11", "r12", "r3")                                                       \
+    BNN_NIBBLES("r3", "r4")                                                                   \
+    BNN_NIB_SUM("lr", "r3", "r4", BNN_SUM_FIRST)
 
-/* A further 16-word block: 15 carry-save adders, count += pc(sixteens). */
+/* A further block: 7 carry-save adders, lr += pc(eights). */
 #define BNN_HS_BLOCK                                                                          \
-    BNN_QUAD_LOAD                                                                             \
+    BNN_LOAD4                                                                                 \
     BNN_CSA("r9", "r0", "r1", "r4")                                                           \
     BNN_CSA("r9", "r2", "r3", "r4")                                                           \
-    BNN_CSA_TO("r6", "r10", "r1", "r3", "r4")                                                 \
-    BNN_QUAD_LOAD                                                                             \
-    BNN_CSA("r9", "r0", "r1", "r4")                                                           \
-    BNN_CSA("r9", "r2", "r3", "r4")                                                           \
-    BNN_CSA("r10", "r1", "r3", "r4")                                                          \
-    BNN_CSA_A("r11", "r6", "r3", "r4")                                                        \
-    BNN_QUAD_LOAD                                                                             \
+    BNN_CSA_TO("r12", "r10", "r1", "r3", "r4")                                                \
+    BNN_LOAD4_HELD                                                                            \
     BNN_CSA("r9", "r0", "r1", "r4")                                                           \
     BNN_CSA("r9", "r2", "r3", "r4")                                                           \
     BNN_CSA("r10", "r1", "r3", "r4")                                                          \
-    BNN_PAIR_LOAD                                                                             \
-    BNN_CSA_TO("r2", "r9", "r0", "r1", "r4")                                                  \
-    BNN_PAIR_LOAD                                                                             \
-    BNN_CSA("r9", "r0", "r1", "r4")                                                           \
-    BNN_CSA("r10", "r2", "r1", "r4")                                                          \
-    BNN_CSA("r11", "r3", "r1", "r4")                                                          \
-    BNN_CSA("r12", "r6", "r1", "r4")                                                          \
-    BNN_NIBBLES("r1", "r4")                                                                   \
-    BNN_NIB_SUM("lr", "r1", "r4", BNN_SUM_NEXT)
+    BNN_CSA("r11", "r12", "r3", "r4")                                                         \
+    BNN_NIBBLES("r3", "r4")                                                                   \
+    BNN_NIB_SUM("lr", "r3", "r4", BNN_SUM_NEXT)
 
-/* r9 = pc(ones) + 2 pc(twos) + 4 pc(fours) + 8 pc(eights) + 16 lr (+ r6 when tail). */
-#define BNN_HS_FINAL(tail)                                                                    \
+/* One word past the blocks: lr += pc(x ^ w) / 8 is not an integer, so r6 collects them. */
+#define BNN_HS_TAIL_WORD                                                                      \
+    "ldr r0, [r7], #4\n\t"                                                                 \
+    "ldr r1, [r8], #4\n\t"                                                                 \
+    "eor r0, r0, r1\n\t"                                                                   \
+    BNN_NIBBLES("r0", "r1")                                                                   \
+    BNN_NIB_SUM("r6", "r0", "r1", BNN_SUM_NEXT)
+
+/* r9 = pc(ones) + 2 pc(twos) + 4 pc(fours) + 8 lr. */
+#define BNN_HS_FINAL                                                                          \
     BNN_NIBBLES("r9", "r0")                                                                   \
     BNN_NIBBLES("r10", "r0")                                                                  \
     "add r9, r9, r10, lsl #1\n\t"                                                           \
     BNN_NIBBLES("r11", "r0")                                                                  \
-    BNN_NIBBLES("r12", "r0")                                                                  \
-    "add r11, r11, r12, lsl #1\n\t"                                                         \
-    tail                                                                                      \
     BNN_NIB_SUM("r9", "r9", "r0", BNN_SUM_FIRST)                                              \
     BNN_NIB_SUM("r11", "r11", "r0", BNN_SUM_FIRST)                                            \
     "add r9, r9, r11, lsl #2\n\t"                                                           \
-    "add r9, r9, lr, lsl #4\n\t"
+    "add r9, r9, lr, lsl #3\n\t"
 
-/* counts[r] = popcount of x ^ row r over n = 16 * blocks words, for rows r < rows of w
- * (rows contiguous). blocks >= 1. */
+/* counts[r] = popcount of x ^ row r over n = 8 * blocks + tail words, for rows r < rows of
+ * w (contiguous). blocks >= 1. Rows of 4 blocks (1024 bits) run unrolled, two per loop. */
 BNN_INLINE void bnn_hs_rows_asm(const uint32_t *x, const uint32_t *w, uint32_t blocks,
-                                uint32_t rows, uint32_t *counts)
+                                uint32_t tail, uint32_t rows, uint32_t *counts)
 {
-    const uint32_t *x_end = x + 16u * blocks;
-    const uint32_t *w_end = w + (size_t)16u * blocks * rows;
+    const uint32_t *x_end = x + 8u * blocks;
+    const uint32_t *w_end = w + (size_t)(8u * blocks + tail) * rows;
     uint32_t c0;
-    if (blocks == 2u && rows % 2u == 0u) { /* 1024-bit rows, two per loop: no block loop */
+    if (blocks == 4u && tail == 0u && rows % 2u == 0u) {
         __asm__ volatile(
             "ldr r8, %[w]\n\t"
             "1:\n\t"
             "ldr r7, %[x]\n\t"
-            BNN_HS_FIRST_BLOCK
-            BNN_HS_BLOCK
-            BNN_HS_FINAL("")
+            BNN_HS_FIRST_BLOCK BNN_HS_BLOCK BNN_HS_BLOCK BNN_HS_BLOCK
+            BNN_HS_FINAL
             "str r9, %[c0]\n\t"
             "ldr r7, %[x]\n\t"
-            BNN_HS_FIRST_BLOCK
-            BNN_HS_BLOCK
-            BNN_HS_FINAL("")
+            BNN_HS_FIRST_BLOCK BNN_HS_BLOCK BNN_HS_BLOCK BNN_HS_BLOCK
+            BNN_HS_FINAL
             "ldr r0, %[counts]\n\t"
             "ldr r1, %[c0]\n\t"
             "strd r1, r9, [r0], #8\n\t"
@@ -192,8 +166,17 @@ BNN_INLINE void bnn_hs_rows_asm(const uint32_t *x, const uint32_t *w, uint32_t b
         "ldr r0, %[x_end]\n\t"
         "cmp r7, r0\n\t"
         "bne 2b\n\t"
-        "3:\n\t"
-        BNN_HS_FINAL("")
+        "3:\n\t" /* words past the blocks */
+        "movs r6, #0\n\t"
+        "ldr r2, %[tail]\n\t"
+        "cbz r2, 5f\n\t"
+        "4:\n\t"
+        BNN_HS_TAIL_WORD
+        "subs r2, r2, #1\n\t"
+        "bne 4b\n\t"
+        "5:\n\t"
+        BNN_HS_FINAL
+        "add r9, r9, r6\n\t"
         "ldr r0, %[counts]\n\t"
         "str r9, [r0], #4\n\t"
         "str r0, %[counts]\n\t"
@@ -201,7 +184,7 @@ BNN_INLINE void bnn_hs_rows_asm(const uint32_t *x, const uint32_t *w, uint32_t b
         "cmp r8, r0\n\t"
         "bne 1b\n\t"
         : [counts] "+m"(counts)
-        : [x] "m"(x), [w] "m"(w), [x_end] "m"(x_end), [w_end] "m"(w_end)
+        : [x] "m"(x), [w] "m"(w), [x_end] "m"(x_end), [w_end] "m"(w_end), [tail] "m"(tail)
         : "r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "lr",
           "cc", "memory");
 }
