@@ -454,6 +454,15 @@ def board_cases():
         packed_input(rng, 1, 2, 2, 65, "random")[0], scores=True)
     add("bdense 1024->1024", BDense("b", (1, 1, 1024), weights=pack_bits(random_bits(rng, (1024, 1024)))),
         packed_input(rng, 1, 1, 1, 1024, "random")[0])
+    # the Harley-Seal rows: 8-word blocks, words past them, 1024-bit rows two at a time
+    for words, n, cut, scores in [(8, 33, 0, False), (9, 7, 3, False), (15, 32, 31, False),
+                                  (16, 64, 0, True), (17, 3, 1, False), (24, 40, 9, False),
+                                  (31, 1, 0, False), (32, 64, 0, False), (32, 33, 0, False),
+                                  (32, 2, 7, True), (33, 31, 0, False), (98, 10, 0, False)]:
+        c = 32 * words - cut
+        add(f"bdense 1x1x{c}->{n}{' scores' if scores else ''}",
+            BDense("b", (1, 1, c), weights=pack_bits(random_bits(rng, (n, c)))),
+            packed_input(rng, 1, 1, 1, c, "random")[0], scores=scores)
     for shape, n, zp, scores in [((28, 28, 1), 64, 128, False), ((1, 1, 37), 9, 0, False),
                                  ((1, 1, 37), 9, 255, True), ((5, 5, 3), 10, 127, True)]:
         k = int(np.prod(shape))
@@ -465,6 +474,18 @@ def board_cases():
             BConv2d("c", (7, 6, 33), kernel=(3, 2), stride=(2, 1), padding=(1, 0, 2, 1),
                     weights=pack_bits(random_bits(rng, (36, 3, 2, 33))), pad_value=pad_value),
             packed_input(rng, 1, 7, 6, 33, "random")[0])
+    # 9-word windows (3 x 3 x <= 32 channels, 3 x 1 x <= 96): records, rows buffer, word tails
+    for (h, w, c), kernel, stride, padding, n, pad_value in [
+            ((14, 14, 32), (3, 3), (1, 1), (1, 1, 1, 1), 64, 1),
+            ((9, 7, 20), (3, 3), (2, 1), (1, 0, 2, 1), 40, -1),
+            ((6, 5, 70), (3, 1), (1, 2), (1, 1, 1, 1), 33, -1),
+            ((5, 5, 32), (3, 3), (1, 1), (2, 2, 2, 2), 3, 1),
+            ((4, 6, 31), (3, 3), (1, 1), (1, 1, 1, 1), 97, 1),
+            ((5, 5, 32), (3, 3), (1, 1), (1, 1, 1, 1), 8, 0)]:
+        add(f"bconv2d {h}x{w}x{c} k{kernel[0]}x{kernel[1]} ->{n} pad_value {pad_value}",
+            BConv2d("c", (h, w, c), kernel=kernel, stride=stride, padding=padding,
+                    weights=pack_bits(random_bits(rng, (n,) + kernel + (c,))), pad_value=pad_value),
+            packed_input(rng, 1, h, w, c, "random")[0])
     add("bconv2d 16x16x64 k3 ->64", BConv2d("c", (16, 16, 64), kernel=(3, 3), padding=(1, 1, 1, 1),
                                              weights=pack_bits(random_bits(rng, (64, 3, 3, 64)))),
         packed_input(rng, 1, 16, 16, 64, "random")[0])

@@ -1,10 +1,10 @@
-#include "bnn_popcount.h"
+#include "bnn_conv9_thumb2.h"
 
 /* No im2col: each valid kernel row is one contiguous run of words in the NHWC input and in
  * the weights. Between those runs, the weight words of the padded taps form gaps; they count
  * only at borders: +1 padding reads 0 bits (x ^ w = w), -1 reads the C real bits set
  * (x ^ w = ~w on them), 0 skips the taps. */
-void bnn_bconv2d_b1(const bnn_bconv2d_t *p, const uint32_t *in, uint32_t *out)
+static void bnn_bconv2d_runs(const bnn_bconv2d_t *p, const uint32_t *in, uint32_t *out)
 {
     const bnn_conv_geom_t *g = &p->g;
     const uint32_t cin = g->in_ch, cw = BNN_WORDS(cin), ow = BNN_WORDS((uint32_t)g->out_ch);
@@ -42,4 +42,87 @@ void bnn_bconv2d_b1(const bnn_bconv2d_t *p, const uint32_t *in, uint32_t *out)
             }
         }
     }
+}
+
+#if BNN_PATH_DSP
+/* Channels per batch of records (14 words each, on the stack: 3.5 KB). */
+#define BNN_CONV9_BATCH 64u
+/* Words of the three padded input rows a 3-row kernel reads (on the stack). */
+#define BNN_CONV9_ROWS 384u
+
+/* The smallest count c with (k - 2c < t), clamped to [0, k + 1]: output bit = (count >= it). */
+static uint32_t bnn_count_threshold(uint32_t k, int32_t t)
+{
+    const int32_t kk = (int32_t)k;
+    int32_t d;
+    if (t > kk + 2) t = kk + 2; /* every accumulator is in [-k, k]: clamping keeps (acc < t) */
+    if (t < -kk - 2) t = -kk - 2;
+    d = kk - t + 2; /* in [0, 2k + 4]: (d / 2) = floor((k - t) / 2) + 1 */
+    return bnn_min_u32((uint32_t)d / 2u, k + 1u);
+}
+
+/* 3-row kernels whose windows are 9 words (3 x 3 x up to 32 channels, 3 x 1 x up to 96), with
+ * +-1 padding: pad words read 0 bits or the real channel bits set, so every window counts all
+ * k taps and a channel's output bit is (count >= its count threshold). Per output row, the
+ * three input rows it reads are copied with their padding into `rows`; each window is then
+ * three runs of 3 words in it. */
+static void bnn_bconv2d_9(const bnn_bconv2d_t *p, const uint32_t *in, uint32_t *out)
+{
+    const bnn_conv_geom_t *g = &p->g;
+    const uint32_t cin = g->in_ch, cw = BNN_WORDS(cin), ow = BNN_WORDS((uint32_t)g->out_ch);
+    const uint32_t k = 9u * cin / cw; /* real bits of a window */
+    const uint32_t wp = ((uint32_t)g->pad_left + g->in_w + g->pad_right) * cw; /* padded row */
+    const uint32_t step = (uint32_t)g->stride_w * cw;
+    uint32_t rec[BNN_CONV9_BATCH * BNN_CONV9_RECORD], xc[BNN_CONV9_COMBOS], rows[BNN_CONV9_ROWS];
+    uint32_t padw[3], c0, nb, c, j, oy, ox, ky, x;
+    for (j = 0; j < cw; ++j) {
+        const uint32_t bits = bnn_min_u32(32u, cin - 32u * j);
+        padw[j] = p->pad_value > 0 ? 0u : (bits == 32u ? 0xFFFFFFFFu : (1u << bits) - 1u);
+    }
+    for (c0 = 0; c0 < g->out_ch; c0 += nb) {
+        nb = bnn_min_u32(BNN_CONV9_BATCH, g->out_ch - c0);
+        /* records, last channel of each 32-channel word first */
+        for (c = 0; c < nb; ++c) {
+            const uint32_t group = c & ~31u, m = bnn_min_u32(32u, nb - group);
+            const uint32_t ch = c0 + group + (m - 1u - (c - group));
+            const uint32_t *w = p->weights + (size_t)ch * 9u;
+            uint32_t *r = rec + c * BNN_CONV9_RECORD;
+            bnn_conv9_combos(w, w + 3, w + 6, r);
+            r[13] = bnn_count_threshold(k, p->stage.thresholds[ch]);
+        }
+        for (oy = 0; oy < g->out_h; ++oy) {
+            uint32_t *o = out + (size_t)oy * g->out_w * ow + c0 / 32u;
+            const uint32_t *r0 = rows;
+            for (ky = 0; ky < 3u; ++ky) { /* the padded input rows of this output row */
+                const int32_t iy = (int32_t)(oy * g->stride_h + ky) - (int32_t)g->pad_top;
+                const uint32_t *src = in + (size_t)(uint32_t)iy * g->in_w * cw;
+                const int valid = iy >= 0 && iy < (int32_t)g->in_h;
+                uint32_t *d = rows + ky * wp;
+                for (x = 0; x < wp; ++x) {
+                    const uint32_t col = x / cw, jj = x - col * cw;
+                    const int inside = valid && col >= g->pad_left && col < (uint32_t)g->pad_left + g->in_w;
+                    d[x] = inside ? src[x - (uint32_t)g->pad_left * cw] : padw[jj];
+                }
+            }
+            for (ox = 0; ox < g->out_w; ++ox, r0 += step, o += ow) {
+                bnn_conv9_combos(r0, r0 + wp, r0 + 2u * wp, xc);
+                for (c = 0; c < nb; c += 32u) {
+                    o[c / 32u] = bnn_conv9_word(xc, rec + c * BNN_CONV9_RECORD, bnn_min_u32(32u, nb - c));
+                }
+            }
+        }
+    }
+}
+#endif
+
+void bnn_bconv2d_b1(const bnn_bconv2d_t *p, const uint32_t *in, uint32_t *out)
+{
+#if BNN_PATH_DSP
+    if (p->g.k_h == 3u && p->g.k_w * BNN_WORDS(p->g.in_ch) == 3u && p->pad_value != 0 &&
+        3u * ((uint32_t)p->g.pad_left + p->g.in_w + p->g.pad_right) * BNN_WORDS(p->g.in_ch) <= BNN_CONV9_ROWS) {
+        bnn_bconv2d_9(p, in, out);
+        return;
+    }
+#endif
+    bnn_bconv2d_runs(p, in, out);
 }

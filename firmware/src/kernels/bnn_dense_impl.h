@@ -7,26 +7,20 @@
 
 #include "bnn_u8_table.h"
 
-#if defined(__GNUC__) && defined(__thumb2__) && defined(__OPTIMIZE__) && BNN_PATH_DSP && \
-    !defined(BNN_EMULATE_INTRINSICS)
-#define BNN_HS_ASM 1
 #include "bnn_hs_thumb2.h"
-#else
-#define BNN_HS_ASM 0
-#endif
 
 BNN_INLINE void bnn_bdense_run(const bnn_bdense_t *p, const uint32_t *in, bnn_sink_t *s)
 {
     const size_t stride = p->in_words;
     uint32_t c, j, nb, acc[BNN_BLOCK];
-#if BNN_HS_ASM
+#if BNN_PATH_DSP
     if (stride >= 8u) {
         uint32_t counts[32];
         for (c = 0; c < p->out_ch; c += nb) {
             nb = bnn_min_u32(32u, p->out_ch - c);
-            bnn_hs_rows_asm(in, p->weights + c * stride, (uint32_t)stride / 8u, (uint32_t)stride % 8u, nb, counts);
+            bnn_hs_rows(in, p->weights + c * stride, (uint32_t)stride / 8u, (uint32_t)stride % 8u, nb, counts);
             if (s->bits != NULL) {
-                s->bits[c >> 5] = bnn_threshold_word_asm(counts, s->stage->thresholds + c, p->in_bits, nb);
+                s->bits[c >> 5] = bnn_threshold_word(counts, s->stage->thresholds + c, p->in_bits, nb);
             } else {
                 for (j = 0; j < nb; ++j) counts[j] = p->in_bits - 2u * counts[j];
                 for (j = 0; j < nb; j += BNN_BLOCK) bnn_sink_put(s, c + j, bnn_min_u32(BNN_BLOCK, nb - j), counts + j);

@@ -20,8 +20,18 @@
 #ifndef BNN_HS_THUMB2_H
 #define BNN_HS_THUMB2_H
 
-#include "bnn_kernel_util.h"
+#include "bnn_popcount.h"
 
+/* The assembly needs GCC's register allocation of an optimizing build (r7 is the frame pointer
+ * at -O0) and a Thumb-2 DSP core; elsewhere (host tests, -O0) the C twins run. */
+#if defined(__GNUC__) && defined(__thumb2__) && defined(__OPTIMIZE__) && BNN_PATH_DSP && \
+    !defined(BNN_EMULATE_INTRINSICS)
+#define BNN_HS_ASM 1
+#else
+#define BNN_HS_ASM 0
+#endif
+
+#if BNN_HS_ASM
 /* h = majority(a, b, L) into b, L ^= a ^ b; a and t are clobbered (t: scratch). */
 #define BNN_CSA(L, a, b, t)                                                                   \
     "eor " t ", " a ", " b "\n\t"                                                          \
@@ -237,5 +247,39 @@ BNN_INLINE uint32_t bnn_threshold_word_asm(const uint32_t *counts, const int32_t
     }
     return n == 32u ? ~word : ~word & ((1u << n) - 1u);
 }
+
+#endif /* BNN_HS_ASM */
+
+/* The C twins: the same counts and words, through the path's popcount. */
+BNN_INLINE void bnn_hs_rows_c(const uint32_t *x, const uint32_t *w, uint32_t blocks,
+                              uint32_t tail, uint32_t rows, uint32_t *counts)
+{
+    const uint32_t n = 8u * blocks + tail;
+    uint32_t r, i;
+    for (r = 0; r < rows; ++r, w += n) {
+        uint32_t c = 0u;
+        for (i = 0; i < n; ++i) c += bnn_popcount32(x[i] ^ w[i]);
+        counts[r] = c;
+    }
+}
+
+BNN_INLINE uint32_t bnn_threshold_word_c(const uint32_t *counts, const int32_t *t, uint32_t k,
+                                         uint32_t n)
+{
+    uint32_t word = 0u, j;
+    for (j = n; j-- > 0;) {
+        const uint32_t v = (k ^ 0x80000000u) - 2u * counts[j]; /* (k - 2 count) + 2^31 */
+        word = (word << 1) | (uint32_t)(v < ((uint32_t)t[j] ^ 0x80000000u));
+    }
+    return word;
+}
+
+#if BNN_HS_ASM
+#define bnn_hs_rows bnn_hs_rows_asm
+#define bnn_threshold_word bnn_threshold_word_asm
+#else
+#define bnn_hs_rows bnn_hs_rows_c
+#define bnn_threshold_word bnn_threshold_word_c
+#endif
 
 #endif /* BNN_HS_THUMB2_H */

@@ -1,0 +1,130 @@
+/*
+ * Binary convolution windows of 9 words (3x3 kernels over up to 32 input channels) on DSP
+ * cores: Thumb-2 assembly (USAD8), and its C twin (host tests, unoptimized builds).
+ *
+ * count = sum over the window of popcount(x[i] ^ w[i]), i < 9, as a carry-save tree: three
+ * triples (a0, a1, a2) give a parity s and a carry c = maj(a0, a1, a2) = a0 ^ ((a0 ^ a1) &
+ * (a0 ^ a2)); the parities give S and a fourth carry the same way; the four carries give T and
+ * two "fours". Every XOR of two or three a's is an XOR of the same x's with the same w's, so
+ * those combinations are made once: per output pixel for x (13 words), per channel for w (a
+ * 14-word record, with the channel's count threshold). A triple's carry then costs 5
+ * instructions (against 8 from the raw words), the parity and level-2 carry 6.
+ *
+ * Combination order (x and w alike): a0, a0^a1, a0^a2, a3, a3^a4, a3^a5, a6, a6^a7, a6^a8,
+ * s1 = a0^a1^a2, s1^s2, s1^s3, S = s1^s2^s3; the record adds the count threshold C.
+ */
+#ifndef BNN_CONV9_THUMB2_H
+#define BNN_CONV9_THUMB2_H
+
+#include "bnn_hs_thumb2.h"
+
+#if BNN_HS_ASM
+#define bnn_conv9_word bnn_conv9_word_asm
+#else
+#define bnn_conv9_word bnn_conv9_word_c
+#endif
+
+#define BNN_CONV9_COMBOS 13u
+#define BNN_CONV9_RECORD 14u
+
+/* The 13 combinations of the 9 words r0[0..3), r1[0..3), r2[0..3). */
+BNN_INLINE void bnn_conv9_combos(const uint32_t *r0, const uint32_t *r1, const uint32_t *r2,
+                                 uint32_t *c)
+{
+    const uint32_t s1 = r0[0] ^ r0[1] ^ r0[2], s2 = r1[0] ^ r1[1] ^ r1[2];
+    const uint32_t s3 = r2[0] ^ r2[1] ^ r2[2];
+    c[0] = r0[0];
+    c[1] = r0[0] ^ r0[1];
+    c[2] = r0[0] ^ r0[2];
+    c[3] = r1[0];
+    c[4] = r1[0] ^ r1[1];
+    c[5] = r1[0] ^ r1[2];
+    c[6] = r2[0];
+    c[7] = r2[0] ^ r2[1];
+    c[8] = r2[0] ^ r2[2];
+    c[9] = s1;
+    c[10] = s1 ^ s2;
+    c[11] = s1 ^ s3;
+    c[12] = s1 ^ s2 ^ s3;
+}
+
+/* The C twin of bnn_conv9_word_asm: the same tree on the same combinations and records. */
+BNN_INLINE uint32_t bnn_conv9_word_c(const uint32_t *xc, const uint32_t *r, uint32_t m)
+{
+    uint32_t word = 0u, j;
+    for (j = 0; j < m; ++j, r += BNN_CONV9_RECORD) {
+        const uint32_t c1 = (xc[0] ^ r[0]) ^ ((xc[1] ^ r[1]) & (xc[2] ^ r[2]));
+        const uint32_t c2 = (xc[3] ^ r[3]) ^ ((xc[4] ^ r[4]) & (xc[5] ^ r[5]));
+        const uint32_t c3 = (xc[6] ^ r[6]) ^ ((xc[7] ^ r[7]) & (xc[8] ^ r[8]));
+        const uint32_t c4 = (xc[9] ^ r[9]) ^ ((xc[10] ^ r[10]) & (xc[11] ^ r[11]));
+        const uint32_t s = xc[12] ^ r[12], t1 = c1 ^ c2 ^ c3;
+        const uint32_t f1 = (c1 & c2) | (t1 & c3) | (c1 & c3), t = t1 ^ c4, f2 = t1 & c4;
+        const uint32_t count = bnn_popcount32(s) + 2u * bnn_popcount32(t) +
+                               4u * (bnn_popcount32(f1) + bnn_popcount32(f2));
+        word = (word << 1) | (uint32_t)(count >= r[13]);
+    }
+    return word;
+}
+
+#if BNN_HS_ASM
+/* One output word: channels of `records` (m of them, last channel's record first) against the
+ * window combinations xc. Bit j = (count_j >= C_j), built by ADCS from the comparison's carry;
+ * a sentinel bit leaving the word ends the loop. */
+BNN_INLINE uint32_t bnn_conv9_word_asm(const uint32_t *xc, const uint32_t *records, uint32_t m)
+{
+    register const uint32_t *xp __asm__("r10") = xc;
+    register const uint32_t *rp __asm__("r11") = records;
+    register uint32_t word __asm__("r12") = 1u << (32u - m);
+#define BNN_CONV9_TRIPLE(c)                                                                   \
+    "ldm r10!, {r0-r2}\n\t"                                                                \
+    "ldm r11!, {r3-r5}\n\t"                                                                \
+    "eor r0, r0, r3\n\t"                                                                   \
+    "eor r1, r1, r4\n\t"                                                                   \
+    "eor r2, r2, r5\n\t"                                                                   \
+    "and r1, r1, r2\n\t"                                                                   \
+    "eor " c ", r0, r1\n\t"
+    __asm__ volatile(
+        "1:\n\t"
+        BNN_CONV9_TRIPLE("r6")
+        BNN_CONV9_TRIPLE("r7")
+        BNN_CONV9_TRIPLE("r8")
+        "ldm r10, {r0-r3}\n\t"
+        "sub r10, r10, #36\n\t"
+        "ldm r11!, {r4, r5, r9, lr}\n\t"
+        "eor r0, r0, r4\n\t" /* s1 */
+        "eor r1, r1, r5\n\t" /* s1 ^ s2 */
+        "eor r2, r2, r9\n\t" /* s1 ^ s3 */
+        "eor r3, r3, lr\n\t" /* S */
+        "and r1, r1, r2\n\t"
+        "eor r9, r0, r1\n\t" /* c4 */
+        /* carries c1 c2 c3 -> T1 (r0), f1 (r6); T1 + c4 -> T (r7), f2 (r0) */
+        "eor r0, r6, r7\n\t"
+        "and r6, r6, r7\n\t"
+        "and r7, r0, r8\n\t"
+        "orr r6, r6, r7\n\t"
+        "eor r0, r0, r8\n\t"
+        "eor r7, r0, r9\n\t"
+        "and r0, r0, r9\n\t"
+        /* count = pc(S) + 2 pc(T) + 4 (pc(f1) + pc(f2)) */
+        BNN_NIBBLES("r3", "r1")
+        BNN_NIBBLES("r7", "r1")
+        "add r3, r3, r7, lsl #1\n\t"
+        BNN_NIBBLES("r6", "r1")
+        BNN_NIBBLES("r0", "r1")
+        "add r6, r6, r0\n\t"
+        BNN_NIB_SUM("r3", "r3", "r1", BNN_SUM_FIRST)
+        BNN_NIB_SUM("r6", "r6", "r1", BNN_SUM_FIRST)
+        "add r3, r3, r6, lsl #2\n\t"
+        "ldr r1, [r11], #4\n\t"
+        "cmp r3, r1\n\t"
+        "adcs r12, r12, r12\n\t"
+        "bcc 1b\n\t"
+        : "+r"(xp), "+r"(rp), "+r"(word)
+        :
+        : "r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "lr", "cc", "memory");
+#undef BNN_CONV9_TRIPLE
+    return word;
+}
+#endif
+
+#endif /* BNN_CONV9_THUMB2_H */
