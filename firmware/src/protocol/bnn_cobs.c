@@ -30,9 +30,8 @@ static void cobs_append(bnn_cobs_decoder_t *d, uint8_t byte)
 
 int bnn_cobs_decoder_push(bnn_cobs_decoder_t *d, uint8_t byte)
 {
-    int result;
-
     if (byte == 0u) {
+        int result;
         if (d->state == COBS_IDLE) {
             return BNN_COBS_MORE; /* empty frame: a lone delimiter */
         }

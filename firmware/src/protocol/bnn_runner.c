@@ -209,7 +209,8 @@ static void do_bulk(bnn_runner_t *r, const uint8_t *payload)
     }
     for (i = first; i < first + count; i++) {
         uint32_t delta;
-        int cls = run_timed(r, base + BNN_BULK_HEADER_BYTES + i * r->model->input_bytes, &delta);
+        int cls = run_timed(r, base + BNN_BULK_HEADER_BYTES + (size_t)i * r->model->input_bytes,
+                            &delta);
         bnn_frame_begin(&r->tx, (uint8_t)BNN_MSG_BULK_RESULT, r->seq);
         bnn_frame_put_u32(&r->tx, i);
         bnn_frame_put_u32(&r->tx, (uint32_t)cls);
