@@ -13,8 +13,10 @@ The firmware reports the first 8 bytes of that hash; the host refuses a board th
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import math
 import struct
 from pathlib import Path
 
@@ -30,6 +32,13 @@ _HASH_BYTES = 32
 _MAX_HEADER = 16 << 20
 _DTYPES = {"<u4": np.dtype("<u4"), "<i4": np.dtype("<i4")}
 _STAGE_KINDS = {"threshold": Threshold, "scores": Scores}
+# Limits of what a file may declare, checked before anything is built from the header: the
+# serial protocol carries shapes, classes and layer counts as u16; tuples have fixed lengths.
+_MAX_U16 = 0xFFFF
+_MAX_DIMS = 8
+_MAX_NAME = 1024
+_TUPLE_LEN = {"in_shape": 3, "kernel": 2, "stride": 2, "padding": 4}
+_TENSOR_KEYS = {"tensor", "shape", "offset", "nbytes"}
 
 
 def _align8(n: int) -> int:
@@ -94,46 +103,103 @@ def save(model: IntModel, path: str | Path) -> str:
 
 
 def _tensor(spec, blob: memoryview, where: str) -> np.ndarray:
-    if not isinstance(spec, dict) or spec.get("tensor") not in _DTYPES:
+    if not isinstance(spec, dict) or not isinstance(spec.get("tensor"), str) \
+            or spec["tensor"] not in _DTYPES:
         raise ModelError(f"{where}: bad tensor entry")
     dt = _DTYPES[spec["tensor"]]
     shape = spec.get("shape")
     off, nbytes = spec.get("offset"), spec.get("nbytes")
-    if (not isinstance(shape, list) or not all(isinstance(s, int) and 0 <= s < 2**31 for s in shape)
-            or not isinstance(off, int) or not isinstance(nbytes, int)):
+    if (not isinstance(shape, list) or len(shape) > _MAX_DIMS
+            or not all(_is_int(s) and 0 <= s < 2**31 for s in shape)
+            or not _is_int(off) or not _is_int(nbytes) or set(spec) != _TENSOR_KEYS):
         raise ModelError(f"{where}: bad tensor shape or offset")
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)  # Python ints: no wrap-around, unlike an int64 product
     if count * dt.itemsize != nbytes or off < 0 or off + nbytes > len(blob):
         raise ModelError(f"{where}: tensor lies outside the file")
     return np.frombuffer(blob, dtype=dt, count=count, offset=off).reshape(shape).astype(dt.newbyteorder("="))
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_text(v, where: str) -> str:
+    if not isinstance(v, str) or len(v) > _MAX_NAME or not v.isprintable():
+        raise ModelError(f"{where}: must be printable text of at most {_MAX_NAME} characters")
+    return v
+
+
+def _field_kinds(cls) -> dict:
+    """Field name -> its annotation ("str", "tuple", "int", "np.ndarray", "OutputStage")."""
+    return {f.name: f.type for f in dataclasses.fields(cls)}
+
+
 def _op_from_json(d: dict, blob: memoryview, i: int):
+    """One op, every field type-checked against the op's dataclass before it is built (a file
+    whose hash is right can still hold any JSON)."""
     where = f"op {i}"
-    if not isinstance(d, dict) or d.get("kind") not in OP_TYPES:
-        raise ModelError(f"{where}: unknown op kind {d.get('kind') if isinstance(d, dict) else d!r}")
+    if not isinstance(d, dict) or not isinstance(d.get("kind"), str) or d["kind"] not in OP_TYPES:
+        kind = d.get("kind") if isinstance(d, dict) else d
+        raise ModelError(f"{where}: unknown op kind {str(kind)[:40]!r}")
     cls = OP_TYPES[d["kind"]]
+    kinds = _field_kinds(cls)
+    missing = sorted(set(kinds) - set(d))
+    if missing:
+        raise ModelError(f"{where}: {d['kind']} op without {missing[0]!r}")
     kwargs = {}
     for k, v in d.items():
         if k == "kind":
             continue
-        if isinstance(v, dict) and "tensor" in v:
-            kwargs[k] = _tensor(v, blob, f"{where}.{k}")
-        elif isinstance(v, dict) and v.get("kind") in _STAGE_KINDS:
+        ftype = kinds.get(k)
+        fwhere = f"{where}.{str(k)[:40]}"
+        if ftype is None:
+            raise ModelError(f"{where}: unknown field {str(k)[:40]!r} for a {d['kind']} op")
+        if ftype == "np.ndarray":
+            kwargs[k] = _tensor(v, blob, fwhere)
+        elif ftype == "OutputStage":
+            if not isinstance(v, dict) or not isinstance(v.get("kind"), str) \
+                    or v["kind"] not in _STAGE_KINDS:
+                raise ModelError(f"{fwhere}: bad output stage")
             stage_cls = _STAGE_KINDS[v["kind"]]
-            parts = {sk: _tensor(sv, blob, f"{where}.{k}.{sk}") for sk, sv in v.items() if sk != "kind"}
-            try:
-                kwargs[k] = stage_cls(**parts)
-            except TypeError:
-                raise ModelError(f"{where}: bad output stage") from None
-        elif isinstance(v, list):
+            parts = {sk: _tensor(sv, blob, f"{fwhere}.{sk}") for sk, sv in v.items() if sk != "kind"}
+            if set(parts) != set(_field_kinds(stage_cls)):
+                raise ModelError(f"{fwhere}: bad output stage")
+            kwargs[k] = stage_cls(**parts)
+        elif ftype == "tuple":
+            if (not isinstance(v, list) or len(v) != _TUPLE_LEN.get(k, len(v))
+                    or not all(_is_int(x) and 0 <= x <= _MAX_U16 for x in v)):
+                raise ModelError(f"{fwhere}: expected {_TUPLE_LEN.get(k, 'a list of')} integers "
+                                 f"in 0..{_MAX_U16}")
             kwargs[k] = tuple(v)
-        else:
+        elif ftype == "int":
+            if not _is_int(v) or not -2**31 <= v < 2**31:
+                raise ModelError(f"{fwhere}: expected a 32-bit integer")
             kwargs[k] = v
+        elif ftype == "str":
+            kwargs[k] = _check_text(v, fwhere)
+        else:  # pragma: no cover - a field type this reader does not know yet
+            raise ModelError(f"{fwhere}: cannot read a field of type {ftype}")
     try:
         return cls(**kwargs)
     except TypeError as e:
         raise ModelError(f"{where}: bad {d['kind']} op ({e})") from None
+
+
+def _check_meta(meta, name: str) -> dict:
+    """meta: text keys; values are text, numbers, booleans, null, or flat lists of those."""
+    def scalar(v) -> bool:
+        return v is None or isinstance(v, (bool, int, float)) or (
+            isinstance(v, str) and len(v) <= _MAX_NAME and v.isprintable())
+    if not isinstance(meta, dict) or not all(
+            isinstance(k, str) and k.isprintable() and len(k) <= 64 and
+            (scalar(v) or (isinstance(v, list) and len(v) <= _MAX_U16 and all(map(scalar, v))))
+            for k, v in meta.items()):
+        raise ModelError(f"{name}: malformed .bnn header (meta must map names to text, numbers "
+                         "or flat lists of them)")
+    for key in ("name", "source"):
+        if key in meta:
+            _check_text(meta[key], f"{name}: meta.{key}")
+    return dict(meta)
 
 
 def parse(data: bytes, name: str = "model") -> IntModel:
@@ -155,15 +221,24 @@ def parse(data: bytes, name: str = "model") -> IntModel:
         raise ModelError(f"{name}: corrupt .bnn file (content hash mismatch)")
     try:
         header = json.loads(data[_PREFIX.size:_PREFIX.size + hlen])
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # ValueError: JSON, huge integers
         raise ModelError(f"{name}: corrupt .bnn header") from None
     blob = memoryview(data)[_PREFIX.size + hlen:_PREFIX.size + hlen + blen]
-    try:
-        ops = [_op_from_json(d, blob, i) for i, d in enumerate(header["ops"])]
-        model = IntModel(tuple(header["input_shape"]), ops, int(header["num_classes"]),
-                         dict(header.get("meta", {})))
-    except (KeyError, TypeError, ValueError) as e:
-        raise ModelError(f"{name}: malformed .bnn header ({e})") from None
+    if not isinstance(header, dict) or not {"input_shape", "num_classes", "ops"} <= set(header) \
+            or not set(header) <= {"input_shape", "num_classes", "ops", "meta"}:
+        raise ModelError(f"{name}: malformed .bnn header (expected input_shape, num_classes, ops "
+                         "and meta)")
+    shape, classes, ops = header["input_shape"], header["num_classes"], header["ops"]
+    if not (isinstance(shape, list) and len(shape) == 3
+            and all(_is_int(v) and 1 <= v <= _MAX_U16 for v in shape)):
+        raise ModelError(f"{name}: bad input shape {str(shape)[:60]} (three sizes in 1..{_MAX_U16})")
+    if not _is_int(classes) or not 1 <= classes <= _MAX_U16:
+        raise ModelError(f"{name}: bad class count {str(classes)[:40]} (1..{_MAX_U16})")
+    if not isinstance(ops, list) or not 1 <= len(ops) <= _MAX_U16:
+        raise ModelError(f"{name}: malformed .bnn header (ops must list 1..{_MAX_U16} layers)")
+    meta = _check_meta(header.get("meta", {}), name)
+    ops = [_op_from_json(d, blob, i) for i, d in enumerate(ops)]
+    model = IntModel(tuple(shape), ops, classes, meta)
     from .validate import validate
     validate(model, name)
     return model
