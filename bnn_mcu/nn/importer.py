@@ -18,6 +18,8 @@ ops, so flatten/view/permute orders (NCHW vs NHWC) are read off, not assumed.
 
 from __future__ import annotations
 
+import math
+import operator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -29,6 +31,20 @@ from ..ir.geometry import conv_out, valid_taps
 
 A = torch.ops.aten
 _PROBE_CHUNK = 1 << 22  # elements per chain evaluation
+# Bounds that keep a hostile graph from exhausting memory (sizes are checked before anything
+# of that size is allocated): the input image, any tensor computed from constants or from the
+# input's index map, and a layer's response table (channels x attainable accumulator values;
+# BinaryNet's 784-4096 first layer needs 0.8e9).
+_MAX_INPUT_ELEMENTS = 1 << 22
+_MAX_TENSOR_ELEMENTS = 1 << 28
+_MAX_RESPONSE_ENTRIES = 1 << 30
+# What a graph may call besides ATen operators: the symbolic-shape helpers torch.export emits.
+_SYM_CALLS = frozenset([operator.getitem, operator.add, operator.sub, operator.mul,
+                        operator.truediv, operator.floordiv, operator.mod, operator.pow,
+                        operator.neg, operator.pos, operator.eq, operator.ne, operator.lt,
+                        operator.le, operator.gt, operator.ge, operator.and_, operator.or_,
+                        operator.lshift, operator.rshift, math.trunc, torch.sym_max, torch.sym_min,
+                        torch.sym_ite, torch.sym_not, torch.sym_float, torch.sym_int])
 
 
 def _opname(node) -> str:
@@ -38,6 +54,26 @@ def _opname(node) -> str:
 
 def _where(node) -> str:
     return f"node {node.name!r} ({_opname(node)})"
+
+
+def _is_safe_target(target) -> bool:
+    """An ATen operator or a symbolic-shape helper: never an arbitrary Python callable (a
+    graph from a file names its targets, and the importer runs them on constants)."""
+    if isinstance(target, torch._ops.OpOverload):
+        return target.namespace == "aten"
+    try:
+        return target in _SYM_CALLS
+    except TypeError:  # unhashable
+        return False
+
+
+def _numel(value) -> int:
+    """Elements of every tensor in a (nested) result."""
+    if isinstance(value, torch.Tensor):
+        return value.numel()
+    if isinstance(value, (list, tuple)):
+        return sum(_numel(v) for v in value)
+    return 0
 
 
 class _Batch:
@@ -164,12 +200,18 @@ class GraphImporter:
             h, w, c = shape
         else:
             raise ModelError(f"{self.name}: input shape {tuple(val.shape)} is not N x H x W [x C]")
+        if min(h, w, c) < 1 or h * w * c > _MAX_INPUT_ELEMENTS:
+            raise ModelError(f"{self.name}: input of {h}x{w}x{c} pixels (at most "
+                             f"{_MAX_INPUT_ELEMENTS:,} values, each size at least 1)")
         self.input_shape = (h, w, c)
         index = torch.arange(h * w * c).reshape((1,) + shape)
         return Pixels(index, torch.arange(256, dtype=torch.uint8))
 
     # -- dispatch -------------------------------------------------------------------------------
     def _call(self, node, env):
+        if not _is_safe_target(node.target):
+            raise ModelError(f"{self.name}: {_where(node)}: calls {str(node.target)[:80]!r}, which "
+                             "is not an ATen operator")
         args = [self._lookup(a, env) for a in node.args]
         kwargs = {k: self._lookup(v, env) for k, v in node.kwargs.items()}
         name = _opname(node).split(".")[0]
@@ -179,6 +221,7 @@ class GraphImporter:
         if not syms:
             if any(isinstance(a, _Batch) for a in _flat_args(args)):
                 return _Batch() if name.startswith("sym_") else None
+            self._check_const_size(node, args, kwargs)
             try:
                 return node.target(*args, **kwargs)
             except Exception as e:  # a constant op torch itself cannot run
@@ -200,6 +243,21 @@ class GraphImporter:
         if isinstance(x, Pixels):
             return self._pixel_op(node, name, x, args, kwargs)
         return self._bin_op(node, name, x, args, kwargs)
+
+    def _check_const_size(self, node, args, kwargs) -> None:
+        """The size of a constant op's result, found on fake tensors (nothing allocated), before
+        the op runs for real: `full([10**6, 10**6])` in a file must not fill the memory."""
+        from torch._subclasses.fake_tensor import FakeTensorMode
+
+        try:
+            with FakeTensorMode(allow_non_fake_inputs=True):
+                n = _numel(node.target(*args, **kwargs))
+        except Exception as e:  # noqa: BLE001 - an op that cannot even be shape-checked
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            raise ModelError(f"{self.name}: {_where(node)}: cannot evaluate ({first})") from None
+        if n > _MAX_TENSOR_ELEMENTS:
+            raise ModelError(f"{self.name}: {_where(node)}: would compute {n:,} elements (at most "
+                             f"{_MAX_TENSOR_ELEMENTS:,})")
 
     @staticmethod
     def _lookup(a, env):
@@ -227,9 +285,13 @@ class GraphImporter:
             return None
         rest = _subst_batch(list(args[1:]), 1)
         try:
-            return node.target(index, *rest, **_subst_batch(kwargs, 1))
+            out = node.target(index, *rest, **_subst_batch(kwargs, 1))
         except Exception as e:
             raise ModelError(f"{self.name}: {_where(node)}: unsupported reshape ({e})") from None
+        if out.numel() > _MAX_TENSOR_ELEMENTS:  # expand() allocates nothing until it is copied
+            raise ModelError(f"{self.name}: {_where(node)}: expands the activation to "
+                             f"{out.numel():,} elements")
+        return out
 
     def _check_dropout(self, node, name, args):
         if name == "dropout" and len(args) > 2 and args[2]:
@@ -575,6 +637,11 @@ class GraphImporter:
                                offset=offset, f64=not exact)
 
     def _start_acc(self, layer, ndim, bias, node, scale, offset, f64) -> Acc:
+        entries = layer.weights.shape[0] * len(layer.acc_values)
+        if entries > _MAX_RESPONSE_ENTRIES:
+            raise ModelError(f"{self.name}: {_where(node)}: {layer.weights.shape[0]:,} channels x "
+                             f"{len(layer.acc_values):,} accumulator values is too large a layer to "
+                             f"convert exactly (at most {_MAX_RESPONSE_ENTRIES:,})")
         layer.response = np.zeros((layer.weights.shape[0], 0), dtype=np.int8)  # channel count
         layer.trace_nodes = [None, None]
         acc = Acc(layer, ndim, f64, offset, scale)
