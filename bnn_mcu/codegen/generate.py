@@ -38,6 +38,27 @@ def _shape(s) -> str:
     return "x".join(str(d) for d in s)
 
 
+def c_string(text) -> str:
+    """Text (a layer name from a model file: any characters) as the inside of a C string
+    literal: printable ASCII as is, backslash, quote and ? (trigraphs) escaped, every other
+    UTF-8 byte as a 3-digit octal escape (a hex escape would swallow a following digit)."""
+    out = []
+    for b in str(text).encode("utf-8", "replace"):
+        ch = chr(b)
+        out.append("\\" + ch if ch in '\\"?' else ch if 0x20 <= b < 0x7F else f"\\{b:03o}")
+    return "".join(out)
+
+
+def c_comment(text) -> str:
+    """Text that stays inside a /* */ comment: no line breaks or control characters, no
+    comment opener or closer, no trigraph (-Wcomment and -Wtrigraphs are errors in the firmware
+    build; ??/ at a line end would splice lines)."""
+    flat = "".join(ch if ch.isprintable() else "?" for ch in str(text))
+    while "*/" in flat or "/*" in flat or "??" in flat:
+        flat = flat.replace("*/", "* /").replace("/*", "/ *").replace("??", "? ?")
+    return flat
+
+
 @dataclass
 class LayerView:
     """Everything the template needs for one layer."""
@@ -119,9 +140,11 @@ def _layer_view(i: int, op, plan: ArenaPlan, model: IntModel) -> LayerView:
 
 
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir() / "model")),
-                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                              trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir() / "model")),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(c_string=c_string, c_comment=c_comment)  # for names from model files
+    return env
 
 
 def model_context(model: IntModel) -> dict:

@@ -20,7 +20,7 @@ from ..ir import bnnfile
 from ..ir.ops import IntModel
 from ..resources import firmware_dir, templates_dir
 from ..summary import summary_table, totals
-from .generate import generate_model_sources
+from .generate import MODEL_FILES, generate_model_sources
 
 RUNTIME_HEADERS = ("bnn_kernels.h", "bnn_model_api.h")
 
@@ -63,6 +63,24 @@ def _prepare_outdir(out: Path, force: bool) -> None:
         raise BnnError(f"{out}: output folder is not writable")
 
 
+def _check_targets(out: Path, relpaths: list) -> None:
+    """Every file generate writes lands inside `out`: refuse to write through a symbolic link
+    (README.md -> ~/.bashrc, runtime -> /etc) or into anything but a regular file (a FIFO
+    would block forever) that a previous run or another program left in the folder."""
+    root = out.resolve()
+    for rel in relpaths:
+        p = root
+        for part in Path(rel).parts:
+            p = p / part
+            if p.is_symlink():
+                raise BnnError(f"{out / Path(rel)}: {p} is a symbolic link; bnn-mcu does not "
+                               "write through links, remove it first")
+        if p.exists() and not p.is_file():
+            raise BnnError(f"{p}: exists and is not a regular file; remove it first")
+        if not p.resolve().is_relative_to(root):  # pragma: no cover - links refused above
+            raise BnnError(f"{p}: would be written outside {out}")
+
+
 def check_budget(model: IntModel, flash_kb: int | None, ram_kb: int | None, what: str = "") -> None:
     """Refuse a model whose constants or RAM exceed a declared budget, with the numbers."""
     t = totals(model)
@@ -88,6 +106,9 @@ def generate_project(model: IntModel, out: Path, core: str = "cortex-m4", force:
     check_budget(model, flash_kb, ram_kb)
     out = Path(out)
     _prepare_outdir(out, force)
+    _check_targets(out, list(MODEL_FILES) + ["model.bnn", "README.md"] +
+                   [f"runtime/include/{n}" for n in RUNTIME_HEADERS] +
+                   [f"runtime/src/{p.name}" for p in runtime_sources()])
     written: list[Path] = []
     written += generate_model_sources(model, out)
     _write(out / "model.bnn", bnnfile.serialize(model), written)
