@@ -57,12 +57,13 @@ def build_firmware(target: str, model_dir: str | os.PathLike | None, build_dir: 
                    app: str | os.PathLike | Iterable[str | os.PathLike] | None = None, *,
                    emulated_memory: bool = False, stack_size: int | None = None,
                    runtime: bool = True, jobs: int | None = None,
-                   timeout: float = BUILD_TIMEOUT) -> Path:
+                   timeout: float = BUILD_TIMEOUT, extra_ldflags: Iterable[str] = ()) -> Path:
     """Build the runner (or `app`, one or more C files replacing app/main.c) with the model in
     `model_dir` (a folder with bnn_model.c/.h; None for an app that needs no model) for
     `target`; returns build_dir/<target>.elf (for "host": a Linux executable).
 
     runtime=False leaves out firmware/src (kernels, protocol): an app on the port alone.
+    Sanitizer options in extra_cflags are linked too; extra_ldflags adds other link flags.
 
     emulated_memory links for the larger memories QEMU is given (micro:bit: 16 MB flash,
     256 KB RAM): for test models bigger than the real part, never for memory reports.
@@ -72,6 +73,8 @@ def build_firmware(target: str, model_dir: str | os.PathLike | None, build_dir: 
     out.mkdir(parents=True, exist_ok=True)
     cmd = ["make", "-C", str(firmware_dir()), f"BOARD={target}", f"BUILD_DIR={out}",
            f"OPT={opt}", f"EXTRA_CFLAGS={' '.join(extra_cflags)}", f"-j{jobs or os.cpu_count() or 2}"]
+    if extra_ldflags:
+        cmd.append(f"EXTRA_LDFLAGS={' '.join(extra_ldflags)}")
     if model_dir is not None:
         model = Path(model_dir).resolve()
         if not model.is_dir():
