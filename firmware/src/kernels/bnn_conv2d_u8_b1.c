@@ -1,4 +1,4 @@
-#include "bnn_u8_dot.h"
+#include "bnn_conv_u8_dsp.h"
 
 /* Bytes of a window gathered at once (a multiple of 32: every chunk starts on a weight word).
  * First layers have small windows (3x3x1 = 9, 5x5x3 = 75): one chunk, gathered once per
@@ -26,7 +26,7 @@ static uint32_t bnn_gather(const bnn_conv_geom_t *g, const bnn_window_t *win, co
     return t;
 }
 
-void bnn_conv2d_u8_b1(const bnn_conv2d_u8_t *p, const uint8_t *in, uint32_t *out)
+static void bnn_conv2d_u8_masked(const bnn_conv2d_u8_t *p, const uint8_t *in, uint32_t *out)
 {
     const bnn_conv_geom_t *g = &p->g;
     const uint32_t k = (uint32_t)g->k_h * g->k_w * g->in_ch, ow = BNN_WORDS((uint32_t)g->out_ch);
@@ -67,4 +67,100 @@ void bnn_conv2d_u8_b1(const bnn_conv2d_u8_t *p, const uint8_t *in, uint32_t *out
             }
         }
     }
+}
+
+#if BNN_PATH_DSP
+/* Bytes of the k_h padded input rows an output row reads (on the stack). */
+#define BNN_CONV_U8_ROWS 1024u
+
+/* The window of K <= 12 taps at `base` (k_h runs of `run` bytes, `wp` apart) as 3 words,
+ * taps in (ky, kx, c) order, zeros past K. */
+BNN_INLINE void bnn_conv_u8_window(const uint8_t *base, uint32_t k_h, uint32_t run, uint32_t wp,
+                                   uint32_t *win)
+{
+    if (k_h == 3u && run == 3u) { /* 3x3x1: three word loads (the rows have slack bytes) */
+        const uint32_t r0 = bnn_load_u8x4(base), r1 = bnn_load_u8x4(base + wp);
+        const uint32_t r2 = bnn_load_u8x4(base + 2u * wp);
+        win[0] = (r0 & 0x00FFFFFFu) | (r1 << 24);
+        win[1] = ((r1 >> 8) & 0xFFFFu) | (r2 << 16);
+        win[2] = (r2 >> 16) & 0xFFu;
+    } else {
+        uint8_t bytes[12] = {0u};
+        uint32_t ky, j, t = 0u;
+        for (ky = 0; ky < k_h; ++ky, base += wp) {
+            for (j = 0; j < run; ++j) bytes[t++] = base[j];
+        }
+        for (j = 0; j < 3u; ++j) win[j] = bnn_load_u8x4(bytes + 4u * j);
+    }
+}
+
+/* One output word per pixel (channels c0 .. c0 + m - 1, records from rec) for the output row
+ * whose padded input rows are in `rows`, two pixels per pass over the records. */
+BNN_INLINE void bnn_conv_u8_row(const bnn_conv_geom_t *g, const uint8_t *rows, uint32_t wp,
+                                const uint32_t *rec, uint32_t m, uint32_t *o, uint32_t ow)
+{
+    const uint32_t run = (uint32_t)g->k_w * g->in_ch, step = (uint32_t)g->stride_w * g->in_ch;
+    const uint32_t mask = m == 32u ? 0xFFFFFFFFu : (1u << m) - 1u;
+    uint32_t ox, win[2][3], wa, wb;
+    for (ox = 0; ox < g->out_w; ox += 2u, o += 2u * ow) {
+        const uint32_t second = ox + 1u < g->out_w ? ox + 1u : ox;
+        bnn_conv_u8_window(rows + ox * step, g->k_h, run, wp, win[0]);
+        bnn_conv_u8_window(rows + second * step, g->k_h, run, wp, win[1]);
+#if BNN_HS_ASM
+        wa = wb = 1u << (32u - m);
+        bnn_conv_u8_words_asm(win[0], win[1], rec, &wa, &wb);
+#else
+        wa = wb = 0u;
+        bnn_conv_u8_words_c(win[0], win[1], rec, m, &wa, &wb);
+#endif
+        o[0] = ~wa & mask;
+        if (second != ox) o[ow] = ~wb & mask;
+    }
+}
+
+/* Windows of K <= 12 taps, 32 channels at a time (their records on the stack). Per output row,
+ * its k_h input rows with their zero-point padding are copied into `rows`; a window is k_h
+ * runs of k_w * C bytes there. */
+static void bnn_conv2d_u8_small(const bnn_conv2d_u8_t *p, const uint8_t *in, uint32_t *out)
+{
+    const bnn_conv_geom_t *g = &p->g;
+    const uint32_t cin = g->in_ch, k = (uint32_t)g->k_h * g->k_w * cin;
+    const uint32_t ow = BNN_WORDS((uint32_t)g->out_ch), zp = (uint32_t)p->zero_point;
+    const uint32_t lead = (uint32_t)g->pad_left * cin, body = (uint32_t)g->in_w * cin;
+    const uint32_t wp = lead + body + (uint32_t)g->pad_right * cin; /* padded row */
+    uint32_t rec[32u * BNN_CONV_U8_RECORD];
+    uint8_t rows[BNN_CONV_U8_ROWS + 4u]; /* + slack for the word loads of 3x3x1 windows */
+    uint32_t c0, m, c, oy, ky;
+    for (c0 = 0; c0 < g->out_ch; c0 += 32u) {
+        m = bnn_min_u32(32u, g->out_ch - c0);
+        for (c = 0; c < m; ++c) { /* last channel first: ADCS puts the first at the top */
+            const uint32_t ch = c0 + m - 1u - c;
+            bnn_conv_u8_record(p->weights + ch, k, zp, p->stage.thresholds[ch], rec + c * BNN_CONV_U8_RECORD);
+        }
+        for (oy = 0; oy < g->out_h; ++oy) {
+            const int32_t top = (int32_t)(oy * g->stride_h) - (int32_t)g->pad_top;
+            for (ky = 0; ky < g->k_h; ++ky) {
+                const int32_t iy = top + (int32_t)ky;
+                uint8_t *d = rows + ky * wp;
+                memset(d, (int)zp, wp);
+                if (iy >= 0 && iy < (int32_t)g->in_h) memcpy(d + lead, in + (size_t)(uint32_t)iy * body, body);
+            }
+            bnn_conv_u8_row(g, rows, wp, rec, m, out + (size_t)oy * g->out_w * ow + c0 / 32u, ow);
+        }
+    }
+}
+#endif
+
+void bnn_conv2d_u8_b1(const bnn_conv2d_u8_t *p, const uint8_t *in, uint32_t *out)
+{
+#if BNN_PATH_DSP
+    const bnn_conv_geom_t *g = &p->g;
+    if ((uint32_t)g->k_h * g->k_w * g->in_ch <= BNN_CONV_U8_MAX_TAPS &&
+        (uint32_t)p->zero_point <= 255u &&
+        (uint32_t)g->k_h * ((uint32_t)g->pad_left + g->in_w + g->pad_right) * g->in_ch <= BNN_CONV_U8_ROWS) {
+        bnn_conv2d_u8_small(p, in, out);
+        return;
+    }
+#endif
+    bnn_conv2d_u8_masked(p, in, out);
 }

@@ -1,0 +1,92 @@
+/*
+ * uint8 first-layer convolutions with small windows (K <= 12 taps: 3x3x1, 2x2x3, ...) on DSP
+ * cores: USAD8 against per-channel byte masks, in Thumb-2 assembly, and its C twin.
+ *
+ * Mask byte t of a channel is 0xFF where weight bit t is 1 (w = -1), else 0. Over the taps,
+ * USAD8(x, mask) sums x where w = +1 and 255 - x where w = -1:
+ *     R = sum |x - mask| = acc + 255 n1 + zp (K - 2 n1),     acc = sum w (x - zp),
+ * n1 = the number of -1 weights. So the output bit (acc < T) is (R < T') with the per-channel
+ * T' = T + 255 n1 + zp (K - 2 n1), clamped to [0, 255 K + 1]. Padded taps read zp, which adds
+ * exactly the term the correction takes out (their contribution to acc is 0); bytes past the
+ * window are 0 with mask 0. A channel's record is its mask words and T'; two output pixels
+ * share each record load, and the output words are built by ADCS from (R >= T') = NOT bit.
+ */
+#ifndef BNN_CONV_U8_DSP_H
+#define BNN_CONV_U8_DSP_H
+
+#include "bnn_hs_thumb2.h"
+#include "bnn_u8_dot.h"
+
+#if BNN_PATH_DSP
+#define BNN_CONV_U8_MAX_TAPS 12u
+#define BNN_CONV_U8_RECORD 4u /* 3 mask words and T' */
+
+/* The record of a channel whose weight row has k <= 12 bits. */
+BNN_INLINE void bnn_conv_u8_record(const uint32_t *w, uint32_t k, uint32_t zp, int32_t t,
+                                   uint32_t *rec)
+{
+    const int32_t a = (int32_t)(k * (zp > 127u ? zp : 255u - zp)); /* max |acc| */
+    const uint32_t bits = w[0] & ((1u << k) - 1u);
+    const uint32_t n1 = bnn_popcount32(bits);
+    int32_t tp;
+    if (t > a + 1) t = a + 1; /* acc is in [-a, a]: clamping keeps (acc < t) */
+    if (t < -a - 1) t = -a - 1;
+    tp = t + (int32_t)(255u * n1) + (int32_t)zp * ((int32_t)k - 2 * (int32_t)n1);
+    if (tp < 0) tp = 0;
+    if (tp > (int32_t)(255u * k + 1u)) tp = (int32_t)(255u * k + 1u);
+    rec[0] = bnn_nibble_bytes[bits & 15u];
+    rec[1] = bnn_nibble_bytes[(bits >> 4) & 15u];
+    rec[2] = bnn_nibble_bytes[(bits >> 8) & 15u];
+    rec[3] = (uint32_t)tp;
+}
+
+/* The C twin: output words (NOT bits, last record's channel at bit 0) of two windows a[0..3)
+ * and b[0..3) over m records. */
+BNN_INLINE void bnn_conv_u8_words_c(const uint32_t *a, const uint32_t *b, const uint32_t *rec,
+                                    uint32_t m, uint32_t *wa, uint32_t *wb)
+{
+    uint32_t j, ra, rb, i;
+    for (j = 0; j < m; ++j, rec += BNN_CONV_U8_RECORD) {
+        for (i = 0, ra = rb = 0u; i < 3u; ++i) {
+            ra = bnn_usada8(a[i], rec[i], ra);
+            rb = bnn_usada8(b[i], rec[i], rb);
+        }
+        *wa = (*wa << 1) | (uint32_t)(ra >= rec[3]);
+        *wb = (*wb << 1) | (uint32_t)(rb >= rec[3]);
+    }
+}
+
+#if BNN_HS_ASM
+/* The same in assembly; wa and wb come in holding the sentinel bit 1 << (32 - m). */
+BNN_INLINE void bnn_conv_u8_words_asm(const uint32_t *a, const uint32_t *b, const uint32_t *rec,
+                                      uint32_t *wa, uint32_t *wb)
+{
+    register uint32_t a0 __asm__("r0") = a[0], a1 __asm__("r1") = a[1], a2 __asm__("r2") = a[2];
+    register uint32_t b0 __asm__("r3") = b[0], b1 __asm__("r4") = b[1], b2 __asm__("r5") = b[2];
+    register const uint32_t *rp __asm__("r10") = rec;
+    register uint32_t ta __asm__("r12") = *wa, tb __asm__("lr") = *wb;
+    __asm__ volatile(
+        "1:\n\t"
+        "ldm r10!, {r6-r9}\n\t"
+        "usad8 r11, r0, r6\n\t"
+        "usada8 r11, r1, r7, r11\n\t"
+        "usada8 r11, r2, r8, r11\n\t"
+        "cmp r11, r9\n\t"
+        "adcs r12, r12, r12\n\t"
+        "usad8 r11, r3, r6\n\t"
+        "usada8 r11, r4, r7, r11\n\t"
+        "usada8 r11, r5, r8, r11\n\t"
+        "cmp r11, r9\n\t"
+        "adcs lr, lr, lr\n\t"
+        "bcc 1b\n\t"
+        : "+r"(rp), "+r"(ta), "+r"(tb)
+        : "r"(a0), "r"(a1), "r"(a2), "r"(b0), "r"(b1), "r"(b2)
+        : "r6", "r7", "r8", "r9", "r11", "cc", "memory");
+    *wa = ta;
+    *wb = tb;
+}
+#endif
+
+#endif /* BNN_PATH_DSP */
+
+#endif /* BNN_CONV_U8_DSP_H */
