@@ -54,7 +54,7 @@ def cmd_train(args) -> int:
     from .nn.presets import build_model
     build_model(mcfg)  # validate the preset and shapes before any work
     tcfg = TrainConfig(args.epochs, args.batch_size, args.lr_start, args.lr_end, args.loss,
-                       args.glorot_lr, args.seed, args.threads)
+                       args.glorot_lr, args.seed, args.threads, augment=args.augment)
     m = train(mcfg, tcfg, data, Path(args.output), resume=args.resume, progress=not args.quiet)
     print(f"best epoch {m['best_epoch']}: validation accuracy {m['val_acc']:.4f}, "
           f"test accuracy {m['test_acc']:.4f} ({m['minutes']:.1f} min)")
@@ -280,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dropout-hidden", type=float)
     t.add_argument("--stochastic", action="store_true",
                    help="stochastic (hard-sigmoid) binarization of activations while training")
+    t.add_argument("--augment", choices=["none", "shift", "shift-flip"], default="none",
+                   help="random +-2 px shifts (and horizontal flips) of training images")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, help="torch CPU threads")
     t.add_argument("--resume", type=Path, help="continue from a .ckpt written by train")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -38,6 +39,7 @@ class TrainConfig:
     seed: int = 0
     threads: int | None = None
     bn_batches: int = 50  # training batches that set the final BN statistics of each epoch
+    augment: str = "none"  # "none", "shift" (+-2 px) or "shift-flip" (and horizontal flips)
 
 
 def squared_hinge(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -114,6 +116,31 @@ def recalibrate_batchnorm(model: torch.nn.Module, x: torch.Tensor, batches: int,
     model.eval()
 
 
+AUGMENTATIONS = ("none", "shift", "shift-flip")
+
+
+def augment_batch(x: torch.Tensor, mode: str, gen: torch.Generator, max_shift: int = 2) -> torch.Tensor:
+    """Random translations by up to max_shift pixels (zero fill) and optional horizontal flips
+    of a uint8 batch N x H x W [x C]; the same for every image of the batch would be too weak,
+    so each image gets its own shift."""
+    if mode == "none":
+        return x
+    if mode not in AUGMENTATIONS:
+        raise BnnError(f"unknown augmentation {mode!r}; choose one of {', '.join(AUGMENTATIONS)}")
+    n, h, w = x.shape[:3]
+    pad = [0, 0] * (x.dim() - 3) + [max_shift, max_shift, max_shift, max_shift]
+    xp = F.pad(x, pad)  # zero = background for these data sets
+    dy = torch.randint(0, 2 * max_shift + 1, (n,), generator=gen)
+    dx = torch.randint(0, 2 * max_shift + 1, (n,), generator=gen)
+    rows = (dy[:, None] + torch.arange(h)[None, :])[:, :, None]  # [n, h, 1]
+    cols = (dx[:, None] + torch.arange(w)[None, :])[:, None, :]  # [n, 1, w]
+    out = xp[torch.arange(n)[:, None, None], rows, cols]
+    if mode == "shift-flip":
+        flip = torch.rand(n, generator=gen) < 0.5
+        out[flip] = out[flip].flip(2)
+    return out
+
+
 def _set_lr(opt, cfg: TrainConfig, epoch: int) -> float:
     decay = (cfg.lr_end / cfg.lr_start) ** (1.0 / max(1, cfg.epochs))
     lr = cfg.lr_start * decay**epoch
@@ -123,12 +150,15 @@ def _set_lr(opt, cfg: TrainConfig, epoch: int) -> float:
 
 
 def _check_writable(path: Path) -> None:
+    """Fail before training, not after it, when an output cannot be written (creates nothing
+    but the missing folders)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "ab"):
-            pass
     except OSError as e:
         raise BnnError(f"{path}: cannot write the model there ({e.strerror})") from None
+    if path.is_dir() or (path.exists() and not os.access(path, os.W_OK)) or \
+            not os.access(path.parent, os.W_OK):
+        raise BnnError(f"{path}: cannot write the model there (not writable)")
 
 
 def train(model_cfg: ModelConfig, cfg: TrainConfig, data: Dataset, out: Path,
@@ -156,6 +186,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, data: Dataset, out: Path,
         start_epoch, best, history = state["epoch"], state["best"], state["history"]
         rng = np.random.default_rng(cfg.seed + start_epoch)
         torch.manual_seed(cfg.seed + start_epoch)
+    gen = torch.Generator().manual_seed(cfg.seed + start_epoch)
     x_tr = torch.from_numpy(_model_input(data.train_x))
     y_tr = torch.from_numpy(data.train_y)
     t0 = time.time()
@@ -170,7 +201,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, data: Dataset, out: Path,
         tot_loss, tot_correct, seen = 0.0, 0, 0
         for s in bar:
             idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
-            xb, yb = x_tr[idx], y_tr[idx]
+            xb, yb = augment_batch(x_tr[idx], cfg.augment, gen), y_tr[idx]
             scores = model(xb)
             loss = loss_fn(scores, yb)
             opt.zero_grad(set_to_none=True)
