@@ -16,13 +16,10 @@ import time
 import numpy as np
 import pytest
 
-from bnn_mcu import emulator
-from bnn_mcu.errors import TargetError
 from bnn_mcu.ir.synthetic import random_model
 from bnn_mcu.targets import protocol as P
-from bnn_mcu.targets.faultproxy import FaultProxy, Faults
+from bnn_mcu.targets.faultproxy import FaultProxy, Faults, faulty_run
 from bnn_mcu.targets.host import HostProcess
-from bnn_mcu.targets.link import open_link
 from bnn_mcu.targets.qemu import QemuProcess, qemu_available
 from bnn_mcu.targets.session import build_runner
 
@@ -57,34 +54,13 @@ def mnist_exe():
     return build_runner(MNIST, "host", quiet=True).elf
 
 
-def run_through(proc, model, stream, bulk_n, to_device, to_host, seed=1, timeout=0.3,
-                retries=30):
-    """Stream vectors, then a bulk run, through the proxy. Returns (outcome, proxy, link stats)
-    where outcome is "exact" or the TargetError's message; a wrong result fails the test."""
-    with proc as ser:
-        with FaultProxy(ser, to_device, to_host, seed=seed) as px:
-            link = open_link(px.url, timeout=timeout, retries=retries)
-            try:
-                link.wait_ready(timeout=20)
-                if len(stream):
-                    r = link.run(stream)
-                    want = emulator.run(model, stream)
-                    assert np.array_equal(r.scores, want.scores), "a wrong RUN result"
-                    assert np.array_equal(r.classes, want.predictions)
-                if bulk_n:
-                    r = link.bulk()
-                    assert r.first == 0 and len(r.scores) == bulk_n
-                    want = emulator.run(model, proc.bulk_inputs)
-                    assert np.array_equal(r.scores, want.scores), "a wrong BULK result"
-                    assert np.array_equal(r.classes, want.predictions)
-                outcome = "exact"
-            except TargetError as e:
-                outcome = str(e)
-            finally:
-                link.close()
-    for s in px.stats.values():
+def run_through(proc, model, stream, bulk_n, to_device, to_host, **kw):
+    """faulty_run, plus the proxy's verdict: no damaged frame ever passed the CRC."""
+    r = faulty_run(proc, model, stream, proc.bulk_inputs if bulk_n else None, to_device,
+                   to_host, **kw)
+    for s in r.proxy.stats.values():
         assert s.undetected == 0, f"a damaged frame passed the CRC: {s.undetected_examples}"
-    return outcome, px, link.stats
+    return r.outcome, r.proxy, r.link_stats
 
 
 def host(exe, bulk=None):
@@ -186,7 +162,7 @@ def test_fault_rates_are_checked():
 # ---- the host build behind the proxy --------------------------------------------------------
 
 def test_one_percent_corruption_small_frames_complete_exactly(small_exe):
-    x, b = vectors(SMALL, 300), vectors(SMALL, 1500)
+    x, b = vectors(SMALL, 120), vectors(SMALL, 600)
     outcome, px, stats = run_through(host(small_exe, b), SMALL, x, len(b),
                                      Faults(corrupt=0.01), Faults(corrupt=0.01), seed=11)
     assert outcome == "exact", outcome
@@ -198,22 +174,21 @@ def test_one_percent_corruption_mnist_frames(mnist_exe):
     """A 784-byte request frame survives 1% byte corruption with probability 0.99**800 = 0.03%:
     streaming aborts with a clear error (no result at all); the bulk path (small requests,
     56-byte results) completes exactly."""
-    x, b = vectors(MNIST, 20), vectors(MNIST, 1000)
+    x, b = vectors(MNIST, 20), vectors(MNIST, 400)
     outcome, px, _ = run_through(host(mnist_exe, b), MNIST, x, len(b), Faults(corrupt=0.01),
                                  Faults(corrupt=0.01), seed=12, retries=3)
     assert ERROR.search(outcome), outcome
     outcome, px, stats = run_through(host(mnist_exe, b), MNIST, x[:0], len(b),
                                      Faults(corrupt=0.01), Faults(corrupt=0.01), seed=13)
     assert outcome == "exact", outcome
-    assert px.stats["to_host"].frames_damaged > 50 and stats.retransmits > 0
+    assert px.stats["to_host"].frames_damaged > 20 and stats.retransmits > 0
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_mixed_faults_exact_or_a_clear_error(small_exe, seed):
+def test_mixed_faults_exact_or_a_clear_error(small_exe):
     faults = Faults(drop=0.003, corrupt=0.003, duplicate=0.003, truncate=0.01, repeat=0.02,
                     delay=0.01, delay_s=0.01)
-    x, b = vectors(SMALL, 200), vectors(SMALL, 800)
-    outcome, px, _ = run_through(host(small_exe, b), SMALL, x, len(b), faults, faults, seed=seed)
+    x, b = vectors(SMALL, 100), vectors(SMALL, 400)
+    outcome, px, _ = run_through(host(small_exe, b), SMALL, x, len(b), faults, faults, seed=4)
     assert outcome == "exact" or ERROR.search(outcome), outcome
     assert sum(s.frames_damaged for s in px.stats.values()) > 0
 
@@ -221,9 +196,10 @@ def test_mixed_faults_exact_or_a_clear_error(small_exe, seed):
 def test_a_hopeless_link_stops_with_a_clear_error_in_bounded_time(small_exe):
     t0 = time.monotonic()
     outcome, _, _ = run_through(host(small_exe, vectors(SMALL, 10)), SMALL, vectors(SMALL, 50), 10,
-                                Faults(corrupt=0.2), Faults(corrupt=0.2), seed=3, retries=3)
+                                Faults(corrupt=0.2), Faults(corrupt=0.2), seed=3, retries=3,
+                                ready_timeout=3.0)
     assert ERROR.search(outcome), outcome
-    assert time.monotonic() - t0 < 30
+    assert time.monotonic() - t0 < 20
 
 
 # ---- QEMU behind the proxy ----------------------------------------------------------------
@@ -233,10 +209,10 @@ def test_a_hopeless_link_stops_with_a_clear_error_in_bounded_time(small_exe):
                     reason="needs qemu-system-arm and arm-none-eabi-gcc")
 def test_qemu_one_percent_corruption_completes_exactly():
     elf = build_runner(SMALL, "mps2-an385", quiet=True).elf
-    b = vectors(SMALL, 400)
+    b = vectors(SMALL, 300)
     proc = QemuProcess("mps2-an385", elf, bulk=P.bulk_image(b))
     proc.bulk_inputs = b
-    outcome, px, stats = run_through(proc, SMALL, vectors(SMALL, 60), len(b), Faults(corrupt=0.01),
+    outcome, px, stats = run_through(proc, SMALL, vectors(SMALL, 30), len(b), Faults(corrupt=0.01),
                                      Faults(corrupt=0.01), seed=21, timeout=1.0)
     assert outcome == "exact", outcome
     assert px.stats["to_host"].frames_damaged > 0 and stats.retransmits > 0

@@ -298,3 +298,59 @@ class FaultProxy:
                 self._client.shutdown(socket.SHUT_WR)
             except OSError:
                 pass
+
+
+@dataclass
+class FaultRun:
+    """What faulty_run saw: "exact" or the TargetError's message, and the scores."""
+
+    outcome: str
+    proxy: FaultProxy
+    link_stats: object
+    streamed: int = 0
+    bulk: int = 0
+    seconds: float = 0.0
+
+    @property
+    def undetected(self) -> int:
+        return sum(s.undetected for s in self.proxy.stats.values())
+
+
+class WrongResult(AssertionError):
+    """A result differing from the emulator's was reported: what must never happen."""
+
+
+def faulty_run(proc, model, stream, bulk, to_device: Faults, to_host: Faults, seed: int = 1,
+               timeout: float = 0.3, retries: int = 30, ready_timeout: float = 20.0) -> FaultRun:
+    """Start `proc` (a HostProcess or QemuProcess whose bulk region holds `bulk`), stream the
+    vectors `stream` and then run the bulk region, all through a FaultProxy. Every result that
+    comes back is compared with the emulator's: a difference raises WrongResult; a TargetError
+    (the link gave up) becomes the outcome."""
+    import numpy as np
+
+    from .. import emulator
+    from .link import open_link
+
+    t0 = time.monotonic()
+    with proc as ser:
+        with FaultProxy(ser, to_device, to_host, seed=seed) as px:
+            link = open_link(px.url, timeout=timeout, retries=retries)
+            try:
+                link.wait_ready(timeout=ready_timeout)
+                for name, x, call in (("RUN", stream, lambda: link.run(stream)),
+                                      ("BULK", bulk, lambda: link.bulk())):
+                    if x is None or not len(x):
+                        continue
+                    r = call()
+                    want = emulator.run(model, x)
+                    if not (np.array_equal(r.scores, want.scores)
+                            and np.array_equal(r.classes, want.predictions)):
+                        bad = int(np.flatnonzero((r.scores != want.scores).any(axis=1))[0])
+                        raise WrongResult(f"a wrong {name} result was reported (vector {bad})")
+                outcome = "exact"
+            except TargetError as e:
+                outcome = str(e)
+            finally:
+                link.close()
+    return FaultRun(outcome, px, link.stats, 0 if stream is None else len(stream),
+                    0 if bulk is None else len(bulk), time.monotonic() - t0)
