@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import subprocess
 import sys
 import tracemalloc
@@ -339,3 +338,20 @@ def test_microbit_refuses_a_model_too_big_with_the_numbers(tmp_path, monkeypatch
     with pytest.raises(TargetError, match=r"does not fit microbit \(cortex-m0, 16 KB RAM, 256 KB "
                                           r"flash\): it needs [\d,]+ B of constants"):
         build_runner(m, "microbit", quiet=True)
+
+
+# ---- soak (fuzz/soak.py runs 100,000; this is the CI-sized version) ------------------------
+
+@pytest.mark.qemu
+@pytest.mark.skipif(not (have("qemu-system-arm") and have("arm-none-eabi-gcc")),
+                    reason="needs qemu-system-arm and arm-none-eabi-gcc")
+def test_soak_2000_inferences_on_qemu():
+    from soak import soak
+
+    m = random_model(31, input_shape=(8, 8, 1), layers=[
+        ("conv", dict(out=8, k=3, pad=1)), ("pool", dict(k=2)), ("dense", dict(out=16)),
+        ("dense", dict(out=10))])
+    x = np.random.default_rng(31).integers(0, 256, (500, 8, 8, 1), dtype=np.uint8)
+    r = soak(m, "mps2-an386", x, 2000)
+    assert (r.inferences, r.passes, r.mismatching) == (2000, 4, 0)
+    assert r.stable and len(r.stack) == 5 and r.stack[1] > 0, r.stack
