@@ -49,6 +49,8 @@ static void bnn_bconv2d_runs(const bnn_bconv2d_t *p, const uint32_t *in, uint32_
 #define BNN_CONV9_BATCH 64u
 /* Words of the three padded input rows a 3-row kernel reads (on the stack). */
 #define BNN_CONV9_ROWS 384u
+/* Output pixels whose window combinations are made at once (13 words each, on the stack). */
+#define BNN_CONV9_PIXELS 16u
 
 /* The smallest count c with (k - 2c < t), clamped to [0, k + 1]: output bit = (count >= it). */
 static uint32_t bnn_count_threshold(uint32_t k, int32_t t)
@@ -73,8 +75,9 @@ static void bnn_bconv2d_9(const bnn_bconv2d_t *p, const uint32_t *in, uint32_t *
     const uint32_t k = 9u * cin / cw; /* real bits of a window */
     const uint32_t wp = ((uint32_t)g->pad_left + g->in_w + g->pad_right) * cw; /* padded row */
     const uint32_t step = (uint32_t)g->stride_w * cw;
-    uint32_t rec[BNN_CONV9_BATCH * BNN_CONV9_RECORD], xc[BNN_CONV9_COMBOS], rows[BNN_CONV9_ROWS];
-    uint32_t padw[3], c0, nb, c, j, oy, ox, ky, x;
+    uint32_t rec[BNN_CONV9_BATCH * BNN_CONV9_RECORD], rows[BNN_CONV9_ROWS];
+    uint32_t xc[BNN_CONV9_PIXELS * BNN_CONV9_COMBOS];
+    uint32_t padw[3], c0, nb, c, j, oy, ox, ky, x, x0, n;
     for (j = 0; j < cw; ++j) {
         const uint32_t bits = bnn_min_u32(32u, cin - 32u * j);
         padw[j] = p->pad_value > 0 ? 0u : (bits == 32u ? 0xFFFFFFFFu : (1u << bits) - 1u);
@@ -91,8 +94,6 @@ static void bnn_bconv2d_9(const bnn_bconv2d_t *p, const uint32_t *in, uint32_t *
             r[13] = bnn_count_threshold(k, p->stage.thresholds[ch]);
         }
         for (oy = 0; oy < g->out_h; ++oy) {
-            uint32_t *o = out + (size_t)oy * g->out_w * ow + c0 / 32u;
-            const uint32_t *r0 = rows;
             for (ky = 0; ky < 3u; ++ky) { /* the padded input rows of this output row */
                 const int32_t iy = (int32_t)(oy * g->stride_h + ky) - (int32_t)g->pad_top;
                 const uint32_t *src = in + (size_t)(uint32_t)iy * g->in_w * cw;
@@ -104,10 +105,15 @@ static void bnn_bconv2d_9(const bnn_bconv2d_t *p, const uint32_t *in, uint32_t *
                     d[x] = inside ? src[x - (uint32_t)g->pad_left * cw] : padw[jj];
                 }
             }
-            for (ox = 0; ox < g->out_w; ++ox, r0 += step, o += ow) {
-                bnn_conv9_combos(r0, r0 + wp, r0 + 2u * wp, xc);
+            for (x0 = 0; x0 < g->out_w; x0 += n) { /* window combinations of a run of pixels */
+                uint32_t *o = out + ((size_t)oy * g->out_w + x0) * ow + c0 / 32u;
+                const uint32_t *r0 = rows + x0 * step;
+                n = bnn_min_u32(BNN_CONV9_PIXELS, g->out_w - x0);
+                for (ox = 0; ox < n; ++ox, r0 += step) {
+                    bnn_conv9_combos(r0, r0 + wp, r0 + 2u * wp, xc + ox * BNN_CONV9_COMBOS);
+                }
                 for (c = 0; c < nb; c += 32u) {
-                    o[c / 32u] = bnn_conv9_word(xc, rec + c * BNN_CONV9_RECORD, bnn_min_u32(32u, nb - c));
+                    bnn_conv9_row(xc, n, rec + c * BNN_CONV9_RECORD, bnn_min_u32(32u, nb - c), o + c / 32u, ow);
                 }
             }
         }

@@ -18,11 +18,6 @@
 
 #include "bnn_hs_thumb2.h"
 
-#if BNN_HS_ASM
-#define bnn_conv9_word bnn_conv9_word_asm
-#else
-#define bnn_conv9_word bnn_conv9_word_c
-#endif
 
 #define BNN_CONV9_COMBOS 13u
 #define BNN_CONV9_RECORD 14u
@@ -58,7 +53,7 @@ BNN_INLINE uint32_t bnn_conv9_word_c(const uint32_t *xc, const uint32_t *r, uint
         const uint32_t c3 = (xc[6] ^ r[6]) ^ ((xc[7] ^ r[7]) & (xc[8] ^ r[8]));
         const uint32_t c4 = (xc[9] ^ r[9]) ^ ((xc[10] ^ r[10]) & (xc[11] ^ r[11]));
         const uint32_t s = xc[12] ^ r[12], t1 = c1 ^ c2 ^ c3;
-        const uint32_t f1 = (c1 & c2) | (t1 & c3) | (c1 & c3), t = t1 ^ c4, f2 = t1 & c4;
+        const uint32_t f1 = (c1 & c2) | ((c1 ^ c2) & c3), t = t1 ^ c4, f2 = t1 & c4;
         const uint32_t count = bnn_popcount32(s) + 2u * bnn_popcount32(t) +
                                4u * (bnn_popcount32(f1) + bnn_popcount32(f2));
         word = (word << 1) | (uint32_t)(count >= r[13]);
@@ -66,15 +61,36 @@ BNN_INLINE uint32_t bnn_conv9_word_c(const uint32_t *xc, const uint32_t *r, uint
     return word;
 }
 
-#if BNN_HS_ASM
-/* One output word: channels of `records` (m of them, last channel's record first) against the
- * window combinations xc. Bit j = (count_j >= C_j), built by ADCS from the comparison's carry;
- * a sentinel bit leaving the word ends the loop. */
-BNN_INLINE uint32_t bnn_conv9_word_asm(const uint32_t *xc, const uint32_t *records, uint32_t m)
+/* A row of n pixels: out[i * ow] = bnn_conv9_word_c(xc + 13 i, records, m). */
+BNN_INLINE void bnn_conv9_row_c(const uint32_t *xc, uint32_t n, const uint32_t *records,
+                                uint32_t m, uint32_t *out, uint32_t ow)
 {
+    uint32_t i;
+    for (i = 0; i < n; ++i) out[i * ow] = bnn_conv9_word_c(xc + BNN_CONV9_COMBOS * i, records, m);
+}
+
+#if BNN_HS_ASM
+/* The same in assembly: per pixel, the records are walked from the start with the sentinel
+ * bit 1 << (32 - m) in the word; ADCS shifts each channel's carry (count >= C) in, and the
+ * sentinel leaving the word ends the pixel. r10: combinations, r11: records, r12: word; the
+ * row's parameters are reached through a pointer pushed on the stack (the frame around may be
+ * too large for SP-relative operands). */
+BNN_INLINE void bnn_conv9_row_asm(const uint32_t *xc, uint32_t n, const uint32_t *records,
+                                  uint32_t m, uint32_t *out, uint32_t ow)
+{
+    struct {
+        const uint32_t *records;
+        uint32_t sentinel, step;
+        const uint32_t *xend;
+        uint32_t *out;
+    } job;
     register const uint32_t *xp __asm__("r10") = xc;
-    register const uint32_t *rp __asm__("r11") = records;
-    register uint32_t word __asm__("r12") = 1u << (32u - m);
+    register void *jp __asm__("r11") = &job;
+    job.records = records;
+    job.sentinel = 1u << (32u - m);
+    job.step = 4u * ow;
+    job.xend = xc + BNN_CONV9_COMBOS * n;
+    job.out = out;
 #define BNN_CONV9_TRIPLE(c)                                                                   \
     "ldm r10!, {r0-r2}\n\t"                                                                \
     "ldm r11!, {r3-r5}\n\t"                                                                \
@@ -84,7 +100,11 @@ BNN_INLINE uint32_t bnn_conv9_word_asm(const uint32_t *xc, const uint32_t *recor
     "and r1, r1, r2\n\t"                                                                   \
     "eor " c ", r0, r1\n\t"
     __asm__ volatile(
-        "1:\n\t"
+        "push {r11}\n\t"
+        "2:\n\t" /* pixel */
+        "ldr r0, [sp]\n\t"
+        "ldrd r11, r12, [r0]\n\t" /* records, sentinel */
+        "1:\n\t"                  /* channel */
         BNN_CONV9_TRIPLE("r6")
         BNN_CONV9_TRIPLE("r7")
         BNN_CONV9_TRIPLE("r8")
@@ -119,12 +139,24 @@ BNN_INLINE uint32_t bnn_conv9_word_asm(const uint32_t *xc, const uint32_t *recor
         "cmp r3, r1\n\t"
         "adcs r12, r12, r12\n\t"
         "bcc 1b\n\t"
-        : "+r"(xp), "+r"(rp), "+r"(word)
+        "ldr r0, [sp]\n\t"
+        "ldrd r1, r2, [r0, #8]\n\t" /* step, xend */
+        "ldr r3, [r0, #16]\n\t"     /* out */
+        "str r12, [r3]\n\t"
+        "add r3, r3, r1\n\t"
+        "str r3, [r0, #16]\n\t"
+        "add r10, r10, #52\n\t"
+        "cmp r10, r2\n\t"
+        "bne 2b\n\t"
+        "add sp, sp, #4\n\t"
+        : "+r"(xp), "+r"(jp)
         :
-        : "r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "lr", "cc", "memory");
+        : "r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r12", "lr", "cc", "memory");
 #undef BNN_CONV9_TRIPLE
-    return word;
 }
+#define bnn_conv9_row bnn_conv9_row_asm
+#else
+#define bnn_conv9_row bnn_conv9_row_c
 #endif
 
 #endif /* BNN_CONV9_THUMB2_H */
