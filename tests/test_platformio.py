@@ -180,6 +180,21 @@ def test_board_selection_and_errors(work, capsys):
     assert not (work / "bad").exists() and not (work / "b2").exists()
 
 
+def test_links_in_the_output_folder_are_refused(work, tmp_path, capsys):
+    """--force over a folder whose README.md or lib/bnn_runtime is a link: nothing is written
+    through it (outside the output folder)."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for rel in ("README.md", "lib/bnn_runtime", "src"):
+        proj = tmp_path / rel.replace("/", "_")
+        (proj / rel).parent.mkdir(parents=True, exist_ok=True)
+        (proj / rel).symlink_to(outside / "x")
+        code, _, err = run_cli(capsys, "generate", work / "m.pt", "--platformio", "--board",
+                               "qemu-mps2-an386", "-o", proj, "--force")
+        assert code == 2 and "is a symbolic link" in one_line(err), err
+    assert list(outside.iterdir()) == []
+
+
 def test_model_too_large_for_a_board(tmp_path, capsys):
     from bnn_mcu.ir.synthetic import random_model
     big = random_model(3, (28, 28, 1), [("dense", dict(out=1024)), ("dense", dict(out=10))])

@@ -36,7 +36,8 @@ from ..targets.boards import (BOARDS, FAULT_EXIT_CODE, KB, QEMU_BOARDS, REAL_BOA
                               RealBoard)
 from .qemu_boards import FRAMEWORK, PLATFORM_NAME, env_name
 
-#: First TCP port of the QEMU envs' UART servers (one port per env, in board-table order).
+#: First TCP port of the QEMU envs' UART servers (one port per board, in board-table order, so
+#: an env keeps its port whichever boards a project has).
 QEMU_BASE_PORT = 4441
 #: Flash the runtime, the runner and the port take besides the model on a QEMU board (estimate).
 QEMU_RESERVE_FLASH = 16 * KB
@@ -146,7 +147,7 @@ def _hal_family(board: RealBoard) -> str:
 
 def _board_defines(board: RealBoard) -> list[tuple[str, str]]:
     d = [("BNN_BOARD_NAME", f'"{board.name}"'), ("BNN_BOARD_CORE", f'"{board.core}"'),
-         ("BNN_BOARD_MAX_CLOCK_HZ", f"{board.max_clock_hz}u"), ("BNN_BAUD", f"{board.baud}u")]
+         ("BNN_BOARD_CLOCK_HZ", f"{board.clock_hz}u"), ("BNN_BAUD", f"{board.baud}u")]
     if board.counter == "systick":
         d.append(("BNN_COUNTER_SYSTICK", "1"))
     u = board.uart
@@ -214,13 +215,31 @@ _GLUE_INFO = {
 }
 
 
+#: Top-level files of a project (the folders src/ and lib/bnn_* hold the rest).
+TOP_FILES = ("platformio.ini", "README.md", ".gitignore", "src/main.c")
+
+
+def _refuse_special(path: Path, folder: bool) -> None:
+    if path.is_symlink():
+        raise BnnError(f"{path} is a symbolic link; bnn-mcu does not write through links: "
+                       "remove it first")
+    if path.exists() and not (path.is_dir() if folder else path.is_file()):
+        raise BnnError(f"{path}: exists and is not a {'folder' if folder else 'regular file'}; "
+                       "remove it first")
+
+
 def _clear_generated(out: Path) -> None:
-    """--force: remove what an earlier generation wrote, so no stale runtime file is built."""
-    for d in (out / "lib").glob(LIB_PREFIX + "*") if (out / "lib").is_dir() else ():
-        if d.is_dir():
-            shutil.rmtree(d)
-    if (out / "src" / "main.c").is_file():
-        (out / "src" / "main.c").unlink()
+    """Before writing (over an earlier project with --force): refuse links and special files
+    where the project writes (a link would make it write outside `out`, a FIFO would block),
+    then remove the lib/ folders an earlier generation wrote, so no stale runtime file is built."""
+    lib = out / "lib"
+    generated = sorted(lib.glob(LIB_PREFIX + "*")) if lib.is_dir() and not lib.is_symlink() else []
+    for path in (out / "src", lib, *generated):
+        _refuse_special(path, folder=True)
+    for name in TOP_FILES:
+        _refuse_special(out / name, folder=False)
+    for d in generated:
+        shutil.rmtree(d)
 
 
 def generate_pio_project(model: IntModel, out: Path, boards: list[str] | None = None,
@@ -231,8 +250,7 @@ def generate_pio_project(model: IntModel, out: Path, boards: list[str] | None = 
     envs, left_out = select_envs(model, boards)
     out = Path(out)
     _prepare_outdir(out, force)
-    if force:
-        _clear_generated(out)
+    _clear_generated(out)
     written: list[Path] = []
     name = model.meta.get("name", "model")
     digest = bnnfile.model_hash(model)
@@ -266,8 +284,7 @@ def generate_pio_project(model: IntModel, out: Path, boards: list[str] | None = 
     t = totals(model)
     ctx = dict(version=__version__, name=name, hash=digest[:16], model=model, totals=t,
                envs=envs, left_out=left_out, platform_name=PLATFORM_NAME, framework=FRAMEWORK,
-               qemu_port={spec.name: QEMU_BASE_PORT + i for i, spec in
-                          enumerate(s for s in envs if s.qemu)},
+               qemu_port={env_name(b): QEMU_BASE_PORT + i for i, b in enumerate(QEMU_BOARDS)},
                board_macro=board_macro, table=summary_table(model, fmt="github"),
                kb=lambda n: f"{n // KB:,} KB")
     env = _jinja()

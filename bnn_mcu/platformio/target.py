@@ -14,6 +14,7 @@ from __future__ import annotations
 import configparser
 import shlex
 import shutil
+import sys
 from pathlib import Path
 
 from ..errors import BnnError, TargetError
@@ -89,6 +90,7 @@ def pio_firmware(name: str, model, core_dir: Path | None = None):
     project, env = split_target(name)
     check_model(project, model)
     core = check_ready(core_dir)
+    print(f"building {env} of {project} with pio ...", file=sys.stderr)
     run_pio(["run", "-d", str(project), "-e", env], core, what=f"pio run -e {env}")
     elf = project / ".pio" / "build" / env / "firmware.elf"
     if not elf.is_file():

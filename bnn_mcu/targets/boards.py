@@ -214,7 +214,8 @@ class RealBoard:
     mcu: str
     core: str  # gcc's -mcpu name
     fpu: str | None  # gcc's -mfpu name of the part's FPU; None: no FPU
-    max_clock_hz: int  # the part's top clock (the runner keeps the framework's default)
+    max_clock_hz: int  # the part's top clock
+    clock_hz: int  # the clock the runner runs at: the framework's default (STM32: reset clock)
     flash_size: int  # of the part (bytes)
     ram_size: int
     platform: str  # PlatformIO platform
@@ -241,35 +242,38 @@ class RealBoard:
         return (f"-mcpu={self.core}", *fp, *_THUMB)
 
 
-def _stm32(name, title, mcu, core, fpu, clock, flash, ram, uart, **kw) -> RealBoard:
-    return RealBoard(name=name, title=title, mcu=mcu, core=core, fpu=fpu, max_clock_hz=clock,
-                     flash_size=flash, ram_size=ram, platform="ststm32", framework="stm32cube",
-                     glue="stm32cube", upload_protocol="stlink", uart=uart, **kw)
+def _stm32(name, title, mcu, core, fpu, clocks, flash, ram, uart, **kw) -> RealBoard:
+    return RealBoard(name=name, title=title, mcu=mcu, core=core, fpu=fpu, max_clock_hz=clocks[0],
+                     clock_hz=clocks[1], flash_size=flash, ram_size=ram, platform="ststm32",
+                     framework="stm32cube", glue="stm32cube", upload_protocol="stlink", uart=uart,
+                     **kw)
 
 
 _VCP = "ST-LINK virtual COM port"
 REAL_BOARDS: dict[str, RealBoard] = {b.name: b for b in (
     _stm32("nucleo_f401re", "ST NUCLEO-F401RE", "STM32F401RET6", "cortex-m4", "fpv4-sp-d16",
-           84_000_000, 512 * KB, 96 * KB, Stm32Uart("USART2", "PA2", "PA3", 7),
+           (84_000_000, 16_000_000), 512 * KB, 96 * KB, Stm32Uart("USART2", "PA2", "PA3", 7),
            serial=f"{_VCP} (USART2 on PA2/PA3)", port_hint="/dev/ttyACM0"),
     _stm32("nucleo_f746zg", "ST NUCLEO-F746ZG", "STM32F746ZGT6", "cortex-m7", "fpv5-sp-d16",
-           216_000_000, 1 * MB, 320 * KB, Stm32Uart("USART3", "PD8", "PD9", 7),
+           (216_000_000, 16_000_000), 1 * MB, 320 * KB, Stm32Uart("USART3", "PD8", "PD9", 7),
            serial=f"{_VCP} (USART3 on PD8/PD9)", port_hint="/dev/ttyACM0"),
     _stm32("nucleo_l552ze_q", "ST NUCLEO-L552ZE-Q", "STM32L552ZET6Q", "cortex-m33",
-           "fpv5-sp-d16", 110_000_000, 512 * KB, 256 * KB,
+           "fpv5-sp-d16", (110_000_000, 4_000_000), 512 * KB, 256 * KB,
            Stm32Uart("LPUART1", "PG7", "PG8", 8, vddio2=True),
            serial=f"{_VCP} (LPUART1 on PG7/PG8)", port_hint="/dev/ttyACM0"),
     _stm32("bluepill_f103c8", "Blue Pill (STM32F103C8)", "STM32F103C8T6", "cortex-m3", None,
-           72_000_000, 64 * KB, 20 * KB, Stm32Uart("USART1", "PA9", "PA10", 0),
+           (72_000_000, 8_000_000), 64 * KB, 20 * KB, Stm32Uart("USART1", "PA9", "PA10", 0),
            serial="USART1 on PA9 (TX) / PA10 (RX) through a 3.3 V USB-serial adapter",
            port_hint="/dev/ttyUSB0", reserve_flash=24 * KB, reserve_ram=6 * KB),
     RealBoard(name="nano33ble", title="Arduino Nano 33 BLE", mcu="nRF52840", core="cortex-m4",
-              fpu="fpv4-sp-d16", max_clock_hz=64_000_000, flash_size=1 * MB, ram_size=256 * KB,
+              fpu="fpv4-sp-d16", max_clock_hz=64_000_000, clock_hz=64_000_000,
+              flash_size=1 * MB, ram_size=256 * KB,
               platform="nordicnrf52", framework="arduino", glue="arduino",
               serial="native USB (CDC)", port_hint="/dev/ttyACM0",
               reserve_flash=192 * KB, reserve_ram=64 * KB),
     RealBoard(name="pico", title="Raspberry Pi Pico", mcu="RP2040", core="cortex-m0plus",
-              fpu=None, max_clock_hz=133_000_000, flash_size=2 * MB, ram_size=264 * KB,
+              fpu=None, max_clock_hz=133_000_000, clock_hz=125_000_000,
+              flash_size=2 * MB, ram_size=264 * KB,
               platform="raspberrypi", framework="arduino", glue="arduino",
               serial="native USB (CDC)", port_hint="/dev/ttyACM0",
               reserve_flash=192 * KB, reserve_ram=64 * KB),

@@ -31,6 +31,12 @@ void loop()
 {
 }
 
+/* The CMSIS system file defines the core clock; where a core does not, its default from the
+ * board table stands in. */
+extern "C" {
+__attribute__((weak)) uint32_t SystemCoreClock = BNN_BOARD_CLOCK_HZ;
+}
+
 extern "C" {
 
 void bnn_port_init(void)
