@@ -72,6 +72,8 @@ static void bnn_conv2d_u8_masked(const bnn_conv2d_u8_t *p, const uint8_t *in, ui
 #if BNN_PATH_DSP
 /* Bytes of the k_h padded input rows an output row reads (on the stack). */
 #define BNN_CONV_U8_ROWS 1024u
+/* Output pixels whose windows are made at once (3 words each, on the stack). */
+#define BNN_CONV_U8_PIXELS 32u
 
 /* The window of K <= 12 taps at `base` (k_h runs of `run` bytes, `wp` apart) as 3 words,
  * taps in (ky, kx, c) order, zeros past K. */
@@ -94,27 +96,17 @@ BNN_INLINE void bnn_conv_u8_window(const uint8_t *base, uint32_t k_h, uint32_t r
     }
 }
 
-/* One output word per pixel (channels c0 .. c0 + m - 1, records from rec) for the output row
- * whose padded input rows are in `rows`, two pixels per pass over the records. */
+/* Output words of one output row (channels of the records rec, m of them): the windows of
+ * the row's pixels are made at once, then matched against the records two pixels at a time. */
 BNN_INLINE void bnn_conv_u8_row(const bnn_conv_geom_t *g, const uint8_t *rows, uint32_t wp,
                                 const uint32_t *rec, uint32_t m, uint32_t *o, uint32_t ow)
 {
     const uint32_t run = (uint32_t)g->k_w * g->in_ch, step = (uint32_t)g->stride_w * g->in_ch;
-    const uint32_t mask = m == 32u ? 0xFFFFFFFFu : (1u << m) - 1u;
-    uint32_t ox, win[2][3], wa, wb;
-    for (ox = 0; ox < g->out_w; ox += 2u, o += 2u * ow) {
-        const uint32_t second = ox + 1u < g->out_w ? ox + 1u : ox;
-        bnn_conv_u8_window(rows + ox * step, g->k_h, run, wp, win[0]);
-        bnn_conv_u8_window(rows + second * step, g->k_h, run, wp, win[1]);
-#if BNN_HS_ASM
-        wa = wb = 1u << (32u - m);
-        bnn_conv_u8_words_asm(win[0], win[1], rec, &wa, &wb);
-#else
-        wa = wb = 0u;
-        bnn_conv_u8_words_c(win[0], win[1], rec, m, &wa, &wb);
-#endif
-        o[0] = ~wa & mask;
-        if (second != ox) o[ow] = ~wb & mask;
+    uint32_t win[3u * BNN_CONV_U8_PIXELS], x0, n, i;
+    for (x0 = 0; x0 < g->out_w; x0 += n) {
+        n = bnn_min_u32(BNN_CONV_U8_PIXELS, g->out_w - x0);
+        for (i = 0; i < n; ++i) bnn_conv_u8_window(rows + (x0 + i) * step, g->k_h, run, wp, win + 3u * i);
+        bnn_conv_u8_pixels(win, n, rec, m, o + x0 * ow, ow);
     }
 }
 

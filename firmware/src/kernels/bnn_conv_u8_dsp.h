@@ -56,35 +56,88 @@ BNN_INLINE void bnn_conv_u8_words_c(const uint32_t *a, const uint32_t *b, const 
     }
 }
 
-#if BNN_HS_ASM
-/* The same in assembly; wa and wb come in holding the sentinel bit 1 << (32 - m). */
-BNN_INLINE void bnn_conv_u8_words_asm(const uint32_t *a, const uint32_t *b, const uint32_t *rec,
-                                      uint32_t *wa, uint32_t *wb)
+/* Output words (bits) of a row of windows: out[i * ow] for pixel i < n, m channels. */
+BNN_INLINE void bnn_conv_u8_pixels_c(const uint32_t *win, uint32_t n, const uint32_t *rec,
+                                     uint32_t m, uint32_t *out, uint32_t ow)
 {
-    register uint32_t a0 __asm__("r0") = a[0], a1 __asm__("r1") = a[1], a2 __asm__("r2") = a[2];
-    register uint32_t b0 __asm__("r3") = b[0], b1 __asm__("r4") = b[1], b2 __asm__("r5") = b[2];
-    register const uint32_t *rp __asm__("r10") = rec;
-    register uint32_t ta __asm__("r12") = *wa, tb __asm__("lr") = *wb;
-    __asm__ volatile(
-        "1:\n\t"
-        "ldm r10!, {r6-r9}\n\t"
-        "usad8 r11, r0, r6\n\t"
-        "usada8 r11, r1, r7, r11\n\t"
-        "usada8 r11, r2, r8, r11\n\t"
-        "cmp r11, r9\n\t"
-        "adcs r12, r12, r12\n\t"
-        "usad8 r11, r3, r6\n\t"
-        "usada8 r11, r4, r7, r11\n\t"
-        "usada8 r11, r5, r8, r11\n\t"
-        "cmp r11, r9\n\t"
-        "adcs lr, lr, lr\n\t"
-        "bcc 1b\n\t"
-        : "+r"(rp), "+r"(ta), "+r"(tb)
-        : "r"(a0), "r"(a1), "r"(a2), "r"(b0), "r"(b1), "r"(b2)
-        : "r6", "r7", "r8", "r9", "r11", "cc", "memory");
-    *wa = ta;
-    *wb = tb;
+    const uint32_t mask = m == 32u ? 0xFFFFFFFFu : (1u << m) - 1u;
+    uint32_t i;
+    for (i = 0; i < n; i += 2u, win += 6) {
+        uint32_t wa = 0u, wb = 0u;
+        bnn_conv_u8_words_c(win, i + 1u < n ? win + 3 : win, rec, m, &wa, &wb);
+        out[i * ow] = ~wa & mask;
+        if (i + 1u < n) out[(i + 1u) * ow] = ~wb & mask;
+    }
 }
+
+#if BNN_HS_ASM
+/* The same in assembly, two pixels per pass over the records (an odd last pixel by the C
+ * twin). Per pair: six window words by one LDM; per channel: the record (3 masks, T') by one
+ * LDM, USAD8 + 2 USADA8 per pixel, CMP, ADCS into each word (a sentinel bit 1 << (32 - m)
+ * ends the pass). r0-r5 windows, r6-r9 record, r10 records, r11 sum, r12 and lr the words;
+ * the row's parameters are reached through a pointer pushed on the stack. */
+BNN_INLINE void bnn_conv_u8_pixels_asm(const uint32_t *win, uint32_t n, const uint32_t *rec,
+                                       uint32_t m, uint32_t *out, uint32_t ow)
+{
+    struct {
+        const uint32_t *win, *wend, *rec;
+        uint32_t sentinel, mask, step;
+        uint32_t *out;
+    } job;
+    register void *jp __asm__("r10") = &job;
+    job.win = win;
+    job.wend = win + 3u * (n & ~1u);
+    job.rec = rec;
+    job.sentinel = 1u << (32u - m);
+    job.mask = m == 32u ? 0xFFFFFFFFu : (1u << m) - 1u;
+    job.step = 4u * ow;
+    job.out = out;
+    if (n >= 2u) {
+        __asm__ volatile(
+            "push {r10}\n\t"
+            "2:\n\t" /* pixel pair */
+            "ldr r11, [sp]\n\t"
+            "ldr r12, [r11]\n\t"
+            "ldm r12!, {r0-r5}\n\t"
+            "str r12, [r11]\n\t"
+            "ldrd r10, r12, [r11, #8]\n\t" /* records, sentinel */
+            "mov lr, r12\n\t"
+            "1:\n\t" /* channel */
+            "ldm r10!, {r6-r9}\n\t"
+            "usad8 r11, r0, r6\n\t"
+            "usada8 r11, r1, r7, r11\n\t"
+            "usada8 r11, r2, r8, r11\n\t"
+            "cmp r11, r9\n\t"
+            "adcs r12, r12, r12\n\t"
+            "usad8 r11, r3, r6\n\t"
+            "usada8 r11, r4, r7, r11\n\t"
+            "usada8 r11, r5, r8, r11\n\t"
+            "cmp r11, r9\n\t"
+            "adcs lr, lr, lr\n\t"
+            "bcc 1b\n\t"
+            "ldr r11, [sp]\n\t"
+            "ldrd r0, r1, [r11, #16]\n\t" /* mask, step */
+            "ldr r2, [r11, #24]\n\t"      /* out */
+            "bic r12, r0, r12\n\t"        /* the words held NOT bits */
+            "bic lr, r0, lr\n\t"
+            "str r12, [r2]\n\t"
+            "str lr, [r2, r1]\n\t"
+            "add r2, r2, r1, lsl #1\n\t"
+            "str r2, [r11, #24]\n\t"
+            "ldrd r0, r1, [r11]\n\t" /* win, wend */
+            "cmp r0, r1\n\t"
+            "bne 2b\n\t"
+            "add sp, sp, #4\n\t"
+            : "+r"(jp)
+            :
+            : "r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r11", "r12", "lr", "cc",
+              "memory");
+    }
+    if (n & 1u) bnn_conv_u8_pixels_c(job.win, 1u, rec, m, job.out, ow);
+}
+#define bnn_conv_u8_pixels bnn_conv_u8_pixels_asm
+#else
+#define bnn_conv_u8_pixels bnn_conv_u8_pixels_c
 #endif
 
 #endif /* BNN_PATH_DSP */
