@@ -278,13 +278,20 @@ def test_pio_run_is_bounded_by_a_timeout(work, core, monkeypatch):
     proj = work / "proj"
     pieces.run_pio(["run", "-d", str(proj), "-e", "qemu-mps2-an386"], core)
     t0 = time.monotonic()
-    with pytest.raises(TargetError, match=r"took more than 4 s and was stopped; last output: .*"
+    with pytest.raises(TargetError, match=r"took more than 8 s and was stopped; last output: .*"
                                           r"QEMU waiting for connection"):
         pieces.run_pio(["run", "-d", str(proj), "-e", "qemu-mps2-an386", "-t", "upload"], core,
-                       timeout=4)
-    assert time.monotonic() - t0 < 15
-    with socket.socket() as s:  # QEMU is gone: its port is free again
-        s.bind(("127.0.0.1", port))
+                       timeout=8)
+    assert time.monotonic() - t0 < 20
+    for _ in range(100):  # QEMU is gone: its port is free again
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port))
+            break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        pytest.fail(f"port {port} still taken: QEMU survived the timeout")
 
 
 # --- QEMU envs: pio run -t upload, exact parity -------------------------------------------------
