@@ -44,13 +44,17 @@ static void bnn_bconv2d_runs(const bnn_bconv2d_t *p, const uint32_t *in, uint32_
     }
 }
 
-#if BNN_PATH_DSP
-/* Channels per batch of records (14 words each, on the stack: 3.5 KB). */
+#if !BNN_PATH_PORTABLE
+/* Stack use: channels per batch of records (14 words each), output pixels whose window
+ * combinations are made at once (13 words each). About 4.4 KB on v7-M / v7E-M, 0.4 KB on
+ * v6-M parts (the micro:bit has 2 KB). */
+#if BNN_PATH_V6M
+#define BNN_CONV9_BATCH 4u
+#define BNN_CONV9_PIXELS 2u
+#else
 #define BNN_CONV9_BATCH 64u
-/* Words of the three padded input rows a 3-row kernel reads (on the stack). */
-#define BNN_CONV9_ROWS 384u
-/* Output pixels whose window combinations are made at once (13 words each, on the stack). */
 #define BNN_CONV9_PIXELS 16u
+#endif
 
 /* The smallest count c with (k - 2c < t), clamped to [0, k + 1]: output bit = (count >= it). */
 static uint32_t bnn_count_threshold(uint32_t k, int32_t t)
@@ -65,21 +69,18 @@ static uint32_t bnn_count_threshold(uint32_t k, int32_t t)
 
 /* 3-row kernels whose windows are 9 words (3 x 3 x up to 32 channels, 3 x 1 x up to 96), with
  * +-1 padding: pad words read 0 bits or the real channel bits set, so every window counts all
- * k taps and a channel's output bit is (count >= its count threshold). Per output row, the
- * three input rows it reads are copied with their padding into `rows`; each window is then
- * three runs of 3 words in it. */
+ * k taps and a channel's output bit is (count >= its count threshold). A window is three runs
+ * of 3 words: read in place where they lie in the image, else assembled with pad words. */
 static void bnn_bconv2d_9(const bnn_bconv2d_t *p, const uint32_t *in, uint32_t *out)
 {
     const bnn_conv_geom_t *g = &p->g;
     const uint32_t cin = g->in_ch, cw = BNN_WORDS(cin), ow = BNN_WORDS((uint32_t)g->out_ch);
-    const uint32_t k = 9u * cin / cw; /* real bits of a window */
-    const uint32_t wp = ((uint32_t)g->pad_left + g->in_w + g->pad_right) * cw; /* padded row */
-    const uint32_t step = (uint32_t)g->stride_w * cw;
-    uint32_t rec[BNN_CONV9_BATCH * BNN_CONV9_RECORD], rows[BNN_CONV9_ROWS];
-    uint32_t xc[BNN_CONV9_PIXELS * BNN_CONV9_COMBOS];
-    uint32_t padw[3], c0, nb, c, j, oy, ox, ky, x, x0, n;
-    for (j = 0; j < cw; ++j) {
-        const uint32_t bits = bnn_min_u32(32u, cin - 32u * j);
+    const uint32_t k = 3u * g->k_w * cin; /* real bits of a window */
+    const size_t row = (size_t)g->in_w * cw; /* words per input row */
+    uint32_t rec[BNN_CONV9_BATCH * BNN_CONV9_RECORD], xc[BNN_CONV9_PIXELS * BNN_CONV9_COMBOS];
+    uint32_t padw[3], edge[3][3], c0, nb, c, j, oy, ox, ky, kx, x0, n;
+    for (j = 0; j < 3u; ++j) { /* a kernel row of pad words: k_w taps of cw words */
+        const uint32_t bits = bnn_min_u32(32u, cin - 32u * (cw == 1u ? 0u : j)); /* cw is 1 or 3 */
         padw[j] = p->pad_value > 0 ? 0u : (bits == 32u ? 0xFFFFFFFFu : (1u << bits) - 1u);
     }
     for (c0 = 0; c0 < g->out_ch; c0 += nb) {
@@ -94,26 +95,47 @@ static void bnn_bconv2d_9(const bnn_bconv2d_t *p, const uint32_t *in, uint32_t *
             r[13] = bnn_count_threshold(k, p->stage.thresholds[ch]);
         }
         for (oy = 0; oy < g->out_h; ++oy) {
-            for (ky = 0; ky < 3u; ++ky) { /* the padded input rows of this output row */
-                const int32_t iy = (int32_t)(oy * g->stride_h + ky) - (int32_t)g->pad_top;
-                const uint32_t *src = in + (size_t)(uint32_t)iy * g->in_w * cw;
-                const int valid = iy >= 0 && iy < (int32_t)g->in_h;
-                uint32_t *d = rows + ky * wp;
-                for (x = 0; x < wp; ++x) {
-                    const uint32_t col = x / cw, jj = x - col * cw;
-                    const int inside = valid && col >= g->pad_left && col < (uint32_t)g->pad_left + g->in_w;
-                    d[x] = inside ? src[x - (uint32_t)g->pad_left * cw] : padw[jj];
-                }
+            const int32_t iy0 = (int32_t)(oy * g->stride_h) - (int32_t)g->pad_top;
+            const uint32_t *base[3]; /* input row of each kernel row, or NULL in the padding */
+            int rows_in = 1;
+            for (ky = 0; ky < 3u; ++ky) {
+                const int32_t iy = iy0 + (int32_t)ky;
+                base[ky] = iy >= 0 && iy < (int32_t)g->in_h ? in + (size_t)(uint32_t)iy * row : NULL;
+                rows_in = rows_in && base[ky] != NULL;
             }
             for (x0 = 0; x0 < g->out_w; x0 += n) { /* window combinations of a run of pixels */
-                uint32_t *o = out + ((size_t)oy * g->out_w + x0) * ow + c0 / 32u;
-                const uint32_t *r0 = rows + x0 * step;
                 n = bnn_min_u32(BNN_CONV9_PIXELS, g->out_w - x0);
-                for (ox = 0; ox < n; ++ox, r0 += step) {
-                    bnn_conv9_combos(r0, r0 + wp, r0 + 2u * wp, xc + ox * BNN_CONV9_COMBOS);
+                for (ox = x0; ox < x0 + n; ++ox) {
+                    const int32_t ix = (int32_t)(ox * g->stride_w) - (int32_t)g->pad_left;
+                    const int inside = ix >= 0 && ix + (int32_t)g->k_w <= (int32_t)g->in_w;
+                    const uint32_t *r[3];
+                    if (inside && rows_in) { /* the common case: three runs in the image */
+                        const uint32_t *b = base[0] + (uint32_t)ix * cw;
+                        bnn_conv9_combos(b, b + row, b + 2u * row, xc + (ox - x0) * BNN_CONV9_COMBOS);
+                        continue;
+                    }
+                    for (ky = 0; ky < 3u; ++ky) {
+                        if (base[ky] == NULL) {
+                            r[ky] = padw;
+                        } else if (inside) {
+                            r[ky] = base[ky] + (uint32_t)ix * cw;
+                        } else { /* a kernel row across the left or right edge */
+                            for (kx = 0; kx < g->k_w; ++kx) {
+                                const int32_t x = ix + (int32_t)kx;
+                                const int in_row = x >= 0 && x < (int32_t)g->in_w;
+                                for (j = 0; j < cw; ++j) {
+                                    edge[ky][kx * cw + j] = in_row ? base[ky][(uint32_t)x * cw + j] : padw[j];
+                                }
+                            }
+                            r[ky] = edge[ky];
+                        }
+                    }
+                    bnn_conv9_combos(r[0], r[1], r[2], xc + (ox - x0) * BNN_CONV9_COMBOS);
                 }
                 for (c = 0; c < nb; c += 32u) {
-                    bnn_conv9_row(xc, n, rec + c * BNN_CONV9_RECORD, bnn_min_u32(32u, nb - c), o + c / 32u, ow);
+                    bnn_conv9_row(xc, n, rec + c * BNN_CONV9_RECORD, bnn_min_u32(32u, nb - c),
+                                  out + ((size_t)oy * g->out_w + x0) * ow + (c0 + c) / 32u, ow,
+                                  (c0 + c) % 32u);
                 }
             }
         }
@@ -123,9 +145,8 @@ static void bnn_bconv2d_9(const bnn_bconv2d_t *p, const uint32_t *in, uint32_t *
 
 void bnn_bconv2d_b1(const bnn_bconv2d_t *p, const uint32_t *in, uint32_t *out)
 {
-#if BNN_PATH_DSP
-    if (p->g.k_h == 3u && p->g.k_w * BNN_WORDS(p->g.in_ch) == 3u && p->pad_value != 0 &&
-        3u * ((uint32_t)p->g.pad_left + p->g.in_w + p->g.pad_right) * BNN_WORDS(p->g.in_ch) <= BNN_CONV9_ROWS) {
+#if !BNN_PATH_PORTABLE
+    if (p->g.k_h == 3u && p->g.k_w * BNN_WORDS(p->g.in_ch) == 3u && p->pad_value != 0) {
         bnn_bconv2d_9(p, in, out);
         return;
     }

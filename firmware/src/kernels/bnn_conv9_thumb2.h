@@ -54,19 +54,27 @@ BNN_INLINE uint32_t bnn_conv9_word_c(const uint32_t *xc, const uint32_t *r, uint
         const uint32_t c4 = (xc[9] ^ r[9]) ^ ((xc[10] ^ r[10]) & (xc[11] ^ r[11]));
         const uint32_t s = xc[12] ^ r[12], t1 = c1 ^ c2 ^ c3;
         const uint32_t f1 = (c1 & c2) | ((c1 ^ c2) & c3), t = t1 ^ c4, f2 = t1 & c4;
+#if BNN_PATH_PORTABLE
         const uint32_t count = bnn_popcount32(s) + 2u * bnn_popcount32(t) +
                                4u * (bnn_popcount32(f1) + bnn_popcount32(f2));
+#else
+        const uint32_t count = bnn_pc_weighted(s, t, f1, f2);
+#endif
         word = (word << 1) | (uint32_t)(count >= r[13]);
     }
     return word;
 }
 
-/* A row of n pixels: out[i * ow] = bnn_conv9_word_c(xc + 13 i, records, m). */
+/* A row of n pixels: the m bits of bnn_conv9_word_c(xc + 13 i, records, m) go to out[i * ow]
+ * from bit `shift` on (batches of fewer than 32 channels OR their bits into a word). */
 BNN_INLINE void bnn_conv9_row_c(const uint32_t *xc, uint32_t n, const uint32_t *records,
-                                uint32_t m, uint32_t *out, uint32_t ow)
+                                uint32_t m, uint32_t *out, uint32_t ow, uint32_t shift)
 {
     uint32_t i;
-    for (i = 0; i < n; ++i) out[i * ow] = bnn_conv9_word_c(xc + BNN_CONV9_COMBOS * i, records, m);
+    for (i = 0; i < n; ++i) {
+        const uint32_t bits = bnn_conv9_word_c(xc + BNN_CONV9_COMBOS * i, records, m) << shift;
+        out[i * ow] = shift == 0u ? bits : out[i * ow] | bits;
+    }
 }
 
 #if BNN_HS_ASM
@@ -76,7 +84,7 @@ BNN_INLINE void bnn_conv9_row_c(const uint32_t *xc, uint32_t n, const uint32_t *
  * row's parameters are reached through a pointer pushed on the stack (the frame around may be
  * too large for SP-relative operands). */
 BNN_INLINE void bnn_conv9_row_asm(const uint32_t *xc, uint32_t n, const uint32_t *records,
-                                  uint32_t m, uint32_t *out, uint32_t ow)
+                                  uint32_t m, uint32_t *out, uint32_t ow, uint32_t shift)
 {
     struct {
         const uint32_t *records;
@@ -91,6 +99,7 @@ BNN_INLINE void bnn_conv9_row_asm(const uint32_t *xc, uint32_t n, const uint32_t
     job.step = 4u * ow;
     job.xend = xc + BNN_CONV9_COMBOS * n;
     job.out = out;
+    (void)shift; /* batches are whole words here */
 #define BNN_CONV9_TRIPLE(c)                                                                   \
     "ldm r10!, {r0-r2}\n\t"                                                                \
     "ldm r11!, {r3-r5}\n\t"                                                                \

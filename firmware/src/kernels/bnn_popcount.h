@@ -143,6 +143,17 @@ BNN_INLINE uint32_t bnn_lanes_sum(uint32_t lanes)
 #endif
 }
 
+/* popcount(s) + 2 popcount(t) + 4 (popcount(f1) + popcount(f2)): the end of a carry-save
+ * tree, sliced to nibbles, weighted, and summed once. */
+BNN_INLINE uint32_t bnn_pc_weighted(uint32_t s, uint32_t t, uint32_t f1, uint32_t f2)
+{
+    const bnn_masks_t k = bnn_masks();
+    const uint32_t n1 = bnn_pc_nibbles(s, k) + (bnn_pc_nibbles(t, k) << 1); /* nibbles <= 12 */
+    const uint32_t n2 = bnn_pc_nibbles(f1, k) + bnn_pc_nibbles(f2, k);      /* nibbles <= 8 */
+    const uint32_t b1 = (n1 & k.m4) + ((n1 >> 4) & k.m4), b2 = (n2 & k.m4) + ((n2 >> 4) & k.m4);
+    return bnn_lanes_sum(b1 + (b2 << 2)); /* bytes <= 24 + 64 */
+}
+
 /* 3-word groups per lane flush (no DSP): 10 * 24 = 240 (+ 2 tail words * 8) fits a byte. */
 #define BNN_PC_GROUPS 10u
 #endif /* !BNN_PATH_PORTABLE */
