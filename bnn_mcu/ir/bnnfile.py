@@ -38,6 +38,7 @@ _MAX_U16 = 0xFFFF
 _MAX_DIMS = 8
 _MAX_NAME = 1024
 _TUPLE_LEN = {"in_shape": 3, "kernel": 2, "stride": 2, "padding": 4}
+_TUPLE_MIN = {"in_shape": 1, "kernel": 1, "stride": 1}  # padding may be 0
 _TENSOR_KEYS = {"tensor", "shape", "offset", "nbytes"}
 
 
@@ -166,10 +167,11 @@ def _op_from_json(d: dict, blob: memoryview, i: int):
                 raise ModelError(f"{fwhere}: bad output stage")
             kwargs[k] = stage_cls(**parts)
         elif ftype == "tuple":
+            low = _TUPLE_MIN.get(k, 0)
             if (not isinstance(v, list) or len(v) != _TUPLE_LEN.get(k, len(v))
-                    or not all(_is_int(x) and 0 <= x <= _MAX_U16 for x in v)):
+                    or not all(_is_int(x) and low <= x <= _MAX_U16 for x in v)):
                 raise ModelError(f"{fwhere}: expected {_TUPLE_LEN.get(k, 'a list of')} integers "
-                                 f"in 0..{_MAX_U16}")
+                                 f"in {low}..{_MAX_U16}")
             kwargs[k] = tuple(v)
         elif ftype == "int":
             if not _is_int(v) or not -2**31 <= v < 2**31:
