@@ -171,7 +171,14 @@ class GraphImporter:
                 else:
                     env[node] = self._input(node)
             elif node.op == "call_function":
-                env[node] = self._call(node, env)
+                try:
+                    env[node] = self._call(node, env)
+                except ModelError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - a graph from a file can hold anything
+                    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+                    raise ModelError(f"{self.name}: {_where(node)}: cannot convert "
+                                     f"({type(e).__name__}: {first})") from None
             elif node.op == "output":
                 outs = list(_flat_args(node.args))
                 if len(outs) != 1:
@@ -407,6 +414,8 @@ class GraphImporter:
         if any(pad) or dil != (1, 1) or ceil:
             raise ModelError(f"{self.name}: {_where(node)}: max-pool with padding, dilation or "
                              "ceil_mode is not supported")
+        if len(k) != 2 or len(s) != 2 or min(k + s) < 1:
+            raise ModelError(f"{self.name}: {_where(node)}: max-pool kernel {k} / stride {s}")
         return k, s
 
     # -- accumulators -----------------------------------------------------------------------------
@@ -547,6 +556,10 @@ class GraphImporter:
             conv_pad = (padding[0], padding[1], padding[0], padding[1])
         weights = self._pm1(w).transpose(0, 2, 3, 1).copy()  # [N, kh, kw, C]
         geo = dict(kernel=(kh, kw), stride=tuple(int(s) for s in stride))
+        if min(kh, kw) < 1 or len(geo["stride"]) != 2 or min(geo["stride"]) < 1 or \
+                min(conv_pad) < 0:
+            raise ModelError(f"{self.name}: {_where(node)}: convolution kernel {kh}x{kw}, "
+                             f"stride {geo['stride']}, padding {conv_pad}")
         if isinstance(x, Pixels):
             h, wd, cin = self.input_shape
             self._check_nchw(node, x.index, (h, wd, cin), c)
