@@ -26,6 +26,7 @@ def test_one_input(data: bytes) -> None:
 
 if __name__ == "__main__":
     logging.disable(logging.WARNING)  # torch logs tracebacks for every damaged archive
-    fuzz_targets.seed_program_bytes()
+    fuzz_targets.seed_program_bytes("mlp")
+    fuzz_targets.seed_program_bytes("cnn")
     atheris.Setup(sys.argv, test_one_input)
     atheris.Fuzz()

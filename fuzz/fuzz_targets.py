@@ -316,24 +316,27 @@ def malicious_torch_save(marker: Path = PICKLE_MARKER) -> bytes:
 
 
 @lru_cache(maxsize=None)
-def seed_program_bytes() -> bytes:
-    """A small BNN exported with torch.export and saved (a .pt2 zip archive)."""
+def seed_program_bytes(kind: str = "mlp") -> bytes:
+    """A small BNN ("mlp": 4x4 input, two binary dense layers; "cnn": 6x6 input, binary conv
+    with padding, max-pool, dense) exported with torch.export and saved (a .pt2 archive)."""
     import torch
 
     from bnn_mcu.nn.export import export_module
 
     torch.manual_seed(0)
-    model = _tiny_bnn()
-    ep = export_module(model, (4, 4, 1))
+    ep = export_module(_tiny_bnn(kind), (4, 4, 1) if kind == "mlp" else (6, 6, 1))
     buf = io.BytesIO()
     torch.export.save(ep, buf)
     return buf.getvalue()
 
 
-def _tiny_bnn():
+def _tiny_bnn(kind: str):
     """A plain-PyTorch BNN (the importer reads the graph, not our classes)."""
     import torch
     from torch import nn
+
+    def binary(w):
+        return torch.where(w >= 0, 1.0, -1.0)
 
     class Sign(nn.Module):
         def forward(self, x):
@@ -341,28 +344,37 @@ def _tiny_bnn():
 
     class BinLinear(nn.Linear):
         def forward(self, x):
-            return nn.functional.linear(x, torch.where(self.weight >= 0, 1.0, -1.0), self.bias)
+            return nn.functional.linear(x, binary(self.weight), self.bias)
+
+    class BinConv(nn.Conv2d):
+        def forward(self, x):
+            return nn.functional.conv2d(x, binary(self.weight), self.bias, padding=1)
 
     class Tiny(nn.Module):
         def __init__(self):
             super().__init__()
-            self.fc1 = BinLinear(16, 8)
-            self.bn1 = nn.BatchNorm1d(8)
-            self.fc2 = BinLinear(8, 3)
-            self.bn2 = nn.BatchNorm1d(3)
-            self.sign = Sign()
+            if kind == "mlp":
+                self.body = nn.Sequential(nn.Flatten(1), BinLinear(16, 8), nn.BatchNorm1d(8),
+                                          Sign())
+                self.fc = BinLinear(8, 3)
+            else:
+                self.body = nn.Sequential(BinConv(1, 4, 3), nn.BatchNorm2d(4), Sign(),
+                                          nn.MaxPool2d(2), nn.Flatten(1))
+                self.fc = BinLinear(36, 3)
+            self.bn = nn.BatchNorm1d(3)
 
         def forward(self, x):
             x = (x.float() - 128.0) / 128.0
-            x = x.flatten(1)
-            x = self.sign(self.bn1(self.fc1(x)))
-            return self.bn2(self.fc2(x))
+            if kind != "mlp":
+                x = x.unsqueeze(1)
+            return self.bn(self.fc(self.body(x)))
 
     m = Tiny()
     with torch.no_grad():
-        for bn in (m.bn1, m.bn2):
-            bn.running_mean.uniform_(-2, 2)
-            bn.running_var.uniform_(0.5, 2)
+        for bn in m.modules():
+            if isinstance(bn, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                bn.running_mean.uniform_(-2, 2)
+                bn.running_var.uniform_(0.5, 2)
     return m.eval()
 
 
@@ -400,7 +412,7 @@ def make_model_input(data: bytes) -> tuple[bytes, str]:
     """A fuzz input -> (file bytes, suffix) of a PyTorch model file."""
     r = ByteReader(data)
     mode = r.u8() % 7
-    seed = seed_program_bytes()
+    seed = seed_program_bytes(r.pick(["mlp", "cnn"]))
     if mode == 0:  # raw bytes
         return r.rest(), ".pt"
     members = zip_members(seed)

@@ -71,6 +71,9 @@ def _op0(h, **kw):
     # TypeError in validate: '>=' between str and int
     ("kernel is text", lambda h: _op0(h, kernel="ab"), "expected 2 integers"),
     ("kernel of 3 values", lambda h: _op0(h, kernel=[3, 3, 3]), "expected 2 integers"),
+    # ZeroDivisionError in validate (found by atheris): a pool's out_shape before its stride
+    ("pool stride 0", lambda h: {**h, "ops": [h["ops"][0], dict(h["ops"][1], stride=[2, 0])]
+                                 + h["ops"][2:]}, r"stride: expected 2 integers in 1\.\."),
     # a dict name was accepted and rendered into the generated C
     ("name is an object", lambda h: _op0(h, name={"a": 1}), "printable text"),
     ("name with a newline", lambda h: _op0(h, name="a\nb"), "printable text"),
@@ -260,6 +263,16 @@ def test_importer_refuses_non_aten_targets_and_huge_constants():
         ep.graph.call_function(torch.ops.aten.full.default, ([1 << 15, 1 << 15], 1.0))
     with pytest.raises(ModelError, match="would compute 1,073,741,824 elements"):
         import_program(ep, "evil")
+    ep = torch.export.load(io.BytesIO(T.seed_program_bytes("cnn")))
+    pool = next(n for n in ep.graph.nodes if "max_pool2d" in str(n.target))
+    pool.args = (pool.args[0], pool.args[1], [0, 0]) + tuple(pool.args[3:])
+    with pytest.raises(ModelError, match=r"max-pool kernel \(2, 2\) / stride \(0, 0\)"):
+        import_program(ep, "evil")  # was ZeroDivisionError
+    ep = torch.export.load(io.BytesIO(T.seed_program_bytes("cnn")))
+    pool = next(n for n in ep.graph.nodes if "max_pool2d" in str(n.target))
+    pool.args = (pool.args[0], ["a", "b"]) + tuple(pool.args[2:])
+    with pytest.raises(ModelError, match=r"\(max_pool2d.default\): cannot convert \(ValueError"):
+        import_program(ep, "evil")  # any other exception inside a node names the node
     ep = fresh()
     x = next(n for n in ep.graph.nodes if n.op == "placeholder" and n.name == "x")
     x.meta["val"] = torch.empty((2, 4096, 4096), dtype=torch.uint8, device="meta")
