@@ -27,13 +27,17 @@ def scenarios(small, big, x_small, x_big, scale: float) -> list:
     c1, c01 = Faults(corrupt=0.01), Faults(corrupt=0.001)
     mix = Faults(drop=0.002, corrupt=0.002, duplicate=0.002, truncate=0.01, repeat=0.02,
                  delay=0.01, delay_s=0.01)
-    return [
-        ("8x8 model, 1% corruption both ways", small, x_small[:n(300)], x_small[:n(3000)], c1, c1),
-        ("28x28 model, 1% corruption, bulk", big, None, x_big[:n(2000)], c1, c1),
-        ("28x28 model, 1% corruption, streamed", big, x_big[:n(50)], None, c1, c1),
+    return [  # name, model, streamed vectors, bulk vectors, faults down/up, retries
+        ("8x8 model, 1% corruption, retries 3 (the default)", small, x_small[:n(300)], None,
+         c1, c1, 3),
+        ("8x8 model, 1% corruption, retries 100", small, x_small[:n(300)], x_small[:n(3000)],
+         c1, c1, 100),
+        ("28x28 model, 1% corruption, bulk", big, None, x_big[:n(2000)], c1, c1, 30),
+        ("28x28 model, 1% corruption, streamed", big, x_big[:n(50)], None, c1, c1, 30),
         ("28x28 model, 0.1% corruption, streamed + bulk", big, x_big[:n(200)], x_big[:n(2000)],
-         c01, c01),
-        ("8x8 model, every fault kind mixed", small, x_small[:n(300)], x_small[:n(2000)], mix, mix),
+         c01, c01, 30),
+        ("8x8 model, every fault kind mixed", small, x_small[:n(300)], x_small[:n(2000)], mix, mix,
+         30),
     ]
 
 
@@ -67,12 +71,13 @@ def main(argv=None) -> int:
           "device->host | rejected | undetected | retransmits | time |")
     print("|---|---|---|---|---|---|---|---|")
     bad = 0
-    for i, (name, model, stream, bulk, down, up) in enumerate(
+    for i, (name, model, stream, bulk, down, up, retries) in enumerate(
             scenarios(small, big, x_small, x_big, args.scale)):
         elf = build_runner(model, args.board, quiet=True).elf
         flat = None if bulk is None else bulk.reshape(len(bulk), -1)
         proc = start_target(args.board, elf, bulk=bulk_image(flat) if flat is not None else None)
-        r = faulty_run(proc, model, stream, bulk, down, up, seed=args.seed + i, timeout=1.0)
+        r = faulty_run(proc, model, stream, bulk, down, up, seed=args.seed + i, timeout=1.0,
+                       retries=retries)
         s_d, s_h = r.proxy.stats["to_device"], r.proxy.stats["to_host"]
         bad += r.undetected
         outcome = "exact" if r.outcome == "exact" else f"stopped: {r.outcome}"
