@@ -69,11 +69,17 @@ static void bnn_conv2d_u8_masked(const bnn_conv2d_u8_t *p, const uint8_t *in, ui
     }
 }
 
-#if BNN_PATH_DSP
-/* Bytes of the k_h padded input rows an output row reads (on the stack). */
+#if !BNN_PATH_PORTABLE
+/* Stack use: bytes of the k_h padded input rows an output row reads; output pixels whose
+ * windows are made at once (3 words each). */
+#if BNN_PATH_V6M
+#define BNN_CONV_U8_ROWS 256u
+#define BNN_CONV_U8_PIXELS 8u
+#else
 #define BNN_CONV_U8_ROWS 1024u
-/* Output pixels whose windows are made at once (3 words each, on the stack). */
 #define BNN_CONV_U8_PIXELS 32u
+#endif
+#define BNN_CONV_U8_MAX_TAPS 12u
 
 /* The window of K <= 12 taps at `base` (k_h runs of `run` bytes, `wp` apart) as 3 words,
  * taps in (ky, kx, c) order, zeros past K. */
@@ -96,6 +102,7 @@ BNN_INLINE void bnn_conv_u8_window(const uint8_t *base, uint32_t k_h, uint32_t r
     }
 }
 
+#if BNN_PATH_DSP
 /* Output words of one output row (channels of the records rec, m of them): the windows of
  * the row's pixels are made at once, then matched against the records two pixels at a time. */
 BNN_INLINE void bnn_conv_u8_row(const bnn_conv_geom_t *g, const uint8_t *rows, uint32_t wp,
@@ -109,6 +116,133 @@ BNN_INLINE void bnn_conv_u8_row(const bnn_conv_geom_t *g, const uint8_t *rows, u
         bnn_conv_u8_pixels(win, n, rec, m, o + x0 * ow, ow);
     }
 }
+#else
+/* Without USAD8 (v7-M, v6-M): per window, two subset-sum tables over its taps, split in
+ * groups of k1 and k - k1 (<= 6 each): T_g[b] = sum over the group's taps of +-(x - zp), the
+ * sign from bit b. A channel's accumulator is T_1[its low k1 weight bits] + T_2[the rest];
+ * its record holds both byte offsets and T ^ 2^31 (the entries carry +2^31 in T_1, so the
+ * signed comparison acc < T is an unsigned one). */
+#define BNN_CONV_U8_RECORD 2u
+
+BNN_INLINE void bnn_conv_u8_record(const uint32_t *w, uint32_t k, int32_t t, uint32_t *rec)
+{
+    const uint32_t k1 = k / 2u, bits = w[0] & ((1u << k) - 1u);
+    rec[0] = ((bits & ((1u << k1) - 1u)) << 2) | ((bits >> k1) << 10); /* byte offsets 4 b */
+    rec[1] = (uint32_t)t ^ 0x80000000u;
+}
+
+#if defined(__GNUC__) && defined(__OPTIMIZE__) && (BNN_PATH_V7M || BNN_PATH_V6M) && \
+    !defined(BNN_TEST_EMULATE_V7M) && !defined(BNN_TEST_EMULATE_V6M)
+#define BNN_CONV_U8_THUMB 1
+#else
+#define BNN_CONV_U8_THUMB 0
+#endif
+
+/* dst[i] = src[i] - d for i < n (n a multiple of 4, >= 4): four words per LDM/STM in Thumb-1
+ * assembly (2 instructions a word; GCC's loop takes 4 or 5). */
+BNN_INLINE void bnn_sub_copy(uint32_t *dst, const uint32_t *src, uint32_t n, uint32_t d)
+{
+#if BNN_CONV_U8_THUMB
+    register uint32_t *dp __asm__("r4") = dst;
+    register const uint32_t *sp_ __asm__("r5") = src;
+    register const uint32_t *end __asm__("r6") = src + n;
+    register uint32_t dd __asm__("r7") = d;
+    __asm__ volatile(
+        "1:\n\t"
+        "ldm r5!, {r0-r3}\n\t"
+        "subs r0, r0, r7\n\t"
+        "subs r1, r1, r7\n\t"
+        "subs r2, r2, r7\n\t"
+        "subs r3, r3, r7\n\t"
+        "stm r4!, {r0-r3}\n\t"
+        "cmp r5, r6\n\t"
+        "bne 1b\n\t"
+        : "+l"(dp), "+l"(sp_)
+        : "l"(end), "l"(dd)
+        : "r0", "r1", "r2", "r3", "cc", "memory");
+#else
+    uint32_t i;
+    for (i = 0; i < n; ++i) dst[i] = src[i] - d;
+#endif
+}
+
+/* T[b] for the n taps v[0..n) (x - zp), b < 2^n: T[0] = base + sum v, flips subtract 2v. */
+BNN_INLINE void bnn_subset_sums(const uint32_t *v, uint32_t n, uint32_t base, uint32_t *t)
+{
+    uint32_t i, s = base;
+    for (i = 0; i < n; ++i) s += v[i];
+    t[0] = s;
+    for (i = 0; i < n; ++i) {
+        const uint32_t d = 2u * v[i], half = 1u << i;
+        if (half >= 4u) {
+            bnn_sub_copy(t + half, t, half, d);
+        } else {
+            uint32_t b;
+            for (b = 0; b < half; ++b) t[half + b] = t[b] - d;
+        }
+    }
+}
+
+#if BNN_CONV_U8_THUMB
+/* The channel loop in Thumb-1 (also Thumb-2) assembly: per channel, LDM of the record, two
+ * table loads, the sum, CMP and ADCS of the carry (acc >= T = NOT bit) into the word, whose
+ * sentinel bit 1 << (32 - m) ends the loop (9 instructions; GCC's C takes 14). */
+BNN_INLINE uint32_t bnn_conv_u8_word(const uint32_t *t1, const uint32_t *t2, const uint32_t *rec,
+                                     uint32_t m)
+{
+    register const uint32_t *rp __asm__("r4") = rec;
+    register const uint32_t *a __asm__("r5") = t1;
+    register const uint32_t *b __asm__("r6") = t2;
+    register uint32_t word __asm__("r3") = 1u << (32u - m);
+    __asm__ volatile(
+        "1:\n\t"
+        "ldm r4!, {r0, r1}\n\t"
+        "uxtb r2, r0\n\t"
+        "lsrs r0, r0, #8\n\t"
+        "ldr r2, [r5, r2]\n\t"
+        "ldr r0, [r6, r0]\n\t"
+        "adds r2, r2, r0\n\t"
+        "cmp r2, r1\n\t"
+        "adcs r3, r3\n\t"
+        "bcc 1b\n\t"
+        : "+l"(rp), "+l"(word)
+        : "l"(a), "l"(b)
+        : "r0", "r1", "r2", "cc", "memory");
+    return ~word;
+}
+#else
+BNN_INLINE uint32_t bnn_conv_u8_word(const uint32_t *t1, const uint32_t *t2, const uint32_t *rec,
+                                     uint32_t m)
+{
+    uint32_t word = 0u, j;
+    for (j = 0; j < m; ++j, rec += BNN_CONV_U8_RECORD) {
+        const uint32_t acc = *(const uint32_t *)((const uint8_t *)t1 + (rec[0] & 0xFFu)) +
+                             *(const uint32_t *)((const uint8_t *)t2 + (rec[0] >> 8));
+        word = (word << 1) | (uint32_t)(acc < rec[1]);
+    }
+    return word;
+}
+#endif
+
+BNN_INLINE void bnn_conv_u8_row(const bnn_conv_geom_t *g, const uint8_t *rows, uint32_t wp,
+                                const uint32_t *rec, uint32_t m, uint32_t *o, uint32_t ow,
+                                uint32_t zp)
+{
+    const uint32_t run = (uint32_t)g->k_w * g->in_ch, step = (uint32_t)g->stride_w * g->in_ch;
+    const uint32_t k = (uint32_t)g->k_h * run, k1 = k / 2u;
+    const uint32_t mask = m == 32u ? 0xFFFFFFFFu : (1u << m) - 1u;
+    uint32_t t1[64], t2[64], v[BNN_CONV_U8_MAX_TAPS], ox, ky, j, i;
+    for (ox = 0; ox < g->out_w; ++ox, o += ow) {
+        const uint8_t *base = rows + ox * step;
+        for (ky = 0, i = 0; ky < g->k_h; ++ky) {
+            for (j = 0; j < run; ++j) v[i++] = (uint32_t)base[ky * wp + j] - zp;
+        }
+        bnn_subset_sums(v, k1, 0x80000000u, t1);
+        bnn_subset_sums(v + k1, k - k1, 0u, t2);
+        *o = bnn_conv_u8_word(t1, t2, rec, m) & mask;
+    }
+}
+#endif
 
 /* Windows of K <= 12 taps, 32 channels at a time (their records on the stack). Per output row,
  * its k_h input rows with their zero-point padding are copied into `rows`; a window is k_h
@@ -125,9 +259,13 @@ static void bnn_conv2d_u8_small(const bnn_conv2d_u8_t *p, const uint8_t *in, uin
     uint32_t c0, m, c, oy, ky;
     for (c0 = 0; c0 < g->out_ch; c0 += 32u) {
         m = bnn_min_u32(32u, g->out_ch - c0);
-        for (c = 0; c < m; ++c) { /* last channel first: ADCS puts the first at the top */
+        for (c = 0; c < m; ++c) { /* last channel first: it ends at bit 0 */
             const uint32_t ch = c0 + m - 1u - c;
+#if BNN_PATH_DSP
             bnn_conv_u8_record(p->weights + ch, k, zp, p->stage.thresholds[ch], rec + c * BNN_CONV_U8_RECORD);
+#else
+            bnn_conv_u8_record(p->weights + ch, k, p->stage.thresholds[ch], rec + c * BNN_CONV_U8_RECORD);
+#endif
         }
         for (oy = 0; oy < g->out_h; ++oy) {
             const int32_t top = (int32_t)(oy * g->stride_h) - (int32_t)g->pad_top;
@@ -137,7 +275,11 @@ static void bnn_conv2d_u8_small(const bnn_conv2d_u8_t *p, const uint8_t *in, uin
                 memset(d, (int)zp, wp);
                 if (iy >= 0 && iy < (int32_t)g->in_h) memcpy(d + lead, in + (size_t)(uint32_t)iy * body, body);
             }
+#if BNN_PATH_DSP
             bnn_conv_u8_row(g, rows, wp, rec, m, out + (size_t)oy * g->out_w * ow + c0 / 32u, ow);
+#else
+            bnn_conv_u8_row(g, rows, wp, rec, m, out + (size_t)oy * g->out_w * ow + c0 / 32u, ow, zp);
+#endif
         }
     }
 }
@@ -145,7 +287,7 @@ static void bnn_conv2d_u8_small(const bnn_conv2d_u8_t *p, const uint8_t *in, uin
 
 void bnn_conv2d_u8_b1(const bnn_conv2d_u8_t *p, const uint8_t *in, uint32_t *out)
 {
-#if BNN_PATH_DSP
+#if !BNN_PATH_PORTABLE
     const bnn_conv_geom_t *g = &p->g;
     if ((uint32_t)g->k_h * g->k_w * g->in_ch <= BNN_CONV_U8_MAX_TAPS &&
         (uint32_t)p->zero_point <= 255u &&

@@ -18,7 +18,6 @@
 #include "bnn_u8_dot.h"
 
 #if BNN_PATH_DSP
-#define BNN_CONV_U8_MAX_TAPS 12u
 #define BNN_CONV_U8_RECORD 4u /* 3 mask words and T' */
 
 /* The record of a channel whose weight row has k <= 12 bits. */
