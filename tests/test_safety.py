@@ -368,3 +368,38 @@ def test_soak_2000_inferences_on_qemu():
     r = soak(m, "mps2-an386", x, 2000)
     assert (r.inferences, r.passes, r.mismatching) == (2000, 4, 0)
     assert r.stable and len(r.stack) == 5 and r.stack[1] > 0, r.stack
+
+
+# ---- sanitized host build (fuzz/sanitized_parity.py runs whole test sets) -------------------
+
+@pytest.mark.skipif(not have("gcc"), reason="needs gcc (libasan, libubsan)")
+def test_sanitized_host_build_parity():
+    """The runner (app, protocol, kernels, generated model, host port) under ASan + UBSan:
+    exact scores and layer traces; a sanitizer report would abort it and fail the run."""
+    from bnn_mcu import emulator
+    from bnn_mcu.targets.host import HostProcess
+    from bnn_mcu.targets.link import DeviceLink
+    from bnn_mcu.targets.protocol import bulk_image
+    from bnn_mcu.targets.session import build_runner
+    from sanitized_parity import SANITIZE
+
+    m = random_model(41, input_shape=(12, 12, 3), layers=[
+        ("conv", dict(out=40, k=3, pad=1)), ("pool", dict(k=2)),
+        ("conv", dict(out=33, k=3, pad=1, pad_value=-1)), ("conv", dict(out=16, k=3, stride=2)),
+        ("dense", dict(out=20)), ("dense", dict(out=7))])
+    x = np.random.default_rng(41).integers(0, 256, (300, 12, 12, 3), dtype=np.uint8)
+    fw = build_runner(m, "host", extra_cflags=SANITIZE, quiet=True)
+    image = fw.elf.read_bytes()
+    assert b"__asan_init" in image and b"__ubsan_handle" in image  # really instrumented
+    want = emulator.run(m, x, trace=True)
+    flat = x.reshape(len(x), -1)
+    with HostProcess(fw.elf, bulk=bulk_image(flat[100:])) as ser:
+        link = DeviceLink(ser, timeout=30.0)
+        link.wait_ready(timeout=30.0)
+        got = np.concatenate([link.run(flat[:100]).scores, link.bulk().scores])
+        layers = link.trace(flat[0]).layers
+        link.exit()
+    assert np.array_equal(got, want.scores)
+    for i, op in enumerate(m.ops):
+        ref = np.ascontiguousarray(want.layers[i][0]).astype(want.layers[i].dtype.newbyteorder("<"))
+        assert layers[i] == ref.tobytes(), f"layer {i} ({op.kind})"
