@@ -1,6 +1,7 @@
 /*
- * Binary convolution windows of 9 words (3x3 kernels over up to 32 input channels) on DSP
- * cores: Thumb-2 assembly (USAD8), and its C twin (host tests, unoptimized builds).
+ * Binary convolution windows of 9 words (3x3 kernels over up to 32 input channels): Thumb-2
+ * assembly (USAD8 on DSP cores, byte lanes on v7-M), and its C twin (other cores, host tests,
+ * unoptimized builds).
  *
  * count = sum over the window of popcount(x[i] ^ w[i]), i < 9, as a carry-save tree: three
  * triples (a0, a1, a2) give a parity s and a carry c = maj(a0, a1, a2) = a0 ^ ((a0 ^ a1) &
@@ -78,6 +79,20 @@ BNN_INLINE void bnn_conv9_row_c(const uint32_t *xc, uint32_t n, const uint32_t *
 }
 
 #if BNN_HS_ASM
+/* r3 = sum of the nibbles of r3 + 4 * those of r6 (r1: scratch). */
+#if BNN_PATH_DSP
+#define BNN_CONV9_SUM                                                                         \
+    BNN_NIB_SUM("r3", "r3", "r1", BNN_SUM_FIRST)                                              \
+    BNN_NIB_SUM("r6", "r6", "r1", BNN_SUM_FIRST)                                              \
+    "add r3, r3, r6, lsl #2\n\t"
+#else
+#define BNN_CONV9_SUM                                                                         \
+    BNN_BYTES("r3", "r1")                                                                     \
+    BNN_BYTES("r6", "r1")                                                                     \
+    "add r3, r3, r6, lsl #2\n\t"                                                            \
+    BNN_HSUM("r3", "r1")
+#endif
+
 /* The same in assembly: per pixel, the records are walked from the start with the sentinel
  * bit 1 << (32 - m) in the word; ADCS shifts each channel's carry (count >= C) in, and the
  * sentinel leaving the word ends the pixel. r10: combinations, r11: records, r12: word; the
@@ -141,9 +156,7 @@ BNN_INLINE void bnn_conv9_row_asm(const uint32_t *xc, uint32_t n, const uint32_t
         BNN_NIBBLES("r6", "r1")
         BNN_NIBBLES("r0", "r1")
         "add r6, r6, r0\n\t"
-        BNN_NIB_SUM("r3", "r3", "r1", BNN_SUM_FIRST)
-        BNN_NIB_SUM("r6", "r6", "r1", BNN_SUM_FIRST)
-        "add r3, r3, r6, lsl #2\n\t"
+        BNN_CONV9_SUM
         "ldr r1, [r11], #4\n\t"
         "cmp r3, r1\n\t"
         "adcs r12, r12, r12\n\t"

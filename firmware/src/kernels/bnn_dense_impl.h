@@ -13,8 +13,8 @@ BNN_INLINE void bnn_bdense_run(const bnn_bdense_t *p, const uint32_t *in, bnn_si
 {
     const size_t stride = p->in_words;
     uint32_t c, j, nb, acc[BNN_BLOCK];
-#if BNN_PATH_DSP
-    if (stride >= 8u) {
+#if BNN_PATH_DSP || BNN_PATH_V7M
+    if (stride >= 8u && (BNN_PATH_DSP || stride < 8u * 32u)) {
         uint32_t counts[32];
         for (c = 0; c < p->out_ch; c += nb) {
             nb = bnn_min_u32(32u, p->out_ch - c);

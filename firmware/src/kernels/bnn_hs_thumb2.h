@@ -24,8 +24,8 @@
 
 /* The assembly needs GCC's register allocation of an optimizing build (r7 is the frame pointer
  * at -O0) and a Thumb-2 DSP core; elsewhere (host tests, -O0) the C twins run. */
-#if defined(__GNUC__) && defined(__thumb2__) && defined(__OPTIMIZE__) && BNN_PATH_DSP && \
-    !defined(BNN_EMULATE_INTRINSICS)
+#if defined(__GNUC__) && defined(__thumb2__) && defined(__OPTIMIZE__) && \
+    (BNN_PATH_DSP || BNN_PATH_V7M) && !defined(BNN_EMULATE_INTRINSICS) && !defined(BNN_TEST_EMULATE_V7M)
 #define BNN_HS_ASM 1
 #else
 #define BNN_HS_ASM 0
@@ -57,6 +57,7 @@
     "and " t ", " v ", #0xCCCCCCCC\n\t"                                                    \
     "and " v ", " v ", #0x33333333\n\t"                                                    \
     "add " v ", " v ", " t ", lsr #2\n\t"
+#if BNN_PATH_DSP
 /* d = (or +=) the sum of the 8 nibbles of v: USAD8 of v against 15 times its high nibbles
  * gives |16 hi + lo - 15 hi| = lo + hi per byte (t: scratch). */
 #define BNN_SUM_FIRST(d, v, t) "usad8 " d ", " v ", " t "\n\t"
@@ -65,6 +66,31 @@
     "and " t ", " v ", #0xF0F0F0F0\n\t"                                                    \
     "sub " t ", " t ", " t ", lsr #4\n\t"                                                  \
     op(d, v, t)
+#define BNN_ACC_FIRST(d, v, t) BNN_NIB_SUM(d, v, t, BNN_SUM_FIRST)
+#define BNN_ACC_NEXT(d, v, t) BNN_NIB_SUM(d, v, t, BNN_SUM_NEXT)
+#else
+/* v7-M (no USAD8): counts stay in 4 byte lanes (each nibble pair summed: <= 8 per word),
+ * summed across lanes at the end of a row; t unused. */
+#define BNN_ACC_FIRST(d, v, t)                                                                \
+    "add " v ", " v ", " v ", lsr #4\n\t"                                                  \
+    "and " d ", " v ", #0x0F0F0F0F\n\t"
+#define BNN_ACC_NEXT(d, v, t)                                                                 \
+    "add " v ", " v ", " v ", lsr #4\n\t"                                                  \
+    "and " v ", " v ", #0x0F0F0F0F\n\t"                                                    \
+    "add " d ", " d ", " v "\n\t"
+#endif
+/* v (nibbles, lo + hi <= 255 per byte) -> 4 byte lanes holding lo + hi (t: scratch). */
+#define BNN_BYTES(v, t)                                                                       \
+    "and " t ", " v ", #0xF0F0F0F0\n\t"                                                    \
+    "and " v ", " v ", #0x0F0F0F0F\n\t"                                                    \
+    "add " v ", " v ", " t ", lsr #4\n\t"
+/* v = the sum of its 4 byte lanes (t: scratch). */
+#define BNN_HSUM(v, t)                                                                        \
+    "and " t ", " v ", #0xFF00FF00\n\t"                                                    \
+    "and " v ", " v ", #0x00FF00FF\n\t"                                                    \
+    "add " v ", " v ", " t ", lsr #8\n\t"                                                  \
+    "add " v ", " v ", " v ", lsr #16\n\t"                                                 \
+    "uxth " v ", " v "\n\t"
 
 /* Block words 0-3: x (LDM) XOR w (LDM) into r0-r3. */
 #define BNN_LOAD4                                                                             \
@@ -96,7 +122,7 @@
     BNN_CSA("r10", "r1", "r3", "r4")                                                          \
     BNN_HA_TO("r3", "r11", "r12", "r3")                                                       \
     BNN_NIBBLES("r3", "r4")                                                                   \
-    BNN_NIB_SUM("lr", "r3", "r4", BNN_SUM_FIRST)
+    BNN_ACC_FIRST("lr", "r3", "r4")
 
 /* A further block: 7 carry-save adders, lr += pc(eights). */
 #define BNN_HS_BLOCK                                                                          \
@@ -110,18 +136,19 @@
     BNN_CSA("r10", "r1", "r3", "r4")                                                          \
     BNN_CSA("r11", "r12", "r3", "r4")                                                         \
     BNN_NIBBLES("r3", "r4")                                                                   \
-    BNN_NIB_SUM("lr", "r3", "r4", BNN_SUM_NEXT)
+    BNN_ACC_NEXT("lr", "r3", "r4")
 
-/* One word past the blocks: lr += pc(x ^ w) / 8 is not an integer, so r6 collects them. */
+/* One word past the blocks, counted into r6 (weight 1; lanes on v7-M). */
 #define BNN_HS_TAIL_WORD                                                                      \
     "ldr r0, [r7], #4\n\t"                                                                 \
     "ldr r1, [r8], #4\n\t"                                                                 \
     "eor r0, r0, r1\n\t"                                                                   \
     BNN_NIBBLES("r0", "r1")                                                                   \
-    BNN_NIB_SUM("r6", "r0", "r1", BNN_SUM_NEXT)
+    BNN_ACC_NEXT("r6", "r0", "r1")
 
-/* r9 = pc(ones) + 2 pc(twos) + 4 pc(fours) + 8 lr. */
-#define BNN_HS_FINAL                                                                          \
+/* r9 = pc(ones) + 2 pc(twos) + 4 pc(fours) + 8 lr (+ r6, the words past the blocks). */
+#if BNN_PATH_DSP
+#define BNN_HS_FINAL(tail)                                                                    \
     BNN_NIBBLES("r9", "r0")                                                                   \
     BNN_NIBBLES("r10", "r0")                                                                  \
     "add r9, r9, r10, lsl #1\n\t"                                                           \
@@ -129,10 +156,27 @@
     BNN_NIB_SUM("r9", "r9", "r0", BNN_SUM_FIRST)                                              \
     BNN_NIB_SUM("r11", "r11", "r0", BNN_SUM_FIRST)                                            \
     "add r9, r9, r11, lsl #2\n\t"                                                           \
+    "add r9, r9, lr, lsl #3\n\t"                                                            \
+    tail
+#else
+#define BNN_HS_FINAL(tail)                                                                    \
+    BNN_NIBBLES("r9", "r0")                                                                   \
+    BNN_NIBBLES("r10", "r0")                                                                  \
+    "add r9, r9, r10, lsl #1\n\t"                                                           \
+    BNN_NIBBLES("r11", "r0")                                                                  \
+    BNN_BYTES("r9", "r0")                                                                     \
+    "add r11, r11, r11, lsr #4\n\t"                                                         \
+    "and r11, r11, #0x0F0F0F0F\n\t"                                                         \
+    "add r9, r9, r11, lsl #2\n\t" /* lanes <= 56 */                                         \
+    tail                            /* + <= 8 per word past the blocks */                     \
+    BNN_HSUM("r9", "r0")                                                                      \
+    BNN_HSUM("lr", "r0")                                                                      \
     "add r9, r9, lr, lsl #3\n\t"
+#endif
 
 /* counts[r] = popcount of x ^ row r over n = 8 * blocks + tail words, for rows r < rows of
- * w (contiguous). blocks >= 1. Rows of 4 blocks (1024 bits) run unrolled, two per loop. */
+ * w (contiguous). blocks >= 1 (and <= 31 on v7-M, whose byte lanes hold 8 per block). Rows
+ * of 4 blocks (1024 bits) run unrolled, two per loop. */
 BNN_INLINE void bnn_hs_rows_asm(const uint32_t *x, const uint32_t *w, uint32_t blocks,
                                 uint32_t tail, uint32_t rows, uint32_t *counts)
 {
@@ -145,11 +189,11 @@ BNN_INLINE void bnn_hs_rows_asm(const uint32_t *x, const uint32_t *w, uint32_t b
             "1:\n\t"
             "ldr r7, %[x]\n\t"
             BNN_HS_FIRST_BLOCK BNN_HS_BLOCK BNN_HS_BLOCK BNN_HS_BLOCK
-            BNN_HS_FINAL
+            BNN_HS_FINAL("")
             "str r9, %[c0]\n\t"
             "ldr r7, %[x]\n\t"
             BNN_HS_FIRST_BLOCK BNN_HS_BLOCK BNN_HS_BLOCK BNN_HS_BLOCK
-            BNN_HS_FINAL
+            BNN_HS_FINAL("")
             "ldr r0, %[counts]\n\t"
             "ldr r1, %[c0]\n\t"
             "strd r1, r9, [r0], #8\n\t"
@@ -185,8 +229,7 @@ BNN_INLINE void bnn_hs_rows_asm(const uint32_t *x, const uint32_t *w, uint32_t b
         "subs r2, r2, #1\n\t"
         "bne 4b\n\t"
         "5:\n\t"
-        BNN_HS_FINAL
-        "add r9, r9, r6\n\t"
+        BNN_HS_FINAL("add r9, r9, r6\n\t")
         "ldr r0, %[counts]\n\t"
         "str r9, [r0], #4\n\t"
         "str r0, %[counts]\n\t"
