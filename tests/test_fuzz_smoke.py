@@ -145,3 +145,22 @@ def test_model_oracle_reports_code_execution(monkeypatch):
 @given(st.integers(0, 6), st.binary(min_size=1, max_size=60))
 def test_model_loader_hostile_files(mode, choices):
     T.model_one_input(bytes([mode]) + choices)
+
+
+# ---- static analysis (fuzz/static_check.py; the full run takes minutes) ---------------------
+
+@pytest.mark.skipif(not (shutil.which("cppcheck") and shutil.which("clang-tidy")),
+                    reason="needs cppcheck and clang-tidy (apt-get install cppcheck clang-tidy)")
+def test_generated_code_is_clean_and_the_checkers_bite(tmp_path):
+    import static_check
+
+    assert static_check.main(["--only", "generated"]) == 0
+    bad = tmp_path / "bad.c"
+    bad.write_text("int f(int *p) { int a[4]; if (p) return 0; a[4] = *p; return a[0]; }\n")
+    tidy = static_check.parse(static_check.run(["clang-tidy", f"-checks={static_check.TIDY_CHECKS}",
+                                                str(bad), "--", "-std=c99"]),
+                              static_check._TIDY, tmp_path)
+    cpp = static_check.parse(static_check.run(["cppcheck", *static_check.CPPCHECK, str(bad)]),
+                             static_check._CPPC, tmp_path)
+    assert any("NullDereference" in f[2] for f in tidy), tidy
+    assert any(f[2] in ("arrayIndexOutOfBounds", "nullPointerRedundantCheck") for f in cpp), cpp
