@@ -194,6 +194,21 @@ def test_bdense_large(libs):
         check(libs, with_stage(rng, op, xs, True), xs)
 
 
+@pytest.mark.parametrize("words", [7, 8, 9, 15, 16, 17, 23, 24, 31, 32, 33, 40, 98, 248, 249])
+def test_bdense_harley_seal_rows(libs, words):
+    """Rows of 8-word blocks plus 0..7 more words (the DSP / v7-M assembly and its C twin),
+    1024-bit rows (unrolled two at a time: even and odd row counts), output words that end
+    mid-way (threshold words of n % 4 != 0 channels), v7-M's 31-block limit (248 words)."""
+    rng = np.random.default_rng(words)
+    for n in (1, 2, 3, 31, 33, 64):
+        c = 32 * words - int(rng.integers(0, 32))
+        op = BDense("hs", (1, 1, c), weights=pack_bits(random_bits(rng, (n, c))))
+        xs = packed_input(rng, 2, 1, 1, c, "random")
+        check(libs, with_stage(rng, op, xs, False), xs)
+        if n in (3, 33):
+            check(libs, with_stage(rng, op, xs, True), xs)
+
+
 # -- uint8 dense ----------------------------------------------------------------------------
 
 @CASES
@@ -277,7 +292,65 @@ def test_bconv2d_fixed_shapes(libs, pad_value):
         check(libs, with_stage(rng, op, xs, False), xs)
 
 
+NINE_WORD_CONVS = [  # in_shape, kernel, stride, padding: k_h = 3, k_w * words(C) = 3
+    ((14, 14, 32), (3, 3), (1, 1), (1, 1, 1, 1)),
+    ((6, 5, 1), (3, 3), (1, 1), (2, 1, 0, 2)),
+    ((7, 9, 20), (3, 3), (2, 2), (1, 0, 1, 1)),
+    ((5, 4, 31), (3, 3), (1, 2), (0, 0, 0, 0)),
+    ((6, 5, 70), (3, 1), (1, 1), (1, 1, 1, 1)),
+    ((4, 3, 96), (3, 1), (2, 1), (2, 0, 2, 3)),
+    ((1, 1, 32), (3, 3), (1, 1), (1, 1, 1, 1)),
+]
+
+
+@pytest.mark.parametrize("pad_value", [1, -1, 0])
+@pytest.mark.parametrize("index", range(len(NINE_WORD_CONVS)))
+def test_bconv2d_nine_word_windows(libs, index, pad_value):
+    """Windows of 9 words (the precomputed-combinations tree): in-image and edge windows,
+    strides, channel counts around the record batches (4 on v6-M, 64 elsewhere) and the
+    32-channel output words; pad_value 0 takes the general path."""
+    in_shape, kernel, stride, padding = NINE_WORD_CONVS[index]
+    rng = np.random.default_rng(10 * index + pad_value + 1)
+    h, w, c = in_shape
+    for n in (1, 5, 32, 33, 70):
+        op = BConv2d("nine", in_shape, kernel=kernel, stride=stride, padding=padding,
+                     weights=pack_bits(random_bits(rng, (n,) + kernel + (c,))), pad_value=pad_value)
+        xs = packed_input(rng, 2, h, w, c, "random")
+        check(libs, with_stage(rng, op, xs, False), xs)
+
+
 # -- uint8 conv -----------------------------------------------------------------------------
+
+SMALL_U8_CONVS = [  # in_shape, kernel, stride, padding: K <= 12 taps
+    ((28, 28, 1), (3, 3), (1, 1), (1, 1, 1, 1)),
+    ((7, 6, 3), (2, 2), (1, 2), (1, 0, 1, 1)),
+    ((5, 5, 12), (1, 1), (1, 1), (0, 0, 0, 0)),
+    ((6, 7, 2), (3, 2), (2, 1), (2, 1, 0, 3)),
+    ((4, 9, 4), (1, 3), (1, 1), (0, 1, 0, 1)),
+    ((3, 3, 1), (1, 1), (2, 2), (1, 1, 1, 1)),
+    ((9, 4, 1), (3, 3), (3, 1), (0, 2, 2, 0)),
+]
+
+
+@pytest.mark.parametrize("zp", [0, 128, 255, 37])
+@pytest.mark.parametrize("index", range(len(SMALL_U8_CONVS)))
+def test_conv2d_u8_small_windows(libs, index, zp):
+    """Windows of <= 12 taps: USAD8 against byte masks (DSP) or two subset-sum tables
+    (v7-M, v6-M); thresholds at the clamping limits of the folded threshold, constant
+    channels, extreme pixels; channel counts around 32-channel words; odd widths (pairs)."""
+    in_shape, kernel, stride, padding = SMALL_U8_CONVS[index]
+    rng = np.random.default_rng(100 * index + zp)
+    k = kernel[0] * kernel[1] * in_shape[2]
+    for n, style in [(1, "random"), (7, "max"), (32, "zeros"), (33, "random"), (70, "near_zp")]:
+        op = Conv2dU8("small", in_shape, kernel=kernel, stride=stride, padding=padding,
+                      weights=pack_bits(random_bits(rng, (n, k))), zero_point=zp)
+        xs = u8_input(rng, 2, in_shape, style, zp)
+        check(libs, with_stage(rng, op, xs, False), xs)
+        a = max_abs_acc(op)
+        op.out = Threshold(rng.choice([-a - 1, -a, a, a + 1, INT32_MIN, INT32_MAX], size=n).astype(np.int32))
+        check(libs, op, xs)
+
+
 
 @CASES
 @given(seed=seeds, geo=conv_geometry(max_hw=10, channels=st.sampled_from([1, 1, 2, 3, 4, 5, 8, 16])),
@@ -458,13 +531,15 @@ def board_cases():
     for words, n, cut, scores in [(8, 33, 0, False), (9, 7, 3, False), (15, 32, 31, False),
                                   (16, 64, 0, True), (17, 3, 1, False), (24, 40, 9, False),
                                   (31, 1, 0, False), (32, 64, 0, False), (32, 33, 0, False),
-                                  (32, 2, 7, True), (33, 31, 0, False), (98, 10, 0, False)]:
+                                  (32, 2, 7, True), (33, 31, 0, False), (98, 10, 0, False),
+                                  (249, 3, 5, False)]:
         c = 32 * words - cut
         add(f"bdense 1x1x{c}->{n}{' scores' if scores else ''}",
             BDense("b", (1, 1, c), weights=pack_bits(random_bits(rng, (n, c)))),
             packed_input(rng, 1, 1, 1, c, "random")[0], scores=scores)
     for shape, n, zp, scores in [((28, 28, 1), 64, 128, False), ((1, 1, 37), 9, 0, False),
-                                 ((1, 1, 37), 9, 255, True), ((5, 5, 3), 10, 127, True)]:
+                                 ((1, 1, 37), 9, 255, True), ((5, 5, 3), 10, 127, True),
+                                 ((1, 1, 100), 300, 5, False)]:
         k = int(np.prod(shape))
         add(f"dense_u8 {k}->{n} zp {zp}", DenseU8("d", shape, weights=pack_bits(random_bits(rng, (n, k))),
                                                   zero_point=zp),
@@ -481,7 +556,8 @@ def board_cases():
             ((6, 5, 70), (3, 1), (1, 2), (1, 1, 1, 1), 33, -1),
             ((5, 5, 32), (3, 3), (1, 1), (2, 2, 2, 2), 3, 1),
             ((4, 6, 31), (3, 3), (1, 1), (1, 1, 1, 1), 97, 1),
-            ((5, 5, 32), (3, 3), (1, 1), (1, 1, 1, 1), 8, 0)]:
+            ((5, 5, 32), (3, 3), (1, 1), (1, 1, 1, 1), 8, 0),
+            ((7, 9, 20), (3, 3), (2, 2), (1, 0, 1, 1), 70, 1)]:
         add(f"bconv2d {h}x{w}x{c} k{kernel[0]}x{kernel[1]} ->{n} pad_value {pad_value}",
             BConv2d("c", (h, w, c), kernel=kernel, stride=stride, padding=padding,
                     weights=pack_bits(random_bits(rng, (n,) + kernel + (c,))), pad_value=pad_value),
@@ -491,7 +567,10 @@ def board_cases():
         packed_input(rng, 1, 16, 16, 64, "random")[0])
     for shape, kernel, stride, padding, n, zp in [((28, 28, 1), (3, 3), (1, 1), (1, 1, 1, 1), 32, 128),
                                                   ((9, 8, 3), (5, 5), (2, 2), (2, 1, 2, 3), 20, 3),
-                                                  ((1, 1, 1), (1, 1), (1, 1), (0, 0, 0, 0), 1, 0)]:
+                                                  ((1, 1, 1), (1, 1), (1, 1), (0, 0, 0, 0), 1, 0),
+                                                  ((7, 6, 3), (2, 2), (1, 2), (1, 0, 1, 1), 33, 37),
+                                                  ((5, 5, 12), (1, 1), (1, 1), (0, 0, 0, 0), 7, 255),
+                                                  ((9, 4, 1), (3, 3), (3, 1), (0, 2, 2, 0), 70, 0)]:
         add(f"conv2d_u8 {'x'.join(map(str, shape))} k{kernel[0]} ->{n} zp {zp}",
             Conv2dU8("u", shape, kernel=kernel, stride=stride, padding=padding, zero_point=zp,
                      weights=pack_bits(random_bits(rng, (n, kernel[0] * kernel[1] * shape[2])))),
