@@ -446,7 +446,7 @@ def make_model_input(data: bytes) -> tuple[bytes, str]:
                 continue
             out[n if op != 1 else r.pick(["../evil", "/abs/path", n + "/x", "version",
                                           n.replace("models", "weights")])] = members[n]
-        out[r.pick(["extra/x.json", "archive/version", "data/x.pkl", ""])] = r.take(64)
+        out[r.pick(["extra/x.json", "archive/version", "data/x.pkl", "x"])] = r.take(64)
         return rezip(out), ".pt2"
     if mode == 5:  # plain pickles and torch.save files
         kind = r.u8() % 3
