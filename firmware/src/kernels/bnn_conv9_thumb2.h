@@ -106,6 +106,7 @@ BNN_INLINE void bnn_conv9_row_asm(const uint32_t *xc, uint32_t n, const uint32_t
         uint32_t sentinel, step;
         const uint32_t *xend;
         uint32_t *out;
+        uint32_t odd;
     } job;
     register const uint32_t *xp __asm__("r10") = xc;
     register void *jp __asm__("r11") = &job;
@@ -114,6 +115,7 @@ BNN_INLINE void bnn_conv9_row_asm(const uint32_t *xc, uint32_t n, const uint32_t
     job.step = 4u * ow;
     job.xend = xc + BNN_CONV9_COMBOS * n;
     job.out = out;
+    job.odd = m & 1u;
     (void)shift; /* batches are whole words here */
 #define BNN_CONV9_TRIPLE(c)                                                                   \
     "ldm r10!, {r0-r2}\n\t"                                                                \
@@ -123,43 +125,53 @@ BNN_INLINE void bnn_conv9_row_asm(const uint32_t *xc, uint32_t n, const uint32_t
     "eor r2, r2, r5\n\t"                                                                   \
     "and r1, r1, r2\n\t"                                                                   \
     "eor " c ", r0, r1\n\t"
+    /* One channel: the tree, the count, CMP against C and ADCS of the carry into the word. */
+#define BNN_CONV9_CHANNEL                                                                     \
+        BNN_CONV9_TRIPLE("r6")                                                                \
+        BNN_CONV9_TRIPLE("r7")                                                                \
+        BNN_CONV9_TRIPLE("r8")                                                                \
+        "ldm r10, {r0-r3}\n\t"                                                             \
+        "sub r10, r10, #36\n\t"                                                            \
+        "ldm r11!, {r4, r5, r9, lr}\n\t"                                                   \
+        "eor r0, r0, r4\n\t" /* s1 */                                                      \
+        "eor r1, r1, r5\n\t" /* s1 ^ s2 */                                                 \
+        "eor r2, r2, r9\n\t" /* s1 ^ s3 */                                                 \
+        "eor r3, r3, lr\n\t" /* S */                                                       \
+        "and r1, r1, r2\n\t"                                                               \
+        "eor r9, r0, r1\n\t" /* c4 */                                                      \
+        /* carries c1 c2 c3 -> T1 (r0), f1 (r6); T1 + c4 -> T (r7), f2 (r0) */               \
+        "eor r0, r6, r7\n\t"                                                               \
+        "and r6, r6, r7\n\t"                                                               \
+        "and r7, r0, r8\n\t"                                                               \
+        "orr r6, r6, r7\n\t"                                                               \
+        "eor r0, r0, r8\n\t"                                                               \
+        "eor r7, r0, r9\n\t"                                                               \
+        "and r0, r0, r9\n\t"                                                               \
+        /* count = pc(S) + 2 pc(T) + 4 (pc(f1) + pc(f2)) */                                  \
+        BNN_NIBBLES("r3", "r1")                                                               \
+        BNN_NIBBLES("r7", "r1")                                                               \
+        "add r3, r3, r7, lsl #1\n\t"                                                       \
+        BNN_NIBBLES("r6", "r1")                                                               \
+        BNN_NIBBLES("r0", "r1")                                                               \
+        "add r6, r6, r0\n\t"                                                               \
+        BNN_CONV9_SUM                                                                         \
+        "ldr r1, [r11], #4\n\t"                                                            \
+        "cmp r3, r1\n\t"                                                                   \
+        "adcs r12, r12, r12\n\t"
+    /* Two channels per loop (the sentinel is tested every second one): an odd m enters at
+     * the second. */
     __asm__ volatile(
         "push {r11}\n\t"
         "2:\n\t" /* pixel */
         "ldr r0, [sp]\n\t"
         "ldrd r11, r12, [r0]\n\t" /* records, sentinel */
-        "1:\n\t"                  /* channel */
-        BNN_CONV9_TRIPLE("r6")
-        BNN_CONV9_TRIPLE("r7")
-        BNN_CONV9_TRIPLE("r8")
-        "ldm r10, {r0-r3}\n\t"
-        "sub r10, r10, #36\n\t"
-        "ldm r11!, {r4, r5, r9, lr}\n\t"
-        "eor r0, r0, r4\n\t" /* s1 */
-        "eor r1, r1, r5\n\t" /* s1 ^ s2 */
-        "eor r2, r2, r9\n\t" /* s1 ^ s3 */
-        "eor r3, r3, lr\n\t" /* S */
-        "and r1, r1, r2\n\t"
-        "eor r9, r0, r1\n\t" /* c4 */
-        /* carries c1 c2 c3 -> T1 (r0), f1 (r6); T1 + c4 -> T (r7), f2 (r0) */
-        "eor r0, r6, r7\n\t"
-        "and r6, r6, r7\n\t"
-        "and r7, r0, r8\n\t"
-        "orr r6, r6, r7\n\t"
-        "eor r0, r0, r8\n\t"
-        "eor r7, r0, r9\n\t"
-        "and r0, r0, r9\n\t"
-        /* count = pc(S) + 2 pc(T) + 4 (pc(f1) + pc(f2)) */
-        BNN_NIBBLES("r3", "r1")
-        BNN_NIBBLES("r7", "r1")
-        "add r3, r3, r7, lsl #1\n\t"
-        BNN_NIBBLES("r6", "r1")
-        BNN_NIBBLES("r0", "r1")
-        "add r6, r6, r0\n\t"
-        BNN_CONV9_SUM
-        "ldr r1, [r11], #4\n\t"
-        "cmp r3, r1\n\t"
-        "adcs r12, r12, r12\n\t"
+        "ldr r1, [r0, #20]\n\t"   /* m odd */
+        "cmp r1, #0\n\t"
+        "bne 3f\n\t"
+        "1:\n\t"
+        BNN_CONV9_CHANNEL
+        "3:\n\t"
+        BNN_CONV9_CHANNEL
         "bcc 1b\n\t"
         "ldr r0, [sp]\n\t"
         "ldrd r1, r2, [r0, #8]\n\t" /* step, xend */
@@ -174,6 +186,7 @@ BNN_INLINE void bnn_conv9_row_asm(const uint32_t *xc, uint32_t n, const uint32_t
         : "+r"(xp), "+r"(jp)
         :
         : "r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r12", "lr", "cc", "memory");
+#undef BNN_CONV9_CHANNEL
 #undef BNN_CONV9_TRIPLE
 }
 #define bnn_conv9_row bnn_conv9_row_asm

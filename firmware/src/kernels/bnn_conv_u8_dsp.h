@@ -82,6 +82,7 @@ BNN_INLINE void bnn_conv_u8_pixels_asm(const uint32_t *win, uint32_t n, const ui
         const uint32_t *win, *wend, *rec;
         uint32_t sentinel, mask, step;
         uint32_t *out;
+        uint32_t odd;
     } job;
     register void *jp __asm__("r10") = &job;
     job.win = win;
@@ -91,6 +92,7 @@ BNN_INLINE void bnn_conv_u8_pixels_asm(const uint32_t *win, uint32_t n, const ui
     job.mask = m == 32u ? 0xFFFFFFFFu : (1u << m) - 1u;
     job.step = 4u * ow;
     job.out = out;
+    job.odd = m & 1u;
     if (n >= 2u) {
         __asm__ volatile(
             "push {r10}\n\t"
@@ -99,20 +101,27 @@ BNN_INLINE void bnn_conv_u8_pixels_asm(const uint32_t *win, uint32_t n, const ui
             "ldr r12, [r11]\n\t"
             "ldm r12!, {r0-r5}\n\t"
             "str r12, [r11]\n\t"
+            "ldr r6, [r11, #28]\n\t"       /* m odd */
             "ldrd r10, r12, [r11, #8]\n\t" /* records, sentinel */
             "mov lr, r12\n\t"
-            "1:\n\t" /* channel */
-            "ldm r10!, {r6-r9}\n\t"
-            "usad8 r11, r0, r6\n\t"
-            "usada8 r11, r1, r7, r11\n\t"
-            "usada8 r11, r2, r8, r11\n\t"
-            "cmp r11, r9\n\t"
-            "adcs r12, r12, r12\n\t"
-            "usad8 r11, r3, r6\n\t"
-            "usada8 r11, r4, r7, r11\n\t"
-            "usada8 r11, r5, r8, r11\n\t"
-            "cmp r11, r9\n\t"
+            "cbnz r6, 3f\n\t" /* two channels per loop: an odd m enters at the second */
+#define BNN_CONV_U8_CHANNEL                                                                   \
+            "ldm r10!, {r6-r9}\n\t"                                                        \
+            "usad8 r11, r0, r6\n\t"                                                        \
+            "usada8 r11, r1, r7, r11\n\t"                                                  \
+            "usada8 r11, r2, r8, r11\n\t"                                                  \
+            "cmp r11, r9\n\t"                                                              \
+            "adcs r12, r12, r12\n\t"                                                       \
+            "usad8 r11, r3, r6\n\t"                                                        \
+            "usada8 r11, r4, r7, r11\n\t"                                                  \
+            "usada8 r11, r5, r8, r11\n\t"                                                  \
+            "cmp r11, r9\n\t"                                                              \
             "adcs lr, lr, lr\n\t"
+            "1:\n\t"
+            BNN_CONV_U8_CHANNEL
+            "3:\n\t"
+            BNN_CONV_U8_CHANNEL
+#undef BNN_CONV_U8_CHANNEL
             "bcc 1b\n\t"
             "ldr r11, [sp]\n\t"
             "ldrd r0, r1, [r11, #16]\n\t" /* mask, step */
