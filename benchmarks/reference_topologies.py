@@ -166,22 +166,16 @@ def main(argv=None) -> int:
                 ok, shown = v <= bound, fmt_int(v)
             verdicts.append(ok)
             print(f"  {'PASS' if ok else 'FAIL'}  {board:11} {label}: {shown}")
-    for name, ref in INT8_WEIGHT_BYTES.items():
-        for board in boards[:1]:
-            if (board, name) in results:
-                v = results[(board, name)]["flash_bytes"]
-                ok = v * 7 <= ref
+    memory = [("flash_bytes", "weights+thresholds", 7, INT8_WEIGHT_BYTES),
+              ("arena_bytes", "activation arena", 6, INT8_ARENA_BYTES)]
+    for key, what, factor, refs in memory:  # the same on every board: the first one's
+        for name, ref in refs.items():
+            if (boards[0], name) in results:
+                v = results[(boards[0], name)][key]
+                ok = v * factor <= ref
                 verdicts.append(ok)
-                print(f"  {'PASS' if ok else 'FAIL'}  {'':11} {name} weights+thresholds <= 1/7 of int8 "
-                      f"({fmt_int(ref / 7)} B): {fmt_int(v)} B")
-    for name, ref in INT8_ARENA_BYTES.items():
-        for board in boards[:1]:
-            if (board, name) in results:
-                v = results[(board, name)]["arena_bytes"]
-                ok = v * 6 <= ref
-                verdicts.append(ok)
-                print(f"  {'PASS' if ok else 'FAIL'}  {'':11} {name} activation arena <= 1/6 of int8 "
-                      f"({fmt_int(ref / 6)} B): {fmt_int(v)} B")
+                print(f"  {'PASS' if ok else 'FAIL'}  {'':11} {name} {what} <= 1/{factor} of int8 "
+                      f"({fmt_int(ref / factor)} B): {fmt_int(v)} B")
     same = all(m["identical_runs"] for m in results.values())
     verdicts.append(same)
     print(f"  {'PASS' if same else 'FAIL'}  {'':11} counts identical on {args.runs} runs of every "

@@ -110,33 +110,31 @@
     "ldr r4, [r8], #4\n\t"                                                                 \
     "eor r3, r3, r4\n\t"
 
-/* The first block of a row, from a zero state: lr = pc(eights). */
-#define BNN_HS_FIRST_BLOCK                                                                    \
+/* An 8-word block: words 0-3 give two carries into the twos (the first pair's from the ones
+ * by `ones01`), combined by `twos` into a fours carry held in r12; words 4-7 give another,
+ * combined with it by `fours` into the eights word (r3), whose popcount `acc` adds to lr. */
+#define BNN_HS_BLOCK_OF(ones01, twos, fours, acc)                                             \
     BNN_LOAD4                                                                                 \
-    BNN_HA_TO("r1", "r9", "r0", "r1")                                                         \
+    ones01                                                                                    \
     BNN_CSA("r9", "r2", "r3", "r4")                                                           \
-    BNN_HA_TO("r12", "r10", "r1", "r3")                                                       \
+    twos                                                                                      \
     BNN_LOAD4_HELD                                                                            \
     BNN_CSA("r9", "r0", "r1", "r4")                                                           \
     BNN_CSA("r9", "r2", "r3", "r4")                                                           \
     BNN_CSA("r10", "r1", "r3", "r4")                                                          \
-    BNN_HA_TO("r3", "r11", "r12", "r3")                                                       \
+    fours                                                                                     \
     BNN_NIBBLES("r3", "r4")                                                                   \
-    BNN_ACC_FIRST("lr", "r3", "r4")
+    acc("lr", "r3", "r4")
+
+/* The first block of a row, from a zero state (half adders): lr = pc(eights). */
+#define BNN_HS_FIRST_BLOCK                                                                    \
+    BNN_HS_BLOCK_OF(BNN_HA_TO("r1", "r9", "r0", "r1"), BNN_HA_TO("r12", "r10", "r1", "r3"),   \
+                    BNN_HA_TO("r3", "r11", "r12", "r3"), BNN_ACC_FIRST)
 
 /* A further block: 7 carry-save adders, lr += pc(eights). */
 #define BNN_HS_BLOCK                                                                          \
-    BNN_LOAD4                                                                                 \
-    BNN_CSA("r9", "r0", "r1", "r4")                                                           \
-    BNN_CSA("r9", "r2", "r3", "r4")                                                           \
-    BNN_CSA_TO("r12", "r10", "r1", "r3", "r4")                                                \
-    BNN_LOAD4_HELD                                                                            \
-    BNN_CSA("r9", "r0", "r1", "r4")                                                           \
-    BNN_CSA("r9", "r2", "r3", "r4")                                                           \
-    BNN_CSA("r10", "r1", "r3", "r4")                                                          \
-    BNN_CSA("r11", "r12", "r3", "r4")                                                         \
-    BNN_NIBBLES("r3", "r4")                                                                   \
-    BNN_ACC_NEXT("lr", "r3", "r4")
+    BNN_HS_BLOCK_OF(BNN_CSA("r9", "r0", "r1", "r4"), BNN_CSA_TO("r12", "r10", "r1", "r3", "r4"), \
+                    BNN_CSA("r11", "r12", "r3", "r4"), BNN_ACC_NEXT)
 
 /* One word past the blocks, counted into r6 (weight 1; lanes on v7-M). */
 #define BNN_HS_TAIL_WORD                                                                      \
