@@ -57,11 +57,6 @@ class Faults:
         if self.delay_s < 0:
             raise ValueError("delay_s must be >= 0")
 
-    @property
-    def any(self) -> bool:
-        return any((self.drop, self.corrupt, self.duplicate, self.truncate, self.repeat,
-                    self.delay))
-
 
 @dataclass
 class DirectionStats:
