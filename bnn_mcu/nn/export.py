@@ -109,7 +109,7 @@ def _expr_is_safe(expr: str) -> bool:
     return True
 
 
-def _vet_graph_json(path: Path, member: str, doc) -> None:
+def _vet_graph_json(path: Path, doc) -> None:
     """Every node target and shape expression of a serialized graph from the allow-lists."""
     stack = [doc]
     while stack:
@@ -175,7 +175,7 @@ def _vet_program_archive(path: Path, z: zipfile.ZipFile, names: list) -> None:
                     raise _refuse(path, f"{str(fqn)[:60]!r} is stored as a pickled object")
                 _check_tensor_meta(path, str(fqn), entry.get("tensor_meta"))
         else:
-            _vet_graph_json(path, n, doc)
+            _vet_graph_json(path, doc)
 
 
 @contextlib.contextmanager
