@@ -5,15 +5,16 @@
 #ifndef BNN_DENSE_IMPL_H
 #define BNN_DENSE_IMPL_H
 
-#include "bnn_u8_table.h"
-
 #include "bnn_hs_thumb2.h"
+#include "bnn_u8_table.h"
 
 BNN_INLINE void bnn_bdense_run(const bnn_bdense_t *p, const uint32_t *in, bnn_sink_t *s)
 {
     const size_t stride = p->in_words;
     uint32_t c, j, nb, acc[BNN_BLOCK];
 #if BNN_PATH_DSP || BNN_PATH_V7M
+    /* rows of >= 8 words: Harley-Seal in 32-row chunks, then one output word (or 32 scores)
+     * per chunk; v7-M's byte lanes take up to 31 blocks of 8 words */
     if (stride >= 8u && (BNN_PATH_DSP || stride < 8u * 32u)) {
         uint32_t counts[32];
         for (c = 0; c < p->out_ch; c += nb) {

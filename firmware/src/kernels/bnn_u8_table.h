@@ -57,6 +57,20 @@ typedef uint16_t __attribute__((may_alias)) bnn_u16_alias_t;
         b_[4] = p4; b_[5] = p5; b_[6] = p6; b_[7] = p7;                                  \
     } while (0)
 
+#if BNN_PATH_MVE
+#include <arm_mve.h>
+/* Helium: pairs 0..7 in two vectors; a block is two vector adds of the scalar step and two
+ * stores (GCC's own vectorization of the scalar code goes through the stack). */
+#undef BNN_U8_BLOCK
+#define BNN_U8_BLOCK(pos, delta)                                                         \
+    do {                                                                                 \
+        lo = vaddq_n_u32(lo, (delta));                                                   \
+        hi = vaddq_n_u32(hi, (delta));                                                   \
+        vst1q_u32(tab + 8u * (pos), lo);                                                 \
+        vst1q_u32(tab + 8u * (pos) + 4u, hi);                                            \
+    } while (0)
+#endif
+
 BNN_INLINE void bnn_u8_table(const uint8_t *x, uint32_t n, uint32_t zp, uint32_t *tab)
 {
     uint32_t v[8], d[8], s = BNN_U8_BIAS, t, p0, p1, p2, p3, p4, p5, p6, p7;
@@ -73,6 +87,11 @@ BNN_INLINE void bnn_u8_table(const uint8_t *x, uint32_t n, uint32_t zp, uint32_t
     p5 = p1 + d[3];
     p6 = p2 + d[3];
     p7 = p3 + d[3];
+#if BNN_PATH_MVE
+    {
+        const uint32_t first[8] = {p0, p1, p2, p3, p4, p5, p6, p7};
+        uint32x4_t lo = vld1q_u32(first), hi = vld1q_u32(first + 4);
+#endif
     /* block index = bits of taps 4..7 set; Gray order: one tap flips per step */
     BNN_U8_BLOCK(0, 0u);
     BNN_U8_BLOCK(1, d[4]);
@@ -90,6 +109,9 @@ BNN_INLINE void bnn_u8_table(const uint8_t *x, uint32_t n, uint32_t zp, uint32_t
     BNN_U8_BLOCK(11, d[4]);
     BNN_U8_BLOCK(9, 0u - d[5]);
     BNN_U8_BLOCK(8, 0u - d[4]);
+#if BNN_PATH_MVE
+    }
+#endif
 }
 
 /* Byte g of a weight row (taps 8g .. 8g+7, LSB first). */
