@@ -8,6 +8,75 @@
 #include "bnn_hs_thumb2.h"
 #include "bnn_u8_table.h"
 
+#if BNN_PATH_V6M
+/* Byte lanes of popcount(x[i] ^ w[i]) summed over i < n (1 <= n <= 31: a lane gets <= 8 per
+ * word). On v6-M in Thumb-1 assembly: 16 instructions a word, the three masks and the end
+ * pointer in registers (GCC's loop takes 20: it keeps two masks in high registers). */
+BNN_INLINE uint32_t bnn_xor_lanes(const uint32_t *x, const uint32_t *w, uint32_t n)
+{
+#if defined(__GNUC__) && defined(__OPTIMIZE__) && !defined(BNN_TEST_EMULATE_V6M)
+    register const uint32_t *xp __asm__("r0") = x;
+    register const uint32_t *wp __asm__("r1") = w;
+    register uint32_t lanes __asm__("r4") = 0u;
+    register uint32_t m1 __asm__("r5") = 0x55555555u, m2 __asm__("r6") = 0x33333333u;
+    register uint32_t m4 __asm__("r7") = 0x0F0F0F0Fu;
+    const uint32_t *end = x + n;
+    __asm__ volatile(
+        "1:\n\t"
+        "ldm r0!, {r2}\n\t"
+        "ldm r1!, {r3}\n\t"
+        "eors r2, r3\n\t"
+        "lsrs r3, r2, #1\n\t"
+        "ands r3, r5\n\t"
+        "subs r2, r2, r3\n\t"
+        "lsrs r3, r2, #2\n\t"
+        "ands r2, r6\n\t"
+        "ands r3, r6\n\t"
+        "adds r2, r2, r3\n\t"
+        "lsrs r3, r2, #4\n\t"
+        "adds r2, r2, r3\n\t"
+        "ands r2, r7\n\t"
+        "adds r4, r4, r2\n\t"
+        "cmp r0, %[end]\n\t"
+        "bne 1b\n\t"
+        : "+l"(xp), "+l"(wp), "+l"(lanes)
+        : "l"(m1), "l"(m2), "l"(m4), [end] "h"(end)
+        : "r2", "r3", "cc", "memory");
+    return lanes;
+#else
+    const bnn_masks_t k = bnn_masks();
+    uint32_t lanes = 0u, i;
+    for (i = 0; i < n; ++i) lanes += bnn_pc_lanes1(x[i] ^ w[i], k);
+    return lanes;
+#endif
+}
+
+/* Rows of 16 words or more, one at a time, 31 words per lane sum (shorter rows gain more
+ * from the 4-row passes of bnn_popcount_rows, which share each input word). Kept out of line:
+ * inlined, it costs the short-row code registers. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void bnn_bdense_long_rows(const bnn_bdense_t *p, const uint32_t *in, bnn_sink_t *s)
+{
+    const size_t stride = p->in_words;
+    uint32_t c, j, nb, acc[BNN_BLOCK];
+    for (c = 0; c < p->out_ch; c += nb) {
+        nb = bnn_min_u32(BNN_BLOCK, p->out_ch - c);
+        for (j = 0; j < nb; ++j) {
+            const uint32_t *w = p->weights + (c + j) * stride;
+            uint32_t i, n, count = 0u;
+            for (i = 0; i < stride; i += n) {
+                n = bnn_min_u32(31u, (uint32_t)stride - i);
+                count += bnn_lanes_sum(bnn_xor_lanes(in + i, w + i, n));
+            }
+            acc[j] = p->in_bits - 2u * count;
+        }
+        bnn_sink_put(s, c, nb, acc);
+    }
+}
+#endif
+
 BNN_INLINE void bnn_bdense_run(const bnn_bdense_t *p, const uint32_t *in, bnn_sink_t *s)
 {
     const size_t stride = p->in_words;
@@ -27,6 +96,12 @@ BNN_INLINE void bnn_bdense_run(const bnn_bdense_t *p, const uint32_t *in, bnn_si
                 for (j = 0; j < nb; j += BNN_BLOCK) bnn_sink_put(s, c + j, bnn_min_u32(BNN_BLOCK, nb - j), counts + j);
             }
         }
+        return;
+    }
+#endif
+#if BNN_PATH_V6M
+    if (stride >= 16u) {
+        bnn_bdense_long_rows(p, in, s);
         return;
     }
 #endif
