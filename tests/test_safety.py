@@ -173,6 +173,7 @@ def test_hostile_names_round_trip_through_generated_c(tmp_path):
 
 # ---- PyTorch model files: nothing runs without --trust-pickle -------------------------------
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol 5")
 def test_malicious_pickles_do_not_run_without_trust(tmp_path):
     marker = tmp_path / "ran"
     files = {"pickle.pt": T.malicious_pickle(marker=marker),
