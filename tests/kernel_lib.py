@@ -12,6 +12,7 @@ reads past the end of its input, weights or parameters crashes instead of passin
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import hashlib
 import mmap
@@ -515,10 +516,16 @@ def run_on_board(target: str, cases: list, build_dir: Path, timeout: float = 60.
     board = get_board(target)
     elf = build_firmware(target, None, build_dir / target, app=src,
                          emulated_memory=board.emulated_code is not None)
-    outputs = []
     proc = QemuProcess(target, elf, count_instructions=True)
+    outputs = _board_outputs(target, proc, len(cases), timeout)
+    return outputs, list(proc.counts.deltas[0::2])
+
+
+def _board_outputs(target: str, proc, n: int, timeout: float) -> list:
+    """Run `proc` (QEMU running firmware_source's program) and read its n outputs."""
+    outputs = []
     with proc as ser:
-        for i in range(len(cases)):
+        for i in range(n):
             magic, index, words = np.frombuffer(_read_exact(proc, ser, 12, timeout), "<u4")
             if magic != CASE_MAGIC or index != i:
                 raise AssertionError(f"{target}: bad case header {magic:#x} {index} (case {i})")
@@ -531,4 +538,411 @@ def run_on_board(target: str, cases: list, build_dir: Path, timeout: float = 60.
         code = proc.wait(timeout=timeout)
     if code != 0:
         raise AssertionError(f"{target}: firmware exited with {code}")
-    return outputs, list(proc.counts.deltas[0::2])
+    return outputs
+
+
+# -- the same cases as a host program (sanitizer builds) ------------------------------------
+
+_HOST_PORT_C = r"""
+/* Host stand-in for the board port of firmware_source()'s program: outputs go to stdout;
+ * under MemorySanitizer every byte written must be initialized. */
+#include <stdint.h>
+#include <stdio.h>
+#include "bnn_port.h"
+#if defined(__has_feature)
+#if __has_feature(memory_sanitizer)
+#include <sanitizer/msan_interface.h>
+#define BNN_CHECK_INIT(p, n) __msan_check_mem_is_initialized(p, n)
+#endif
+#endif
+#ifndef BNN_CHECK_INIT
+#define BNN_CHECK_INIT(p, n) ((void)0)
+#endif
+void bnn_port_init(void) {}
+void bnn_port_write(const uint8_t *buf, uint32_t n)
+{
+    BNN_CHECK_INIT(buf, n);
+    if (fwrite(buf, 1, n, stdout) != n) perror("fwrite");
+}
+int bnn_port_read_byte(void) { return 0; }
+void bnn_port_mark(uint32_t id) { (void)id; }
+"""
+
+SANITIZERS = {
+    "memory": ["-fsanitize=memory", "-fsanitize-memory-track-origins=2"],
+    "address,undefined": ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"],
+}
+
+
+def sanitizer_available(cc: str, flags: list[str], tmp: Path) -> bool:
+    """Whether `cc flags` compiles and links a program (the runtime library is there)."""
+    if shutil.which(cc) is None:
+        return False
+    src = Path(tmp) / "probe.c"
+    src.write_text("int main(void) { return 0; }\n")
+    r = subprocess.run([cc, *flags, str(src), "-o", str(Path(tmp) / "probe")], capture_output=True)
+    return r.returncode == 0
+
+
+def build_host_program(variant: str, cases: list, out_dir: Path, cc: str = "clang",
+                       flags: tuple = ()) -> Path:
+    """firmware_source(cases) with a stdout port, built for the host in `variant` with the
+    contract's warning flags (warnings are errors)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "kernel_cases.c").write_text(firmware_source(cases))
+    (out_dir / "port_stdout.c").write_text(_HOST_PORT_C)
+    exe = out_dir / f"kernel_cases_{variant}"
+    cmd = [cc, *WARNINGS, "-O1", "-g", "-fno-omit-frame-pointer", *flags, *VARIANTS[variant],
+           f"-I{INCLUDE_DIR}", *map(str, kernel_sources()), str(out_dir / "kernel_cases.c"),
+           str(out_dir / "port_stdout.c"), "-o", str(exe)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)}\n{r.stderr}")
+    return exe
+
+
+def case_outputs(raw: bytes, n: int) -> list:
+    """The n outputs (guard words included) in the byte stream of firmware_source's program."""
+    words = np.frombuffer(raw, "<u4")
+    pos, outputs = 0, []
+    for i in range(n):
+        magic, index, count = (int(v) for v in words[pos:pos + 3])
+        if magic != CASE_MAGIC or index != i:
+            raise AssertionError(f"bad case header {magic:#x} {index} (case {i})")
+        outputs.append(words[pos + 3:pos + 3 + count].copy())
+        pos += 3 + count
+    if pos >= words.size or words[pos] != END_MAGIC:
+        raise AssertionError("no end marker")
+    return outputs
+
+
+# -- memory traces on QEMU boards -----------------------------------------------------------
+
+# A QEMU TCG plugin (API v1, as firmware/tools/qemu-plugin/bnn_icount.c): every guest load and
+# store between bnn_port_mark(2i) and bnn_port_mark(2i+1), i.e. during kernel call i.
+#   -plugin memtrace.so,mark=A,code=LO:HI,ram=LO:HI,stack=LO:HI,skip=LO:HI,out=FILE
+# FILE gets per call "case i", then "L lo hi" / "S lo hi" (bytes [lo, hi) loaded / stored in
+# the code or RAM window), "X addr size store" (an access outside both windows) and
+# "U addr size pc mask" (a stack load of bytes not stored during this call, mask: which bytes;
+# instructions in [skip) -- the caller's -- are not checked).
+_MEMTRACE_C = r"""
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+typedef uint64_t qemu_plugin_id_t;
+typedef struct qemu_info_t qemu_info_t;
+struct qemu_plugin_tb;
+struct qemu_plugin_insn;
+typedef uint32_t qemu_plugin_meminfo_t;
+enum qemu_plugin_cb_flags { QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_CB_R_REGS, QEMU_PLUGIN_CB_RW_REGS };
+enum qemu_plugin_mem_rw { QEMU_PLUGIN_MEM_R = 1, QEMU_PLUGIN_MEM_W, QEMU_PLUGIN_MEM_RW };
+typedef void (*qemu_plugin_udata_cb_t)(qemu_plugin_id_t id, void *userdata);
+typedef void (*qemu_plugin_vcpu_udata_cb_t)(unsigned int vcpu_index, void *userdata);
+typedef void (*qemu_plugin_vcpu_tb_trans_cb_t)(qemu_plugin_id_t id, struct qemu_plugin_tb *tb);
+typedef void (*qemu_plugin_vcpu_mem_cb_t)(unsigned int vcpu_index, qemu_plugin_meminfo_t info,
+                                          uint64_t vaddr, void *userdata);
+void qemu_plugin_register_vcpu_tb_trans_cb(qemu_plugin_id_t id, qemu_plugin_vcpu_tb_trans_cb_t cb);
+void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, qemu_plugin_udata_cb_t cb, void *userdata);
+size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb *tb);
+struct qemu_plugin_insn *qemu_plugin_tb_get_insn(const struct qemu_plugin_tb *tb, size_t idx);
+uint64_t qemu_plugin_insn_vaddr(const struct qemu_plugin_insn *insn);
+void qemu_plugin_register_vcpu_insn_exec_cb(struct qemu_plugin_insn *insn,
+                                            qemu_plugin_vcpu_udata_cb_t cb,
+                                            enum qemu_plugin_cb_flags flags, void *userdata);
+void qemu_plugin_register_vcpu_mem_cb(struct qemu_plugin_insn *insn, qemu_plugin_vcpu_mem_cb_t cb,
+                                      enum qemu_plugin_cb_flags flags, enum qemu_plugin_mem_rw rw,
+                                      void *userdata);
+unsigned int qemu_plugin_mem_size_shift(qemu_plugin_meminfo_t info);
+bool qemu_plugin_mem_is_store(qemu_plugin_meminfo_t info);
+#define EXPORT __attribute__((visibility("default")))
+EXPORT int qemu_plugin_version = 1;
+
+typedef struct { uint64_t lo, hi, dmin, dmax; uint8_t *bits; } win_t; /* 1: loaded, 2: stored */
+static win_t win[2];
+static uint64_t mark_addr, stack_lo, stack_hi, skip_lo, skip_hi;
+static bool active;
+static unsigned n_marks, n_notes;
+static FILE *out;
+
+static void on_mem(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t va, void *ud)
+{
+    const unsigned n = 1u << qemu_plugin_mem_size_shift(info);
+    const int st = qemu_plugin_mem_is_store(info);
+    const uint64_t pc = (uint64_t)(uintptr_t)ud;
+    unsigned k, i, mask = 0;
+    (void)vcpu;
+    if (!active) return;
+    if (!st && va >= stack_lo && va + n <= stack_hi && !(pc >= skip_lo && pc < skip_hi)) {
+        for (i = 0; i < n; ++i) {
+            if (!(win[1].bits[va + i - win[1].lo] & 2)) mask |= 1u << i;
+        }
+        if (mask && n_notes++ < 10000)
+            fprintf(out, "U %llx %u %llx %u\n", (unsigned long long)va, n, (unsigned long long)pc, mask);
+    }
+    for (k = 0; k < 2; ++k) {
+        win_t *w = &win[k];
+        if (va >= w->lo && va + n <= w->hi) {
+            for (i = 0; i < n; ++i) w->bits[va + i - w->lo] |= (uint8_t)(st ? 2 : 1);
+            if (va < w->dmin) w->dmin = va;
+            if (va + n > w->dmax) w->dmax = va + n;
+            return;
+        }
+    }
+    if (n_notes++ < 10000) fprintf(out, "X %llx %u %d\n", (unsigned long long)va, n, st);
+}
+
+static void flush(void)
+{
+    unsigned k;
+    int bit;
+    for (k = 0; k < 2; ++k) {
+        win_t *w = &win[k];
+        if (w->dmax <= w->dmin) continue;
+        for (bit = 1; bit <= 2; bit <<= 1) {
+            uint64_t a = w->dmin, s;
+            while (a < w->dmax) {
+                while (a < w->dmax && !(w->bits[a - w->lo] & bit)) ++a;
+                if (a >= w->dmax) break;
+                s = a;
+                while (a < w->dmax && (w->bits[a - w->lo] & bit)) ++a;
+                fprintf(out, "%c %llx %llx\n", bit == 1 ? 'L' : 'S', (unsigned long long)s,
+                        (unsigned long long)a);
+            }
+        }
+        memset(w->bits + (w->dmin - w->lo), 0, w->dmax - w->dmin);
+        w->dmin = UINT64_MAX;
+        w->dmax = 0;
+    }
+}
+
+static void on_mark(unsigned int vcpu, void *ud)
+{
+    (void)vcpu;
+    (void)ud;
+    if ((n_marks & 1u) == 0u) {
+        fprintf(out, "case %u\n", n_marks / 2u);
+        active = true;
+    } else {
+        active = false;
+        flush();
+    }
+    ++n_marks;
+}
+
+static void on_tb(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
+{
+    size_t i, n = qemu_plugin_tb_n_insns(tb);
+    (void)id;
+    for (i = 0; i < n; ++i) {
+        struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
+        const uint64_t pc = qemu_plugin_insn_vaddr(insn);
+        if (pc == mark_addr)
+            qemu_plugin_register_vcpu_insn_exec_cb(insn, on_mark, QEMU_PLUGIN_CB_NO_REGS, NULL);
+        qemu_plugin_register_vcpu_mem_cb(insn, on_mem, QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_MEM_RW,
+                                         (void *)(uintptr_t)pc);
+    }
+}
+
+static void at_exit(qemu_plugin_id_t id, void *ud)
+{
+    (void)id;
+    (void)ud;
+    fprintf(out, "end %u\n", n_marks);
+    fclose(out);
+}
+
+EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, char **argv)
+{
+    int i;
+    (void)info;
+    for (i = 0; i < argc; ++i) {
+        unsigned long long a, b;
+        if (sscanf(argv[i], "mark=%llx", &a) == 1) mark_addr = a;
+        else if (sscanf(argv[i], "code=%llx:%llx", &a, &b) == 2) { win[0].lo = a; win[0].hi = b; }
+        else if (sscanf(argv[i], "ram=%llx:%llx", &a, &b) == 2) { win[1].lo = a; win[1].hi = b; }
+        else if (sscanf(argv[i], "stack=%llx:%llx", &a, &b) == 2) { stack_lo = a; stack_hi = b; }
+        else if (sscanf(argv[i], "skip=%llx:%llx", &a, &b) == 2) { skip_lo = a; skip_hi = b; }
+        else if (strncmp(argv[i], "out=", 4) == 0) out = fopen(argv[i] + 4, "w");
+    }
+    if (out == NULL || stack_lo < win[1].lo || stack_hi > win[1].hi) return -1;
+    for (i = 0; i < 2; ++i) {
+        win[i].bits = calloc(win[i].hi - win[i].lo, 1);
+        if (win[i].bits == NULL) return -1;
+        win[i].dmin = UINT64_MAX;
+        win[i].dmax = 0;
+    }
+    qemu_plugin_register_vcpu_tb_trans_cb(id, on_tb);
+    qemu_plugin_register_atexit_cb(id, at_exit, NULL);
+    return 0;
+}
+"""
+
+# the buffers firmware_source gives case i: input, weights, thresholds, mult, bias, or_mask
+CASE_BUFFERS = ("x", "w", "t", "m", "b", "k")
+
+
+def memtrace_plugin(cache_dir: Path) -> Path:
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    so = cache_dir / f"memtrace_{hashlib.sha256(_MEMTRACE_C.encode()).hexdigest()[:16]}.so"
+    if not so.exists():
+        src = cache_dir / "memtrace.c"
+        src.write_text(_MEMTRACE_C)
+        tmp = cache_dir / f"{so.name}.{os.getpid()}"
+        subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-std=c11", "-Wall", "-Wextra", "-o",
+                        str(tmp), str(src)], check=True, capture_output=True)
+        os.replace(tmp, so)
+    return so
+
+
+def elf_symbols(elf: Path) -> dict:
+    """name -> (address, size, nm type) of the defined symbols."""
+    out = subprocess.run(["arm-none-eabi-nm", "-S", "--defined-only", str(elf)],
+                         capture_output=True, text=True, check=True).stdout
+    syms = {}
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) == 4:
+            syms[f[3]] = (int(f[0], 16), int(f[1], 16), f[2])
+        elif len(f) == 3:
+            syms.setdefault(f[2], (int(f[0], 16), 0, f[1]))
+    return syms
+
+
+class MemoryTrace:
+    """The accesses of each kernel call of a traced run, mapped to the ELF's symbols."""
+
+    def __init__(self, elf: Path, trace: Path):
+        self.syms = elf_symbols(elf)
+        self.stack = (self.syms["__stack_limit"][0], self.syms["__stack_top"][0])
+        self._items = sorted((a, a + s, n, t) for n, (a, s, t) in self.syms.items() if s > 0)
+        self._starts = [it[0] for it in self._items]
+        self.calls = []
+        for line in trace.read_text().splitlines():
+            f = line.split()
+            if f[0] == "case":
+                self.calls.append({"L": [], "S": [], "X": [], "U": []})
+            elif f[0] in ("L", "S"):
+                self.calls[-1][f[0]].append((int(f[1], 16), int(f[2], 16)))
+            elif f[0] in ("X", "U"):
+                self.calls[-1][f[0]].append(tuple(int(v, 16) if i in (0, 2) else int(v)
+                                                  for i, v in enumerate(f[1:])))
+
+    def _symbol(self, a: int):
+        i = bisect.bisect_right(self._starts, a) - 1
+        while i >= 0:
+            lo, hi, name, kind = self._items[i]
+            if lo <= a < hi:
+                return name, a - lo, kind
+            i -= 1
+            if i >= 0 and self._items[i][1] <= lo:
+                break
+        return None, a, "?"
+
+    def preceding(self, a: int) -> str:
+        i = bisect.bisect_right(self._starts, a) - 1
+        return self._items[i][2] if i >= 0 else ""
+
+    def bytes_by_symbol(self, ranges) -> dict:
+        """symbol -> set of byte offsets, for the byte ranges (stack bytes left out; bytes in
+        no symbol under the key None, as addresses)."""
+        out: dict = {}
+        for lo, hi in ranges:
+            a = lo
+            while a < hi:
+                if self.stack[0] <= a < self.stack[1]:
+                    a = min(hi, self.stack[1])
+                    continue
+                name, off, _ = self._symbol(a)
+                if name is None:
+                    out.setdefault(None, set()).add(a)
+                    a += 1
+                    continue
+                end = min(hi, a - off + self.syms[name][1])
+                out.setdefault(name, set()).update(range(off, off + end - a))
+                a = end
+        return out
+
+
+def trace_on_board(target: str, cases: list, build_dir: Path, extra_cflags=(),
+                   timeout: float = 120.0):
+    """firmware_source(cases) built for `target` (with extra_cflags) and run under QEMU with
+    the memory-trace plugin. Returns (outputs, MemoryTrace)."""
+    from bnn_mcu.targets.boards import get_board
+    from bnn_mcu.targets.build import build_firmware
+    from bnn_mcu.targets.qemu import QemuProcess
+
+    build_dir = Path(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    src = build_dir / "kernel_cases.c"
+    text = firmware_source(cases)
+    if not src.exists() or src.read_text() != text:
+        src.write_text(text)
+    board = get_board(target)
+    elf = build_firmware(target, None, build_dir / target, app=src, extra_cflags=extra_cflags,
+                         emulated_memory=board.emulated_code is not None)
+    syms = elf_symbols(elf)
+    code, ram = board.emulated_code or board.code, board.emulated_ram or board.ram
+    main = syms["main"][0] & ~1
+    trace = build_dir / "trace.txt"
+    args = (f"{memtrace_plugin(build_dir.parent)},mark=0x{syms['bnn_port_mark'][0] & ~1:x},"
+            f"code={code.base:x}:{code.base + code.size:x},ram={ram.base:x}:{ram.base + ram.size:x},"
+            f"stack={syms['__stack_limit'][0]:x}:{syms['__stack_top'][0]:x},"
+            f"skip={main:x}:{main + syms['main'][1]:x},out={trace}")
+    outputs = _board_outputs(target, QemuProcess(target, elf, extra_args=("-plugin", args)),
+                             len(cases), timeout)
+    return outputs, MemoryTrace(elf, trace)
+
+
+def benign_unwritten_load(op, path: str, size: int, mask: int) -> bool:
+    """The one load of a stack byte not written during the call that the kernels make: on the
+    DSP path, bnn_conv2d_u8_b1 reads a window of three 3-byte runs (3x3x1, 3x1x3) as three
+    words, and the last window of a layer takes the byte after its k_h padded rows with its
+    last word (rows[k_h * wp]: in bounds, the buffer has 4 bytes of slack); that byte (the
+    word's byte 3) is discarded. Writing it costs instructions on the M4 (docs/robustness.md)."""
+    return (path == "DSP" and isinstance(op, Conv2dU8) and op.kernel[0] == 3
+            and op.kernel[1] * op.in_shape[2] == 3 and size == 4 and mask == 0b1000)
+
+
+def trace_problems(cases: list, outputs: list, tr: MemoryTrace, path: str, where: str) -> list:
+    """Accesses of each kernel call outside what it may touch: the case's own buffers (input,
+    weights, stage, or_mask, params, its row of the case table), its output words (the only
+    stores outside the stack), the stack (loads only of bytes stored during the call), code
+    and constants (functions' literal pools, jump tables, the kernels' tables)."""
+    problems = []
+    if len(tr.calls) != len(cases):
+        return [f"{where}: {len(tr.calls)} traced calls for {len(cases)} cases"]
+    for i, ((op, _), call, out) in enumerate(zip(cases, tr.calls, outputs)):
+        name = f"{where} case {i} ({KernelLib.kernel_name(op) if op is not None else 'argmax'})"
+        own = {f"{b}{i}" for b in CASE_BUFFERS + ("p",)} | {"cases", "out"}
+        out_bytes = 4 * (out.size - GUARD_WORDS)
+        for sym, offs in tr.bytes_by_symbol(call["L"]).items():
+            if sym is None:
+                after = {tr.preceding(a) for a in offs}
+                if any(p in own or (p[:1] in CASE_BUFFERS and p[1:].isdigit()) for p in after):
+                    problems.append(f"{name}: reads {len(offs)} bytes after {sorted(after)}")
+            elif sym == "out" and max(offs) >= out_bytes:
+                problems.append(f"{name}: reads output word {max(offs) // 4} of {out_bytes // 4}")
+            elif sym not in own and (tr.syms[sym][2] not in "tTrR"
+                                     or (sym[:1] in CASE_BUFFERS + ("p",) and sym[1:].isdigit())):
+                problems.append(f"{name}: reads {sym}[{min(offs)}..{max(offs)}]")
+        for sym, offs in tr.bytes_by_symbol(call["S"]).items():
+            if sym != "out" or max(offs) >= out_bytes:
+                problems.append(f"{name}: writes {sym} at {sorted(offs)[:4]}")
+        problems += [f"{name}: access outside memory at {a:#x}" for a, *_ in call["X"]]
+        problems += [f"{name}: loads {n} stack bytes at {a:#x} (pc {pc:#x}) with unwritten bytes "
+                     f"{m:#b}" for a, n, pc, m in call["U"]
+                     if not benign_unwritten_load(op, path, n, m)]
+    return problems
+
+
+def bytes_read(cases: list, tr: MemoryTrace) -> list:
+    """Per call: case buffer or output -> the byte offsets read."""
+    reads = []
+    for i, call in enumerate(tr.calls):
+        mine = {f"{b}{i}" for b in CASE_BUFFERS} | {"out"}
+        reads.append({s: frozenset(v) for s, v in tr.bytes_by_symbol(call["L"]).items() if s in mine})
+    return reads

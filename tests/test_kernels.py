@@ -605,18 +605,105 @@ def test_kernels_on_qemu_boards(target, cases_for_boards, tmp_path_factory, requ
     outputs, instructions = kl.run_on_board(target, [(op, x) for _, op, x in cases], build)
     print(f"\n{target}: instructions per kernel call")
     for (label, op, x), got, count in zip(cases, outputs, instructions):
-        guard = got.view(np.uint32)[got.size - kl.GUARD_WORDS:]
-        assert np.all(guard == kl.SENTINEL), f"{target} {label}: wrote past its output"
-        got = got[:got.size - kl.GUARD_WORDS]
-        if op is None:
-            assert int(got.view(np.int32)[0]) == int(emu.argmax_s32(x)), f"{target} {label}"
-            continue
-        want = EMULATOR[op.kind](x[None], op)[0]
-        scores = op.out_is_scores
-        if not scores:
-            got = got.reshape(op.out_shape[0], op.out_shape[1], -1)
-        kl.assert_same(f"{kl.KernelLib.kernel_name(op)} [{target}]", label,
-                       got.view(np.int32) if scores else got, want,
-                       None if scores else op.out_channels, explain(op, x[None], 0))
-        macs = f"{op.macs / count:5.2f} MAC/instr" if op.macs else ""
-        print(f"  {label:40s} {count:10d} {macs}")
+        check_case_output(target, label, op, x, got)
+        if op is not None:
+            macs = f"{op.macs / count:5.2f} MAC/instr" if op.macs else ""
+            print(f"  {label:40s} {count:10d} {macs}")
+
+
+def check_case_output(where, label, op, x, got) -> None:
+    """One output of firmware_source's program (guard words included) against the emulator."""
+    guard = got.view(np.uint32)[got.size - kl.GUARD_WORDS:]
+    assert np.all(guard == kl.SENTINEL), f"{where} {label}: wrote past its output"
+    got = got[:got.size - kl.GUARD_WORDS]
+    if op is None:
+        assert int(got.view(np.int32)[0]) == int(emu.argmax_s32(x)), f"{where} {label}"
+        return
+    want = EMULATOR[op.kind](x[None], op)[0]
+    scores = op.out_is_scores
+    if not scores:
+        got = got.reshape(op.out_shape[0], op.out_shape[1], -1)
+    kl.assert_same(f"{kl.KernelLib.kernel_name(op)} [{where}]", label,
+                   got.view(np.int32) if scores else got, want,
+                   None if scores else op.out_channels, explain(op, x[None], 0))
+
+
+# -- memory checks: sanitizers on the host, traced accesses on the boards -------------------
+
+@pytest.fixture(scope="module")
+def memory_cases():
+    """The board cases, and 9-word windows (the edge words assembled from pad words) of every
+    shape of NINE_WORD_CONVS with +1 and -1 padding."""
+    cases = board_cases()
+    rng = np.random.default_rng(99)
+    for (h, w, c), kernel, stride, padding in NINE_WORD_CONVS:
+        for pad_value in (1, -1):
+            op = BConv2d("nine", (h, w, c), kernel=kernel, stride=stride, padding=padding,
+                         weights=pack_bits(random_bits(rng, (33,) + kernel + (c,))),
+                         pad_value=pad_value)
+            xs = packed_input(rng, 1, h, w, c, "random")
+            cases.append((f"bconv2d {h}x{w}x{c} k{kernel[0]}x{kernel[1]} pad_value {pad_value}",
+                          with_stage(rng, op, xs, False), xs[0]))
+    return cases
+
+
+@pytest.mark.parametrize("variant", list(kl.VARIANTS))
+def test_kernels_build_warning_free_with_clang(variant):
+    """clang, too, compiles every path warning-free with the contract's flags (it reports
+    static inline functions a .c file leaves unused, which GCC does not)."""
+    if __import__("shutil").which("clang") is None:
+        pytest.skip("clang not installed")
+    r = subprocess.run(["clang", *kl.WARNINGS, "-O2", "-fsyntax-only", *kl.VARIANTS[variant],
+                        f"-I{kl.INCLUDE_DIR}", *map(str, kl.kernel_sources())],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and r.stderr.strip() == "", r.stderr
+
+
+@pytest.mark.parametrize("sanitizer", list(kl.SANITIZERS))
+@pytest.mark.parametrize("variant", list(kl.VARIANTS))
+def test_kernels_under_sanitizers(variant, sanitizer, memory_cases, tmp_path):
+    """The memory cases in one host program per path under MemorySanitizer (no read of an
+    uninitialized value that reaches a branch, an address or an output word) and under
+    AddressSanitizer + UBSan (no access outside any buffer, stack arrays included; no
+    undefined behaviour); outputs exact."""
+    flags = kl.SANITIZERS[sanitizer]
+    if not kl.sanitizer_available("clang", flags, tmp_path):
+        pytest.skip(f"clang with -fsanitize={sanitizer} not available")
+    cases = [(op, x) for _, op, x in memory_cases]
+    exe = kl.build_host_program(variant, cases, tmp_path, "clang", tuple(flags))
+    r = subprocess.run([str(exe)], capture_output=True, timeout=600)
+    assert r.returncode == 0 and r.stderr == b"", r.stderr.decode(errors="replace")[-6000:]
+    for (label, op, x), got in zip(memory_cases, kl.case_outputs(r.stdout, len(cases))):
+        check_case_output(f"{variant}, {sanitizer}", label, op, x, got)
+
+
+@pytest.mark.qemu
+@needs_qemu
+@pytest.mark.parametrize("target", QEMU_BOARDS)
+def test_assembly_reads_what_its_c_twin_reads(target, memory_cases, tmp_path_factory, request):
+    """The board's build (its assembly fast paths) and the same firmware with the C twins
+    (-DBNN_TEST_EMULATE_<path>, compiled for the same core), every load and store of each kernel
+    call traced by a QEMU plugin: both exact; neither touches memory outside the case's
+    buffers, its output words, the stack and constants, nor loads a stack byte it has not
+    stored (but the one of kl.benign_unwritten_load); both read the same bytes of the case's
+    buffers."""
+    from bnn_mcu.targets.boards import get_board
+
+    path = EXPECTED_PATH[get_board(target).core]
+    cache = getattr(request.config, "cache", None)
+    build = (cache.mkdir("bnn_kernels_traces") if cache is not None
+             else tmp_path_factory.mktemp("traces")) / target
+    cases = [(op, x) for _, op, x in memory_cases]
+    reads = {}
+    for build_kind, flags in (("assembly", []), ("C twins", [f"-DBNN_TEST_EMULATE_{path}"])):
+        where = f"{target} ({build_kind})"
+        outputs, trace = kl.trace_on_board(target, cases, build / build_kind.replace(" ", "_"), flags)
+        for (label, op, x), got in zip(memory_cases, outputs):
+            check_case_output(where, label, op, x, got)
+        problems = kl.trace_problems(cases, outputs, trace, path, where)
+        assert not problems, "\n".join(problems[:20])
+        reads[build_kind] = kl.bytes_read(cases, trace)
+    for (label, _, _), a, b in zip(memory_cases, reads["assembly"], reads["C twins"]):
+        assert a == b, (f"{target} {label}: the assembly and the C twins read different bytes: "
+                        + ", ".join(f"{s}: {len(a.get(s, ())) } vs {len(b.get(s, ()))}"
+                                    for s in sorted(set(a) | set(b)) if a.get(s) != b.get(s)))

@@ -78,7 +78,7 @@ static void bnn_bconv2d_9(const bnn_bconv2d_t *p, const uint32_t *in, uint32_t *
     const uint32_t k = 3u * g->k_w * cin; /* real bits of a window */
     const size_t row = (size_t)g->in_w * cw; /* words per input row */
     uint32_t rec[BNN_CONV9_BATCH * BNN_CONV9_RECORD], xc[BNN_CONV9_PIXELS * BNN_CONV9_COMBOS];
-    uint32_t padw[3], edge[3][3], c0, nb, c, j, oy, ox, ky, kx, x0, n;
+    uint32_t padw[3], edge[3][3], c0, nb, c, j, oy, ox, ky, t, x0, n;
     for (j = 0; j < 3u; ++j) { /* a kernel row of pad words: k_w taps of cw words */
         const uint32_t bits = bnn_min_u32(32u, cin - 32u * (cw == 1u ? 0u : j)); /* cw is 1 or 3 */
         padw[j] = p->pad_value > 0 ? 0u : (bits == 32u ? 0xFFFFFFFFu : (1u << bits) - 1u);
@@ -119,13 +119,12 @@ static void bnn_bconv2d_9(const bnn_bconv2d_t *p, const uint32_t *in, uint32_t *
                             r[ky] = padw;
                         } else if (inside) {
                             r[ky] = base[ky] + (uint32_t)ix * cw;
-                        } else { /* a kernel row across the left or right edge */
-                            for (kx = 0; kx < g->k_w; ++kx) {
+                        } else { /* a kernel row across the left or right edge: its 3 words */
+                            for (t = 0; t < 3u; ++t) { /* word t: tap kx, channel word t - kx */
+                                const uint32_t kx = cw == 1u ? t : 0u;
                                 const int32_t x = ix + (int32_t)kx;
-                                const int in_row = x >= 0 && x < (int32_t)g->in_w;
-                                for (j = 0; j < cw; ++j) {
-                                    edge[ky][kx * cw + j] = in_row ? base[ky][(uint32_t)x * cw + j] : padw[j];
-                                }
+                                edge[ky][t] = x >= 0 && x < (int32_t)g->in_w ? base[ky][(uint32_t)x * cw + t - kx]
+                                                                             : padw[t - kx];
                             }
                             r[ky] = edge[ky];
                         }
@@ -143,7 +142,7 @@ static void bnn_bconv2d_9(const bnn_bconv2d_t *p, const uint32_t *in, uint32_t *
 }
 #endif
 
-void bnn_bconv2d_b1(const bnn_bconv2d_t *p, const uint32_t *in, uint32_t *out)
+BNN_NONNULL void bnn_bconv2d_b1(const bnn_bconv2d_t *p, const uint32_t *in, uint32_t *out)
 {
 #if !BNN_PATH_PORTABLE
     if (p->g.k_h == 3u && p->g.k_w * BNN_WORDS(p->g.in_ch) == 3u && p->pad_value != 0) {

@@ -81,6 +81,7 @@ static void bnn_conv2d_u8_masked(const bnn_conv2d_u8_t *p, const uint8_t *in, ui
 #endif
 #define BNN_CONV_U8_MAX_TAPS 12u
 
+#if BNN_PATH_DSP
 /* The window of K <= 12 taps at `base` (k_h runs of `run` bytes, `wp` apart) as 3 words,
  * taps in (ky, kx, c) order, zeros past K. */
 BNN_INLINE void bnn_conv_u8_window(const uint8_t *base, uint32_t k_h, uint32_t run, uint32_t wp,
@@ -102,7 +103,6 @@ BNN_INLINE void bnn_conv_u8_window(const uint8_t *base, uint32_t k_h, uint32_t r
     }
 }
 
-#if BNN_PATH_DSP
 /* Output words of one output row (channels of the records rec, m of them): the windows of
  * the row's pixels are made at once, then matched against the records two pixels at a time. */
 BNN_INLINE void bnn_conv_u8_row(const bnn_conv_geom_t *g, const uint8_t *rows, uint32_t wp,
@@ -285,7 +285,7 @@ static void bnn_conv2d_u8_small(const bnn_conv2d_u8_t *p, const uint8_t *in, uin
 }
 #endif
 
-void bnn_conv2d_u8_b1(const bnn_conv2d_u8_t *p, const uint8_t *in, uint32_t *out)
+BNN_NONNULL void bnn_conv2d_u8_b1(const bnn_conv2d_u8_t *p, const uint8_t *in, uint32_t *out)
 {
 #if !BNN_PATH_PORTABLE
     const bnn_conv_geom_t *g = &p->g;

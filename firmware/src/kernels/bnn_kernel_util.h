@@ -17,6 +17,16 @@
 #define BNN_INLINE static inline
 #endif
 
+/* On the definitions of the layer kernels: their pointers (parameters, input, output) are never
+ * NULL, as the contract requires; static analysers (clang-analyzer) are told so. Compilers are
+ * not: GCC would drop the sink's NULL tests and allocate registers differently, moving
+ * instruction counts both ways (measured: MLP +0.2 %, d1024 first layer +2 % on v6-M). */
+#if defined(__clang_analyzer__)
+#define BNN_NONNULL __attribute__((nonnull))
+#else
+#define BNN_NONNULL
+#endif
+
 /* Hides a value's origin from GCC so that it stays in a register: else GCC recomputes
  * addresses it can derive from others (the stack pointer, a sibling pointer) at every use. */
 #if defined(__GNUC__)

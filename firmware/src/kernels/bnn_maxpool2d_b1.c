@@ -6,7 +6,7 @@ BNN_INLINE uint32_t bnn_pool_word(uint32_t all, uint32_t any, uint32_t mask)
     return all ^ ((all ^ any) & mask);
 }
 
-void bnn_maxpool2d_b1(const bnn_maxpool2d_t *p, const uint32_t *in, uint32_t *out)
+BNN_NONNULL void bnn_maxpool2d_b1(const bnn_maxpool2d_t *p, const uint32_t *in, uint32_t *out)
 {
     const uint32_t cw = BNN_WORDS((uint32_t)p->ch);
     const size_t row = (size_t)p->in_w * cw; /* words per input row */
@@ -41,8 +41,8 @@ void bnn_maxpool2d_b1(const bnn_maxpool2d_t *p, const uint32_t *in, uint32_t *ou
                 for (ky = 0; ky < p->k_h; ++ky) {
                     const uint32_t *r = win + ky * row + k;
                     for (kx = 0; kx < p->k_w; ++kx) {
-                        all &= r[kx * cw];
-                        any |= r[kx * cw];
+                        all &= r[(size_t)kx * cw];
+                        any |= r[(size_t)kx * cw];
                     }
                 }
                 /* tails: input and mask tails are 0, so both terms keep them 0 */
