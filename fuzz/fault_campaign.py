@@ -7,8 +7,10 @@ Scenarios (each: a fresh firmware process behind bnn_mcu/targets/faultproxy.py, 
 streamed over RUN and/or run from the bulk region, every result compared with the emulator):
 a digits-sized model (8x8 inputs, 64-byte requests) and MODEL (Fashion-MNIST test images,
 784-byte requests; default: a random MLP of that size) under 1% and 0.1% byte corruption in
-both directions, and under a mix of every fault kind. Prints a markdown table; exits 1 if a
-damaged frame ever passed the CRC or a wrong result was reported (faulty_run raises).
+both directions, under a mix of every fault kind, and behind a link that damages every
+request. Every scenario uses DeviceLink's default retry budget (retries=3). Prints a markdown
+table; exits 1 if a damaged frame ever passed the CRC or a wrong result was reported
+(faulty_run raises).
 """
 
 from __future__ import annotations
@@ -24,20 +26,22 @@ def scenarios(small, big, x_small, x_big, scale: float) -> list:
 
     def n(k):
         return max(1, int(k * scale))
-    c1, c01 = Faults(corrupt=0.01), Faults(corrupt=0.001)
+    c1, c01, none = Faults(corrupt=0.01), Faults(corrupt=0.001), Faults()
     mix = Faults(drop=0.002, corrupt=0.002, duplicate=0.002, truncate=0.01, repeat=0.02,
                  delay=0.01, delay_s=0.01)
+    dead = Faults(corrupt=0.2)  # no 76-byte request gets through (0.8**76 = 4e-8)
+    retries = 3  # DeviceLink's default
     return [  # name, model, streamed vectors, bulk vectors, faults down/up, retries
-        ("8x8 model, 1% corruption, retries 3 (the default)", small, x_small[:n(300)], None,
-         c1, c1, 3),
-        ("8x8 model, 1% corruption, retries 100", small, x_small[:n(300)], x_small[:n(3000)],
-         c1, c1, 100),
-        ("28x28 model, 1% corruption, bulk", big, None, x_big[:n(2000)], c1, c1, 30),
-        ("28x28 model, 1% corruption, streamed", big, x_big[:n(50)], None, c1, c1, 30),
+        ("8x8 model, 1% corruption", small, x_small[:n(300)], x_small[:n(3000)], c1, c1,
+         retries),
+        ("28x28 model, 1% corruption, bulk", big, None, x_big[:n(2000)], c1, c1, retries),
+        ("28x28 model, 1% corruption, streamed", big, x_big[:n(50)], None, c1, c1, retries),
         ("28x28 model, 0.1% corruption, streamed + bulk", big, x_big[:n(200)], x_big[:n(2000)],
-         c01, c01, 30),
+         c01, c01, retries),
         ("8x8 model, every fault kind mixed", small, x_small[:n(300)], x_small[:n(2000)], mix, mix,
-         30),
+         retries),
+        ("8x8 model, 20% corruption host->device (every request damaged)", small,
+         x_small[:n(300)], None, dead, none, retries),
     ]
 
 

@@ -170,6 +170,18 @@ def test_one_percent_corruption_small_frames_complete_exactly(small_exe):
     assert stats.retransmits > 0 and stats.bad_frames > 0
 
 
+def test_one_percent_corruption_completes_with_the_default_retry_budget(small_exe):
+    """One attempt in four gets through at 1% corruption (76-byte requests, 58-byte replies):
+    the per-request budget of retries=3 stopped such runs within ~40 frames; counted since the
+    last completed request, the same default completes them exactly."""
+    x, b = vectors(SMALL, 300), vectors(SMALL, 300)
+    outcome, px, stats = run_through(host(small_exe, b), SMALL, x, len(b), Faults(corrupt=0.01),
+                                     Faults(corrupt=0.01), seed=31, retries=3)
+    assert outcome == "exact", outcome
+    assert px.stats["to_device"].frames_damaged > 100 and px.stats["to_host"].frames_damaged > 100
+    assert stats.retransmits > 100 and stats.hinted > 0
+
+
 def test_one_percent_corruption_mnist_frames(mnist_exe):
     """A 784-byte request frame survives 1% byte corruption with probability 0.99**800 = 0.03%:
     streaming aborts with a clear error (no result at all); the bulk path (small requests,

@@ -14,6 +14,7 @@ import struct
 import threading
 import time
 import zlib
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -256,8 +257,7 @@ class FakeDevice:
                 for ev in dec.feed(data):
                     if isinstance(ev, P.BadFrame):
                         self.bad_requests += 1
-                        self._emit(P.encode_frame(P.Msg.ERROR, 0xFFFF,
-                                                  P.pack_error(P.Err.CRC, 0)))
+                        self._emit(self.error_for(ev))
                         continue
                     if ev.type == P.Msg.INFO:
                         self.info_requests += 1
@@ -273,6 +273,19 @@ class FakeDevice:
                             self._emit(out)
                     if ev.type == P.Msg.EXIT:
                         return
+
+    @staticmethod
+    def error_for(bad: P.BadFrame) -> bytes:
+        """The firmware's answer to a damaged frame (bnn_frame_reader_push): a CRC error names
+        the type and seq of the header it could not check; a cut frame names 0xFFFF."""
+        try:
+            body = P.cobs_decode(bad.raw)
+        except P.ProtocolError:
+            body = b""
+        if len(body) < P.OVERHEAD:
+            return P.encode_frame(P.Msg.ERROR, 0xFFFF, P.pack_error(P.Err.FRAMING, 0))
+        seq = body[2] | body[3] << 8
+        return P.encode_frame(P.Msg.ERROR, seq, P.pack_error(P.Err.CRC, body[1]))
 
     def _emit(self, data: bytes):
         chunks = self.mangle(self._k, data) if self.mangle else [data]
@@ -355,6 +368,33 @@ def at(ks, fn):
     return lambda k, data: fn(data) if k in ks else [data]
 
 
+class CorruptingSerial:
+    """Wraps a real pyserial object; `damage(n, frame)` may change the n-th frame written (the
+    link writes one request frame per write). Logs the seq of every request sent."""
+
+    def __init__(self, ser, damage=None):
+        self.ser, self.damage, self.n, self.seqs = ser, damage, 0, []
+
+    def __getattr__(self, name):
+        return getattr(self.ser, name)
+
+    def __setattr__(self, name, value):
+        if name == "timeout":
+            self.ser.timeout = value
+        else:
+            object.__setattr__(self, name, value)
+
+    def write(self, data):
+        self.n += 1
+        self.seqs.append(P.decode_frame(data[1:-1]).seq)
+        return self.ser.write(self.damage(self.n, data) if self.damage else data)
+
+
+def corrupting_link(dev, **kw):
+    ser = CorruptingSerial(serial.serial_for_url(dev.url, timeout=0))
+    return ser, DeviceLink(ser, owns_serial=True, **kw)
+
+
 # ---- DeviceLink: the good path ----------------------------------------------------------
 
 def test_run_clean(device):
@@ -407,7 +447,7 @@ def test_info_before_ready_is_fetched_on_demand(device):
 def test_missed_ready_frame_is_replaced_by_a_probe(device):
     dev = device(ready=False)
     with connect(dev) as link:
-        assert link.wait_ready(timeout=2.0, probe_every=0.1) == twin.info()
+        assert link.wait_ready(timeout=10.0, probe_every=0.1) == twin.info()
     assert dev.info_requests >= 1
 
 
@@ -450,32 +490,14 @@ def test_lost_requests_are_sent_again(device):
 
 
 def test_damaged_requests_are_sent_again(device):
-    class CorruptingSerial:
-        """Wraps a real pyserial object and damages some frames it writes."""
-
-        def __init__(self, ser, bad):
-            self.ser, self.bad, self.n = ser, bad, 0
-
-        def __getattr__(self, name):
-            return getattr(self.ser, name)
-
-        def __setattr__(self, name, value):
-            if name == "timeout":
-                self.ser.timeout = value
-            else:
-                object.__setattr__(self, name, value)
-
-        def write(self, data):
-            self.n += 1
-            return self.ser.write(corrupt(data, 0.3) if self.n in self.bad else data)
-
     dev = device()
-    ser = CorruptingSerial(serial.serial_for_url(dev.url, timeout=0), {1, 2, 9, 30})
-    with DeviceLink(ser, timeout=0.3) as link:
-        link.wait_ready()
+    ser, link = corrupting_link(dev, timeout=0.3)
+    with link:
+        # pyserial's open() may flush the READY frame: readiness probes are never damaged
+        link.wait_ready(timeout=10.0)
+        ser.n, ser.damage = 0, lambda n, d: corrupt(d, 0.3) if n in (1, 2, 9, 30) else d
         check_exact(link.run(X, window=4), X)
         assert link.stats.retransmits >= 4
-    ser.close()
     assert dev.bad_requests == 4
 
 
@@ -545,7 +567,7 @@ def test_replies_to_other_requests_are_not_results(device):
 
     dev = device(mangle=lambda k, d: reseq(d))
     with connect(dev, timeout=0.2, retries=1) as link:
-        link.wait_ready()
+        link.wait_ready(timeout=10.0, probe_every=0.05)  # READY may be flushed by open()
         with pytest.raises(TargetError, match="no reply from the board"):
             link.run(X[:3])
         assert link.stats.stale_frames >= 2
@@ -572,6 +594,109 @@ def test_bulk_with_lost_results(device):
         part = link.bulk(count=10, first=100)
         assert part.first == 100
         check_exact(part, X[100:110])
+
+
+# ---- DeviceLink: the retry budget (progress, not per request) --------------------------------
+
+def test_a_link_that_damages_most_frames_completes_exactly(device):
+    """Half the frames damaged in each direction: one attempt in four gets through, so many
+    requests need more than the 4 attempts a per-request budget of retries=3 allowed. The
+    budget counts failures since the last completed request: the run completes, exactly."""
+    down, up = random.Random(3), random.Random(4)
+    dev = device(mangle=lambda k, d: [corrupt(d, down.random())] if down.random() < 0.5 else [d])
+    ser, link = corrupting_link(dev, timeout=0.5)
+    with link:
+        link.wait_ready(timeout=10.0)  # READY may be flushed by open(): probes are not damaged
+        ser.seqs.clear()
+        ser.damage = lambda n, d: corrupt(d, up.random()) if up.random() < 0.5 else d
+        t0 = time.monotonic()
+        check_exact(link.run(X, window=4), X)
+        assert time.monotonic() - t0 < 20
+        attempts = Counter(ser.seqs)
+        assert len(attempts) == len(X) and max(attempts.values()) > 4, attempts.most_common(3)
+        assert link.stats.retransmits > len(X) > link.stall_attempts
+        assert link.stats.hinted > 0 and link.stats.bad_frames > 0 and dev.bad_requests > 0
+
+
+def test_a_dead_link_fails_within_the_bound_with_a_clear_error(device):
+    # Every reply damaged (the board is alive, nothing gets through): 60 retransmissions
+    # without progress (20 x retries), detected at once from the damaged frames.
+    dev = device(mangle=lambda k, d: [corrupt(d)])
+    with connect(dev, timeout=0.5) as link:
+        link.wait_ready(timeout=10.0)
+        t0 = time.monotonic()
+        with pytest.raises(TargetError, match=r"^the board's RUN reply failed 61 times in a row "
+                                              r"in \d+\.\d s, no request completing \(last: reply "
+                                              r"damaged\): check the cable, baud rate and "
+                                              r"firmware version$"):
+            link.run(X)
+        assert time.monotonic() - t0 < 5.0  # the counts below say it was not the time bound
+        assert link.stats.retransmits == 60 and link.stats.hinted == 60
+    # Every request damaged: the board reports each (ERROR CRC naming the header's seq).
+    dev = device()
+    ser, link = corrupting_link(dev, timeout=0.5, retries=1)
+    with link:
+        link.wait_ready(timeout=10.0)
+        ser.damage = lambda n, d: corrupt(d, 0.6)
+        t0 = time.monotonic()
+        with pytest.raises(TargetError, match=r"RUN reply failed 21 times in a row .*\(last: the "
+                                              r"board received RUN with a bad CRC\)"):
+            link.run(X)
+        assert time.monotonic() - t0 < 5.0
+        assert link.stats.retransmits == 20 and dev.bad_requests >= 21
+    # A silent board fails as fast as with the per-request budget: (retries + 1) x timeout.
+    with connect(device(answer=False), timeout=0.3) as link:
+        link.device = twin.info()
+        t0 = time.monotonic()
+        with pytest.raises(TargetError, match=r"^no reply from the board after 1\.\d s \(4 RUN "
+                                              r"attempts\): is the firmware running"):
+            link.run(X)
+        assert 1.15 < time.monotonic() - t0 < 2.5
+        assert link.stats.retransmits == 3 * link.window
+    # The bounds can be set: attempts, or seconds without progress.
+    with connect(device(mangle=lambda k, d: [corrupt(d)]), stall_attempts=5) as link:
+        link.wait_ready(timeout=10.0)
+        with pytest.raises(TargetError, match="RUN reply failed 6 times in a row"):
+            link.run(X)
+        assert link.stats.retransmits == 5
+    with connect(device(mangle=lambda k, d: [corrupt(d)]), stall_attempts=10**9,
+                 stall_time=0.4) as link:
+        link.wait_ready(timeout=10.0)
+        t0 = time.monotonic()
+        with pytest.raises(TargetError, match=r"RUN reply failed \d+ times in a row in 0\.[45] s"):
+            link.run(X)
+        assert 0.4 <= time.monotonic() - t0 < 1.5 and link.stats.retransmits > 5
+
+
+def test_a_crc_error_naming_an_innocent_request_charges_no_request(device):
+    """The board names the seq read from the header of a frame whose CRC failed: damage in
+    the header blames another request. Here every fifth reply is followed by two such errors
+    naming the next request, pending and innocent. A per-request budget (retries=1) gave up
+    on it; now it is only sent again (a hint), and the run completes."""
+    def blame_next(d):
+        f = P.decode_frame(d[1:-1])
+        err = P.encode_frame(P.Msg.ERROR, (f.seq + 1) & 0xFFFF, P.pack_error(P.Err.CRC, P.Msg.RUN))
+        return [d, err, err]
+
+    dev = device(mangle=lambda k, d: blame_next(d) if k % 5 == 2 else [d])
+    with connect(dev, retries=1) as link:
+        link.wait_ready(timeout=10.0)
+        check_exact(link.run(X, window=4), X)
+        assert link.stats.error_frames >= 2 * (len(X) // 5)
+        assert 0 < link.stats.hinted == link.stats.retransmits <= link.stats.error_frames
+    # A request damaged in its seq field: the error names another one, sent again; the
+    # damaged one is found missing (overtaken by later replies) and sent again too.
+    dev = device()
+    ser, link = corrupting_link(dev, timeout=0.5, retries=1)
+    with link:
+        link.wait_ready(timeout=10.0)
+
+        def seq_field(n, d):  # the low byte of the seq (COBS byte 4: no zero before it)
+            return d[:4] + bytes([d[4] ^ 0x01 or 0x03]) + d[5:] if n % 7 == 3 else d
+
+        ser.n, ser.damage = 0, seq_field
+        check_exact(link.run(X, window=4), X)
+        assert dev.bad_requests >= len(X) // 7 and link.stats.retransmits >= dev.bad_requests
 
 
 # ---- DeviceLink: errors -------------------------------------------------------------------

@@ -3,10 +3,25 @@
 A reader thread drains the link all the time and decodes frames; requests are pipelined with a
 bounded window. A request is sent again (same sequence number: every command is idempotent)
 when its reply is damaged, reported damaged by the board, or missing (a later request was
-answered first, or nothing arrived for `timeout` seconds), at most `retries` times. Only
-replies that arrived intact (CRC, exact length) become results; every wait is bounded and
-every failure is a one-line TargetError. A board whose model hash differs from
-`expected_hash` is refused before any result is taken from it.
+answered first, or nothing arrived for `timeout` seconds). Only replies that arrived intact
+(CRC, exact length) become results; every wait is bounded and every failure is a one-line
+TargetError. A board whose model hash differs from `expected_hash` is refused before any
+result is taken from it.
+
+The retry budget counts progress, not attempts per request (docs/robustness.md, serial fault
+injection). A failure that noise explains (a damaged or missing reply, an ERROR frame for a
+damaged request, a streamed item lost) is charged to the link, never to one request: the
+link gives up when no request has completed (and no new streamed item arrived) for more than
+`stall_attempts` failed attempts in a row (default 20 x `retries`) or for `stall_time`
+seconds (default (`retries` + 1) x the request timeout: when a silent board failed before).
+So a slow link that still gets some attempts through completes, and a dead one fails fast.
+A reply that arrived intact but cannot be used (wrong length: a firmware or version mismatch,
+not noise) is charged to its request: at most `retries` retransmissions.
+Hints make the retries prompt: the ERROR frame a damaged request draws names the seq the
+board read from a header it could not check, so it only says which request to send again (the
+named one if pending, else the oldest); a damaged frame from the board says that the reply to
+the oldest unanswered request was probably lost. A hint read before the request's last
+transmission is ignored: a burst of garbage resends one request, not one per piece.
 """
 
 from __future__ import annotations
@@ -28,6 +43,10 @@ from .protocol import (REPLY, TRANSIENT_ERRORS, VERSION, BadFrame, DeviceInfo, F
 
 MODEL_ABI_VERSION = 1  # BNN_MODEL_ABI_VERSION in firmware/include/bnn_model_api.h
 NO_REPLY_HINT = "is the firmware running and the baud rate right?"
+LINK_HINT = "check the cable, baud rate and firmware version"
+# Failed attempts in a row, per retry, before a link that completes nothing is given up: a link
+# that gets one attempt in four through fails 60 times in a row with probability 0.75**60, 3e-8.
+STALL_ATTEMPTS_PER_RETRY = 20
 
 Progress = Optional[Callable[[int, int], None]]
 
@@ -64,6 +83,7 @@ class LinkStats:
     stale_frames: int = 0  # intact frames no request was waiting for (duplicates, late replies)
     error_frames: int = 0  # ERROR frames from the board
     retransmits: int = 0
+    hinted: int = 0  # of those, sent again on a hint (damaged frame, ERROR for a damaged request)
     bytes_in: int = 0
     bytes_out: int = 0
 
@@ -84,14 +104,17 @@ class _Request:
     finish: Callable  # (request, reply payload) -> result; raises ProtocolError / _Incomplete
     key: object = None
     timeout: float = 5.0
-    part: Optional[Callable] = None  # (request, frame) -> True when it took a streamed item
+    # (request, frame) -> True: took a new streamed item, False: one it had, None: not its own
+    part: Optional[Callable] = None
     parts: dict = field(default_factory=dict)
     seq: int = 0
     attempts: int = 0
-    order: int = 0
+    order: int = 0  # of its last transmission among all the link sent
+    first_order: int = 0  # of its first
     first_sent: float = 0.0
     sent_at: float = 0.0
     overtaken: int = 0  # replies to requests sent after this one's last transmission
+    unusable: int = 0  # intact replies that could not be used (charged to this request)
     why: str = ""
 
 
@@ -110,13 +133,20 @@ class DeviceLink:
     """The board (or QEMU, or the host build) behind a pyserial-like object `ser`.
 
     The link owns `ser` until close(): it sets `ser.timeout = 0` and reads in its own thread.
+    retries, stall_attempts, stall_time: the retry budget (module docstring). The defaults
+    allow 60 retransmissions, and 4 x timeout seconds, with no request completing.
     """
 
     def __init__(self, ser, timeout: float = 5.0, expected_hash=None, retries: int = 3,
-                 window: int = 8, owns_serial: bool = False):
+                 window: int = 8, owns_serial: bool = False, stall_attempts: Optional[int] = None,
+                 stall_time: Optional[float] = None):
         self.ser = ser
         self.timeout = float(timeout)
-        self.retries = int(retries)
+        self.retries = max(0, int(retries))
+        # Budgets (module docstring): failed attempts in a row and seconds without progress.
+        self.stall_attempts = (STALL_ATTEMPTS_PER_RETRY * self.retries if stall_attempts is None
+                               else max(0, int(stall_attempts)))
+        self.stall_time = None if stall_time is None else float(stall_time)
         self.window = max(1, int(window))
         self.expected_hash = _as_hash(expected_hash)
         self.device: Optional[DeviceInfo] = None
@@ -127,6 +157,10 @@ class DeviceLink:
         self._seq = 0
         self._order = 0
         self._closed: Optional[str] = None
+        self._stall_since = time.monotonic()
+        self._stalled = 0
+        self._stall_why = ""
+        self._event_at = 0.0  # when the last event _next_event returned was read
         self._saved_timeout = getattr(ser, "timeout", None)
         ser.timeout = 0
         self._reader = threading.Thread(target=self._read_loop, name="bnn-link-reader",
@@ -169,22 +203,23 @@ class DeviceLink:
                 data = self.ser.read(1 << 16)
             except Exception as e:  # noqa: BLE001 - any read failure means the link is gone
                 if not self._stop.is_set():
-                    self._events.put(_Closed(str(e) or type(e).__name__))
+                    self._events.put((time.monotonic(), _Closed(str(e) or type(e).__name__)))
                 return
             if not data:
                 if fd is None:
                     time.sleep(0.001)
                 continue
             self.stats.bytes_in += len(data)
+            now = time.monotonic()
             for ev in decoder.feed(data):
-                self._events.put(ev)
+                self._events.put((now, ev))
 
     def _next_event(self, deadline: float):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return None
         try:
-            ev = self._events.get(timeout=remaining)
+            self._event_at, ev = self._events.get(timeout=remaining)
         except queue.Empty:
             return None
         if isinstance(ev, _Closed):
@@ -193,7 +228,7 @@ class DeviceLink:
                               "did the firmware crash or exit?")
         if isinstance(ev, BadFrame):
             self.stats.bad_frames += 1
-            return None
+            return ev  # the request engine takes it as a hint; the others drop it
         self.stats.frames_in += 1
         return ev
 
@@ -221,23 +256,54 @@ class DeviceLink:
         req.sent_at = now
         if req.attempts == 1:
             req.first_sent = now
+            req.first_order = self._order
         try:
             self.ser.write(data)
         except Exception as e:  # noqa: BLE001 - pyserial raises several types here
             raise TargetError(f"cannot write to the board ({e}): is the port still open?") from e
         self.stats.bytes_out += len(data)
 
-    def _retry(self, req: _Request, why: str) -> None:
+    # ---- the retry budget ------------------------------------------------------------------
+    def _progress(self) -> None:
+        """A request completed or a new streamed item arrived: the link works."""
+        self._stall_since = time.monotonic()
+        self._stalled = 0
+        self._stall_why = ""
+
+    def _stall_limit(self, pending: dict) -> float:
+        if self.stall_time is not None:
+            return self.stall_time
+        return (self.retries + 1) * max(r.timeout for r in pending.values())
+
+    def _retry(self, req: _Request, why: str, unusable: bool = False, hint: bool = False) -> None:
+        """Send req again after a failed attempt, or give up when the budget is spent.
+
+        unusable: its reply arrived intact but cannot be used (charged to req, at most
+        `retries` times); otherwise noise (charged to the link). hint: not seen failing, only
+        suspected (a damaged frame or an ERROR frame arrived)."""
         req.why = why
-        if req.attempts > self.retries:
-            if why == "timeout":
-                waited = time.monotonic() - req.first_sent
-                raise TargetError(f"no reply from the board after {waited:.1f} s "
-                                  f"({req.attempts} {req.kind.name} attempts): {NO_REPLY_HINT}")
-            raise TargetError(f"the board's {req.kind.name} reply failed {req.attempts} times "
-                              f"(last: {why}): check the cable, baud rate and firmware version")
+        self._stalled += 1
+        self._stall_why = why
+        if unusable:
+            req.unusable += 1
+            if req.unusable > self.retries:
+                raise TargetError(f"the board's {req.kind.name} reply failed {req.attempts} "
+                                  f"times (last: {why}): {LINK_HINT}")
+        if self._stalled > self.stall_attempts:
+            raise self._stalled_error(req)
         self.stats.retransmits += 1
+        self.stats.hinted += hint
         self._send(req)
+
+    def _stalled_error(self, req: _Request) -> TargetError:
+        waited = time.monotonic() - self._stall_since
+        kind = req.kind.name
+        if self._stall_why in ("", "timeout"):
+            return TargetError(f"no reply from the board after {waited:.1f} s ({req.attempts} "
+                               f"{kind} attempts): {NO_REPLY_HINT}")
+        return TargetError(f"the board's {kind} reply failed {self._stalled} times in a row in "
+                           f"{waited:.1f} s, no request completing (last: {self._stall_why}): "
+                           f"{LINK_HINT}")
 
     # ---- the request engine -----------------------------------------------------------------
     def _exchange(self, requests: Iterable[_Request], window: int,
@@ -250,6 +316,10 @@ class DeviceLink:
         # served a request: a slow link with many requests in flight is not a dead board, and
         # a board that babbles without answering is.
         progress_at = time.monotonic()
+        # The budget: attempts and time since the last progress. Bounded: progress events are
+        # finite (completions, new streamed items), and between two of them at most
+        # stall_attempts retransmissions and stall-limit seconds pass.
+        self._progress()
         while True:
             while more and len(pending) < window:
                 req = next(it, None)
@@ -262,55 +332,95 @@ class DeviceLink:
             if not pending:
                 return
             now = time.monotonic()
+            by_age = sorted(pending.values(), key=lambda r: r.order)
+            stall_end = self._stall_since + self._stall_limit(pending)
+            if now >= stall_end:  # before the timeouts: a silent board fails as it used to
+                raise self._stalled_error(by_age[0])
             ref = progress_at
-            for req in sorted(pending.values(), key=lambda r: r.order):
+            for req in by_age:
                 if now >= max(req.sent_at, ref) + req.timeout:
                     self._retry(req, "timeout")
-            deadline = min(max(r.sent_at, ref) + r.timeout for r in pending.values())
+            deadline = min(min(max(r.sent_at, ref) + r.timeout for r in pending.values()),
+                           stall_end)
             ev = self._next_event(deadline)
             if ev is None:
                 continue
+            if isinstance(ev, BadFrame):
+                # Damaged on the way: most likely the reply to the request that has waited
+                # longest (the board answers in order). Streamed requests are checked whole.
+                oldest = self._hinted(r for r in pending.values() if r.part is None)
+                if oldest is not None:
+                    self._retry(oldest, "reply damaged", hint=True)
+                continue
             req = pending.get(ev.seq)
+            if ev.type == Msg.ERROR:
+                self._on_error(req, ev, pending)
+                continue
             if req is None:
                 self.stats.stale_frames += 1
                 continue
-            if ev.type == Msg.ERROR:
-                self._on_error(req, ev)
-                continue
             if req.part is not None and ev.type in (Msg.TRACE_LAYER, Msg.BULK_RESULT):
-                if req.part(req, ev):
+                took = req.part(req, ev)
+                if took is not None:  # an item of this request: the board is working on it
                     progress_at = time.monotonic()
+                if took:  # and a new one (re-sent items do not renew the budget)
+                    self._progress()
                 continue
             if ev.type != req.kind | REPLY:
                 self.stats.stale_frames += 1
                 continue
             try:
                 result = req.finish(req, ev.payload)
-            except (ProtocolError, _Incomplete) as e:
+            except ProtocolError as e:  # intact but unusable: not noise
+                self._retry(req, str(e), unusable=True)
+                continue
+            except _Incomplete as e:  # streamed items lost on the way
                 self._retry(req, str(e))
                 continue
             del pending[req.seq]
             progress_at = time.monotonic()
+            self._progress()
             # The board answers in order: a request overtaken by the replies to two requests
             # sent after it was lost on the way (one is tolerated: frames may be reordered).
+            # A request sent more than once may be answered for its first transmission.
             for other in sorted(pending.values(), key=lambda r: r.order):
-                if other.order < req.order:
+                if other.order < req.first_order:
                     other.overtaken += 1
                     if other.overtaken >= 2:
                         self._retry(other, "reply missing")
             on_done(req, result)
 
-    def _on_error(self, req: _Request, ev: Frame) -> None:
+    def _on_error(self, req: Optional[_Request], ev: Frame, pending: dict) -> None:
+        """An ERROR frame; req: the pending request it names (None: none)."""
         self.stats.error_frames += 1
         try:
             code, req_type, detail = parse_error(ev.payload)
-        except ProtocolError as e:
-            self._retry(req, str(e))
+        except ProtocolError as e:  # intact but unreadable: a firmware mismatch, not noise
+            if req is None:
+                self.stats.stale_frames += 1
+            else:
+                self._retry(req, str(e), unusable=True)
             return
         if code in TRANSIENT_ERRORS:
-            self._retry(req, describe_error(code, req_type, detail))
+            # The board saw a damaged frame; the seq it names comes from a header the CRC did
+            # not check. A pending request it names is the best guess, else the oldest (not
+            # a streamed one: it may be streaming, and sending it again restarts the stream).
+            req = self._hinted([req] if req is not None else
+                               (r for r in pending.values() if r.part is None))
+            if req is not None:
+                self._retry(req, describe_error(code, req_type, detail), hint=True)
+            return
+        if req is None:  # a deterministic refusal of a request no longer pending (a duplicate)
+            self.stats.stale_frames += 1
             return
         raise TargetError(describe_error(code, req_type, detail))
+
+    def _hinted(self, candidates) -> Optional[_Request]:
+        """The request a damage hint points at: the oldest candidate sent before the hint was
+        read (a hint read earlier is about a transmission already repeated; one burst of
+        garbage makes many damaged frames, and resends only one request)."""
+        return min((r for r in candidates if r.sent_at < self._event_at), key=lambda r: r.order,
+                   default=None)
 
     def _one(self, req: _Request):
         out = []
@@ -355,7 +465,7 @@ class DeviceLink:
                 self._send(_Request(Msg.INFO, b"", finish=None, seq=seq))
                 probe_at = now + probe_every
             ev = self._next_event(min(start + limit, probe_at))
-            if ev is None:
+            if ev is None or isinstance(ev, BadFrame):
                 continue
             if ev.type == Msg.READY or (ev.type == Msg.INFO | REPLY and ev.seq in probes):
                 try:
@@ -431,8 +541,9 @@ class DeviceLink:
             if count != nl or layer >= nl or len(data) != info.layers[layer].out_bytes:
                 self.stats.bad_frames += 1
                 return
+            new = layer not in req.parts
             req.parts.setdefault(layer, data)
-            return True
+            return new
 
         def finish(req, payload):
             cls, _, scores = parse_result(payload, info.classes, "trace")
@@ -473,10 +584,11 @@ class DeviceLink:
             except ProtocolError:
                 self.stats.bad_frames += 1
                 return
-            if index not in results:
-                results[index] = (cls, delta, scores)
-                if progress is not None:
-                    progress(len(results), count or 0)
+            if index in results:
+                return False
+            results[index] = (cls, delta, scores)
+            if progress is not None:
+                progress(len(results), count or 0)
             return True
 
         def finish(req, payload):
@@ -519,7 +631,7 @@ class DeviceLink:
         try:
             while time.monotonic() < start + limit:
                 ev = self._next_event(start + limit)
-                if ev is not None and ev.seq == req.seq and ev.type == Msg.EXIT | REPLY:
+                if isinstance(ev, Frame) and ev.seq == req.seq and ev.type == Msg.EXIT | REPLY:
                     return
         except TargetError:
             if self._closed is not None:

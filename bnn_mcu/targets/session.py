@@ -230,6 +230,7 @@ def run_on_device(model, target: Target, x: np.ndarray, stream: int | None = Non
                 res.scores[lo:lo + len(chunk)] = r.scores
                 res.classes[lo:lo + len(chunk)] = r.classes
                 res.counts[lo:lo + len(chunk)] = r.counts
+            res.info = link.info()  # refreshed: its stack high-water mark now covers the runs
             res.link_stats = link.stats
         start += len(chunk)
         if start >= len(bulk_x):
