@@ -499,13 +499,11 @@ def _read_exact(proc, ser, n: int, timeout: float) -> bytes:
     return bytes(buf)
 
 
-def run_on_board(target: str, cases: list, build_dir: Path, timeout: float = 60.0):
-    """Build firmware_source(cases) for `target`, run it under QEMU with instruction counting.
-    Returns (outputs, instructions): per case its output words (uint32, guard words included)
-    and the instructions its kernel call took."""
+def build_case_firmware(target: str, cases: list, build_dir: Path, extra_cflags=()) -> Path:
+    """firmware_source(cases) built for `target` in build_dir (the source rewritten only when it
+    changed, so the build is incremental). Returns the ELF."""
     from bnn_mcu.targets.boards import get_board
     from bnn_mcu.targets.build import build_firmware
-    from bnn_mcu.targets.qemu import QemuProcess
 
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -513,9 +511,17 @@ def run_on_board(target: str, cases: list, build_dir: Path, timeout: float = 60.
     text = firmware_source(cases)
     if not src.exists() or src.read_text() != text:
         src.write_text(text)
-    board = get_board(target)
-    elf = build_firmware(target, None, build_dir / target, app=src,
-                         emulated_memory=board.emulated_code is not None)
+    return build_firmware(target, None, build_dir / target, app=src, extra_cflags=extra_cflags,
+                          emulated_memory=get_board(target).emulated_code is not None)
+
+
+def run_on_board(target: str, cases: list, build_dir: Path, timeout: float = 60.0):
+    """Build firmware_source(cases) for `target`, run it under QEMU with instruction counting.
+    Returns (outputs, instructions): per case its output words (uint32, guard words included)
+    and the instructions its kernel call took."""
+    from bnn_mcu.targets.qemu import QemuProcess
+
+    elf = build_case_firmware(target, cases, build_dir)
     proc = QemuProcess(target, elf, count_instructions=True)
     outputs = _board_outputs(target, proc, len(cases), timeout)
     return outputs, list(proc.counts.deltas[0::2])
@@ -872,18 +878,11 @@ def trace_on_board(target: str, cases: list, build_dir: Path, extra_cflags=(),
     """firmware_source(cases) built for `target` (with extra_cflags) and run under QEMU with
     the memory-trace plugin. Returns (outputs, MemoryTrace)."""
     from bnn_mcu.targets.boards import get_board
-    from bnn_mcu.targets.build import build_firmware
     from bnn_mcu.targets.qemu import QemuProcess
 
-    build_dir = Path(build_dir)
-    build_dir.mkdir(parents=True, exist_ok=True)
-    src = build_dir / "kernel_cases.c"
-    text = firmware_source(cases)
-    if not src.exists() or src.read_text() != text:
-        src.write_text(text)
     board = get_board(target)
-    elf = build_firmware(target, None, build_dir / target, app=src, extra_cflags=extra_cflags,
-                         emulated_memory=board.emulated_code is not None)
+    elf = build_case_firmware(target, cases, build_dir, extra_cflags)
+    build_dir = Path(build_dir)
     syms = elf_symbols(elf)
     code, ram = board.emulated_code or board.code, board.emulated_ram or board.ram
     main = syms["main"][0] & ~1
