@@ -45,10 +45,13 @@ def _load(args):
 def cmd_train(args) -> int:
     from .data import load_dataset
     from .nn.presets import ModelConfig
+    from .nn.distributed import join
     from .nn.train import TrainConfig, train
 
+    world = join()  # under torchrun: one of several processes; only rank 0 prints
     data = load_dataset(args.data)
-    print(data.summary())
+    if world.main:
+        print(data.summary())
     mcfg = ModelConfig(args.preset, data.image_shape, data.num_classes, args.width, args.depth,
                        args.dropout_in, args.dropout_hidden, args.stochastic)
     from .nn.presets import build_model
@@ -56,6 +59,8 @@ def cmd_train(args) -> int:
     tcfg = TrainConfig(args.epochs, args.batch_size, args.lr_start, args.lr_end, args.loss,
                        args.glorot_lr, args.seed, args.threads, augment=args.augment)
     m = train(mcfg, tcfg, data, Path(args.output), resume=args.resume, progress=not args.quiet)
+    if m is None:
+        return 0
     print(f"best epoch {m['best_epoch']}: validation accuracy {m['val_acc']:.4f}, "
           f"test accuracy {m['test_acc']:.4f} ({m['minutes']:.1f} min)")
     print(f"wrote {m['model']} (torch.export), {m['checkpoint']} (resumable), "

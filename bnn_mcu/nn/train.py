@@ -3,7 +3,7 @@
 Adam; learning rate decayed exponentially from lr_start to lr_end over the epochs; optional
 per-layer Glorot learning-rate scaling of binary weights; latent weights clipped to [-1, 1]
 after every step; squared hinge loss on +-1 targets or cross-entropy; best-on-validation
-checkpoint; resume.
+checkpoint; resume. Under torchrun, data-parallel over processes (distributed.py).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from ..data import Dataset
 from ..errors import BnnError, ModelError
+from . import distributed
 from .export import CHECKPOINT_FORMAT, export_module, save_program
 from .layers import binary_layers
 from .presets import BNNModel, ModelConfig, build_model
@@ -162,8 +163,11 @@ def _check_writable(path: Path) -> None:
 
 
 def train(model_cfg: ModelConfig, cfg: TrainConfig, data: Dataset, out: Path,
-          resume: Path | None = None, progress: bool = True) -> dict:
-    """Train, keep the best-on-validation weights, write out (.pt export), .ckpt and .json."""
+          resume: Path | None = None, progress: bool = True) -> dict | None:
+    """Train, keep the best-on-validation weights, write out (.pt export), .ckpt and .json.
+    Returns the metrics (None on the processes other than rank 0 under torchrun)."""
+    world = distributed.join()
+    progress = progress and world.main
     out = Path(out)
     ckpt_path, metrics_path = out.with_suffix(".ckpt"), out.with_suffix(".json")
     for p in (out, ckpt_path, metrics_path):
@@ -186,7 +190,9 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, data: Dataset, out: Path,
         start_epoch, best, history = state["epoch"], state["best"], state["history"]
         rng = np.random.default_rng(cfg.seed + start_epoch)
         torch.manual_seed(cfg.seed + start_epoch)
-    gen = torch.Generator().manual_seed(cfg.seed + start_epoch)
+    # Augmentation differs per process; the permutations and BN batches (rng) are the same.
+    gen = torch.Generator().manual_seed(cfg.seed + start_epoch + 1_000_003 * world.rank)
+    step_model = distributed.wrap(model, world)
     x_tr = torch.from_numpy(_model_input(data.train_x))
     y_tr = torch.from_numpy(data.train_y)
     t0 = time.time()
@@ -194,7 +200,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, data: Dataset, out: Path,
     for epoch in range(start_epoch, cfg.epochs):
         lr = _set_lr(opt, cfg, epoch)
         model.train()
-        perm = torch.from_numpy(rng.permutation(len(y_tr)))
+        perm = distributed.shard(torch.from_numpy(rng.permutation(len(y_tr))), world)
         steps = math.ceil(len(perm) / cfg.batch_size)
         bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
                    disable=not (progress and sys.stderr.isatty()), leave=False, dynamic_ncols=True)
@@ -202,7 +208,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, data: Dataset, out: Path,
         for s in bar:
             idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
             xb, yb = augment_batch(x_tr[idx], cfg.augment, gen), y_tr[idx]
-            scores = model(xb)
+            scores = step_model(xb)
             loss = loss_fn(scores, yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -215,7 +221,11 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, data: Dataset, out: Path,
             if s % 20 == 0:
                 bar.set_postfix(loss=f"{tot_loss / seen:.4f}", acc=f"{tot_correct / seen:.3f}")
         bar.close()
+        tot_loss, tot_correct, seen = distributed.sum_over_processes(tot_loss, tot_correct, seen)
+        # On every process (same weights, same batches): the BN statistics stay identical.
         recalibrate_batchnorm(model, x_tr, cfg.bn_batches, cfg.batch_size, rng)
+        if not world.main:
+            continue
         val_acc = evaluate(model, data.val_x, data.val_y)
         rec = {"epoch": epoch + 1, "lr": lr, "train_loss": tot_loss / seen,
                "train_acc": tot_correct / seen, "val_acc": val_acc,
@@ -229,6 +239,10 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, data: Dataset, out: Path,
                        f"train {rec['train_acc']:.4f}  val {val_acc:.4f}"
                        f"{'  *best' if best['epoch'] == epoch + 1 else ''}  lr {lr:.2e}")
         _save_checkpoint(ckpt_path, model_cfg, cfg, model, best_state, opt, epoch + 1, best, history)
+    distributed.check_in_step(model, world)
+    if not world.main:
+        distributed.leave(world)
+        return None
     if best_state is None:
         best_state = model.state_dict()
     model.load_state_dict(best_state)
@@ -238,8 +252,9 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, data: Dataset, out: Path,
     metrics = {"preset": model_cfg.preset, "data": data.name, "model_config": model_cfg.to_dict(),
                "train_config": asdict(cfg), "best_epoch": best["epoch"], "val_acc": best["val_acc"],
                "test_acc": test_acc, "minutes": (time.time() - t0) / 60, "history": history,
-               "model": str(out), "checkpoint": str(ckpt_path)}
+               "model": str(out), "checkpoint": str(ckpt_path), "processes": world.size}
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    distributed.leave(world)
     return metrics
 
 
