@@ -319,6 +319,62 @@ def test_bconv2d_nine_word_windows(libs, index, pad_value):
         check(libs, with_stage(rng, op, xs, False), xs)
 
 
+GROUPED_NINE_WORD_CONVS = [  # in_shape, kernel, stride, padding: k_h = 3, k_w * words(C) = 3 G
+    ((14, 14, 64), (3, 3), (1, 1), (1, 1, 1, 1)),
+    ((7, 9, 40), (3, 3), (2, 2), (1, 0, 1, 1)),
+    ((5, 6, 96), (3, 3), (1, 1), (1, 1, 1, 1)),
+    ((9, 7, 48), (3, 3), (2, 1), (0, 1, 2, 1)),
+    ((5, 5, 128), (3, 3), (2, 2), (1, 1, 1, 1)),
+    ((4, 3, 130), (3, 3), (1, 1), (1, 1, 1, 1)),  # 5 groups (v6-M: the general path)
+    ((3, 3, 256), (3, 3), (1, 1), (1, 1, 1, 1)),  # 8 groups (the most, v7-M / v7E-M)
+    ((3, 4, 257), (3, 3), (1, 1), (1, 1, 1, 1)),  # 9 groups: the general path everywhere
+    ((1, 1, 64), (3, 3), (1, 1), (1, 1, 1, 1)),  # < 9 output pixels: the general path
+    ((2, 2, 96), (3, 3), (2, 2), (1, 1, 1, 1)),
+    ((3, 3, 96), (3, 3), (1, 1), (1, 1, 1, 1)),  # 9 output pixels, every one at an edge
+    ((2, 2, 40), (3, 3), (1, 1), (3, 3, 3, 3)),  # windows wholly in padding
+    ((5, 4, 33), (3, 3), (1, 2), (0, 0, 0, 0)),
+    ((6, 5, 190), (3, 1), (1, 1), (1, 1, 1, 1)),  # 2 groups of 3 channel words of a tap
+    ((6, 7, 65), (3, 2), (2, 1), (1, 1, 1, 2)),  # 2 groups across taps
+]
+
+
+@pytest.mark.parametrize("pad_value", [1, -1, 0])
+@pytest.mark.parametrize("index", range(len(GROUPED_NINE_WORD_CONVS)))
+def test_bconv2d_grouped_nine_word_windows(libs, index, pad_value):
+    """Windows of G groups of 9 words (3 x 3 over more than 32 channels): counts summed over
+    the groups, partial last channel words, edge words from pad words, batches of 32 channels
+    and of fewer (OR-ed into the output word), strides, tiny images; pad_value 0 takes the
+    general path."""
+    in_shape, kernel, stride, padding = GROUPED_NINE_WORD_CONVS[index]
+    rng = np.random.default_rng(20 * index + pad_value + 3)
+    h, w, c = in_shape
+    for n in (1, 5, 16, 33, 70):
+        op = BConv2d("nine_g", in_shape, kernel=kernel, stride=stride, padding=padding,
+                     weights=pack_bits(random_bits(rng, (n,) + kernel + (c,))), pad_value=pad_value)
+        xs = packed_input(rng, 2, h, w, c, "random")
+        check(libs, with_stage(rng, op, xs, False), xs)
+
+
+def test_bconv2d_grouped_extremes(libs):
+    """Counts at both ends (x == w, x == ~w, also in the padding) and thresholds at and one
+    off the clamping limits, over 2 and 3 groups."""
+    rng = np.random.default_rng(77)
+    for c, pad_value in [(64, 1), (96, -1), (40, -1)]:
+        n = 9
+        wb = random_bits(rng, (n, 3, 3, c))
+        wb[0], wb[1] = 0, 1
+        wb[2] = 1 if pad_value < 0 else 0  # matches the padding bits
+        op = BConv2d("extremes_g", (3, 3, c), kernel=(3, 3), padding=(1, 1, 1, 1),
+                     weights=pack_bits(wb), pad_value=pad_value)
+        xs = pack_bits(np.stack([np.zeros((3, 3, c), np.uint8), np.ones((3, 3, c), np.uint8),
+                                 random_bits(rng, (3, 3, c))]))
+        k = 9 * c
+        for t in (-k - 1, -k, -k + 1, k - 1, k, k + 1, 0, 1, INT32_MIN, INT32_MAX):
+            op.out = Threshold(np.full(n, t, np.int32))
+            check(libs, op, xs)
+        check(libs, with_stage(rng, op, xs, False), xs)
+
+
 # -- uint8 conv -----------------------------------------------------------------------------
 
 SMALL_U8_CONVS = [  # in_shape, kernel, stride, padding: K <= 12 taps
@@ -562,6 +618,24 @@ def board_cases():
             BConv2d("c", (h, w, c), kernel=kernel, stride=stride, padding=padding,
                     weights=pack_bits(random_bits(rng, (n,) + kernel + (c,))), pad_value=pad_value),
             packed_input(rng, 1, h, w, c, "random")[0])
+    # grouped 9-word windows (3 x 3 over more than 32 channels): partial channel words,
+    # batches of fewer than 32 channels, tiny images, 3 x 1 and 3 x 2 kernels
+    for (h, w, c), kernel, stride, padding, n, pad_value in [
+            ((7, 9, 40), (3, 3), (2, 2), (1, 0, 1, 1), 37, -1),
+            ((5, 6, 96), (3, 3), (1, 1), (1, 1, 1, 1), 33, 1),
+            ((9, 7, 48), (3, 3), (2, 1), (0, 1, 2, 1), 20, 1),
+            ((4, 5, 128), (3, 3), (1, 1), (1, 1, 1, 1), 40, -1),
+            ((4, 4, 130), (3, 3), (1, 1), (1, 1, 1, 1), 19, 1),
+            ((3, 3, 256), (3, 3), (1, 1), (1, 1, 1, 1), 9, -1),
+            ((1, 1, 64), (3, 3), (1, 1), (1, 1, 1, 1), 70, -1),
+            ((2, 2, 96), (3, 3), (2, 2), (1, 1, 1, 1), 5, 1),
+            ((3, 3, 96), (3, 3), (1, 1), (1, 1, 1, 1), 33, -1),
+            ((6, 5, 190), (3, 1), (1, 1), (1, 1, 1, 1), 17, -1),
+            ((6, 7, 65), (3, 2), (2, 1), (1, 1, 1, 2), 33, 1)]:
+        add(f"bconv2d {h}x{w}x{c} k{kernel[0]}x{kernel[1]} ->{n} pad_value {pad_value}",
+            BConv2d("c", (h, w, c), kernel=kernel, stride=stride, padding=padding,
+                    weights=pack_bits(random_bits(rng, (n,) + kernel + (c,))), pad_value=pad_value),
+            packed_input(rng, 1, h, w, c, "random")[0])
     add("bconv2d 16x16x64 k3 ->64", BConv2d("c", (16, 16, 64), kernel=(3, 3), padding=(1, 1, 1, 1),
                                              weights=pack_bits(random_bits(rng, (64, 3, 3, 64)))),
         packed_input(rng, 1, 16, 16, 64, "random")[0])
@@ -633,13 +707,14 @@ def check_case_output(where, label, op, x, got) -> None:
 @pytest.fixture(scope="module")
 def memory_cases():
     """The board cases, and 9-word windows (the edge words assembled from pad words) of every
-    shape of NINE_WORD_CONVS with +1 and -1 padding."""
+    shape of NINE_WORD_CONVS and GROUPED_NINE_WORD_CONVS with +1 and -1 padding."""
     cases = board_cases()
     rng = np.random.default_rng(99)
-    for (h, w, c), kernel, stride, padding in NINE_WORD_CONVS:
+    for (h, w, c), kernel, stride, padding in NINE_WORD_CONVS + GROUPED_NINE_WORD_CONVS:
         for pad_value in (1, -1):
+            n = 33 if c <= 192 else 9  # flash of the smallest board
             op = BConv2d("nine", (h, w, c), kernel=kernel, stride=stride, padding=padding,
-                         weights=pack_bits(random_bits(rng, (33,) + kernel + (c,))),
+                         weights=pack_bits(random_bits(rng, (n,) + kernel + (c,))),
                          pad_value=pad_value)
             xs = packed_input(rng, 1, h, w, c, "random")
             cases.append((f"bconv2d {h}x{w}x{c} k{kernel[0]}x{kernel[1]} pad_value {pad_value}",

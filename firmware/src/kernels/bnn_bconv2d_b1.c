@@ -4,6 +4,9 @@
  * the weights. Between those runs, the weight words of the padded taps form gaps; they count
  * only at borders: +1 padding reads 0 bits (x ^ w = w), -1 reads the C real bits set
  * (x ^ w = ~w on them), 0 skips the taps. */
+#if defined(__GNUC__)
+__attribute__((noinline)) /* its code the same whichever fast paths its caller has */
+#endif
 static void bnn_bconv2d_runs(const bnn_bconv2d_t *p, const uint32_t *in, uint32_t *out)
 {
     const bnn_conv_geom_t *g = &p->g;
@@ -140,6 +143,144 @@ static void bnn_bconv2d_9(const bnn_bconv2d_t *p, const uint32_t *in, uint32_t *
         }
     }
 }
+
+/* Windows of G >= 2 groups of 9 words (bnn_conv9_thumb2.h): 3-row kernels whose rows are
+ * 3 G words, with +-1 padding, e.g. 3 x 3 over 33 and more channels. The same scheme as
+ * bnn_bconv2d_9 with G groups per window and the count threshold after the last group.
+ * Batches hold as many records as fit, whole 32-channel words or a power of two dividing 32:
+ * on v6-M the batch is what pays for each pixel's combinations and calls (measured: 8
+ * channels of 2 groups take 12 % fewer instructions than 4), so the records take 0.85 KB.
+ * Stack: about 5 KB on v7-M / v7E-M (up to 8 groups, 3 x 3 x 256), 1.5 KB on v6-M (up to 4
+ * groups, 3 x 3 x 128; the micro:bit has 2 KB). */
+#if BNN_PATH_V6M
+#define BNN_CONV9G_RECORD_WORDS 216u /* 8 channels of 2 groups, 4 of 3 or 4 */
+#define BNN_CONV9G_COMBO_WORDS 52u   /* 2 pixels of 2 groups, 1 of 3 or 4 */
+#define BNN_CONV9G_MAX_GROUPS 4u
+#else
+#define BNN_CONV9G_RECORD_WORDS (BNN_CONV9_BATCH * BNN_CONV9_RECORD) /* 32 channels of 2 */
+#define BNN_CONV9G_COMBO_WORDS (BNN_CONV9_PIXELS * BNN_CONV9_COMBOS) /* 8 pixels of 2 */
+#define BNN_CONV9G_MAX_GROUPS 8u
+#endif
+/* Fewer output pixels do not pay for the records (measured: 1x1 and 2x2 images). */
+#define BNN_CONV9G_MIN_PIXELS 9u
+
+/* a / b for the small quotients here (no division instruction on v6-M, no libgcc call). */
+static uint32_t bnn_quotient(uint32_t a, uint32_t b)
+{
+    uint32_t q = 0u;
+    for (; a >= b; a -= b) ++q;
+    return q;
+}
+
+/* The groups of a layer for bnn_bconv2d_9g, or 0 where it is not for it. */
+static uint32_t bnn_conv9g_groups(const bnn_bconv2d_t *p)
+{
+    const bnn_conv_geom_t *g = &p->g;
+    const uint32_t len = g->k_w * BNN_WORDS(g->in_ch); /* words per kernel row: 3 per group */
+    uint32_t groups;
+    if (g->k_h != 3u || p->pad_value == 0 || len > 3u * BNN_CONV9G_MAX_GROUPS ||
+        (uint32_t)g->out_h * g->out_w < BNN_CONV9G_MIN_PIXELS) {
+        return 0u;
+    }
+    groups = bnn_quotient(len, 3u);
+    return groups >= 2u && len == 3u * groups ? groups : 0u;
+}
+
+#if defined(__GNUC__)
+__attribute__((noinline)) /* its frame only when it runs */
+#endif
+static void bnn_bconv2d_9g(const bnn_bconv2d_t *p, const uint32_t *in, uint32_t *out)
+{
+    const bnn_conv_geom_t *g = &p->g;
+    const uint32_t groups = bnn_conv9g_groups(p); /* >= 2: the caller checked */
+    const uint32_t cin = g->in_ch, cw = BNN_WORDS(cin), ow = BNN_WORDS((uint32_t)g->out_ch);
+    const uint32_t len = 3u * groups; /* words per kernel row */
+    const uint32_t xlen = BNN_CONV9_COMBOS * groups, rlen = xlen + 1u;
+    const uint32_t k = 3u * g->k_w * cin; /* real bits of a window */
+    const size_t row = (size_t)g->in_w * cw; /* words per input row */
+    const uint32_t bits = cin - 32u * (cw - 1u); /* real bits of the last channel word */
+    /* pad words: of a full channel word, of the last one */
+    const uint32_t pad_full = p->pad_value > 0 ? 0u : 0xFFFFFFFFu;
+    const uint32_t pad_last = p->pad_value > 0 ? 0u : (bits == 32u ? 0xFFFFFFFFu : (1u << bits) - 1u);
+    uint32_t rec[BNN_CONV9G_RECORD_WORDS], xc[BNN_CONV9G_COMBO_WORDS];
+    /* an edge window: 3 rows of 3 G words (zeroed once: clang-analyzer does not follow the
+     * loops that fill it whole) */
+    uint32_t edge[3u * 3u * BNN_CONV9G_MAX_GROUPS] = {0u};
+    uint32_t batch, pixels, c0, nb, c, oy, ox, ky, kx, t, j, x0, n;
+    pixels = bnn_quotient(BNN_CONV9G_COMBO_WORDS, xlen);
+    batch = bnn_quotient(BNN_CONV9G_RECORD_WORDS, rlen);
+    if (batch >= 32u) {
+        batch &= ~31u;
+    } else {
+        while ((batch & (batch - 1u)) != 0u) batch &= batch - 1u; /* its highest bit */
+    }
+    for (c0 = 0; c0 < g->out_ch; c0 += nb) {
+        nb = bnn_min_u32(batch, g->out_ch - c0);
+        /* records, last channel of each 32-channel word first (see bnn_bconv2d_9) */
+        for (c = 0; c < nb; ++c) {
+            const uint32_t group = c & ~31u, m = bnn_min_u32(32u, nb - group);
+            const uint32_t ch = c0 + group + (m - 1u - (c - group));
+            const uint32_t *w = p->weights + (size_t)ch * 3u * len;
+            uint32_t *r = rec + c * rlen;
+            for (t = 0; t < len; t += 3u, r += BNN_CONV9_COMBOS) {
+                bnn_conv9_combos(w + t, w + len + t, w + 2u * len + t, r);
+            }
+            *r = bnn_count_threshold(k, p->stage.thresholds[ch]);
+        }
+        for (oy = 0; oy < g->out_h; ++oy) {
+            const int32_t iy0 = (int32_t)(oy * g->stride_h) - (int32_t)g->pad_top;
+            const uint32_t *base[3]; /* input row of each kernel row, or NULL in the padding */
+            int rows_in = 1;
+            for (ky = 0; ky < 3u; ++ky) {
+                const int32_t iy = iy0 + (int32_t)ky;
+                base[ky] = iy >= 0 && iy < (int32_t)g->in_h ? in + (size_t)(uint32_t)iy * row : NULL;
+                rows_in = rows_in && base[ky] != NULL;
+            }
+            for (x0 = 0; x0 < g->out_w; x0 += n) { /* window combinations of a run of pixels */
+                n = bnn_min_u32(pixels, g->out_w - x0);
+                for (ox = x0; ox < x0 + n; ++ox) {
+                    const int32_t ix = (int32_t)(ox * g->stride_w) - (int32_t)g->pad_left;
+                    uint32_t *d = xc + (ox - x0) * xlen;
+                    if (rows_in && ix >= 0 && ix + (int32_t)g->k_w <= (int32_t)g->in_w) {
+                        const uint32_t *b = base[0] + (uint32_t)ix * cw; /* three runs in the image */
+                        for (t = 0; t < len; t += 3u, d += BNN_CONV9_COMBOS) {
+                            bnn_conv9_combos(b + t, b + row + t, b + 2u * row + t, d);
+                        }
+                        continue;
+                    }
+                    /* an edge window: its three kernel rows from the image or pad words */
+                    for (ky = 0; ky < 3u; ++ky) {
+                        uint32_t *e = edge + ky * len;
+                        for (kx = 0; kx < g->k_w; ++kx) {
+                            const int32_t x = ix + (int32_t)kx;
+                            if (base[ky] != NULL && x >= 0 && x < (int32_t)g->in_w) {
+                                const uint32_t *b = base[ky] + (uint32_t)x * cw;
+                                for (j = 0; j < cw; ++j) *e++ = b[j];
+                            } else {
+                                for (j = 1; j < cw; ++j) *e++ = pad_full;
+                                *e++ = pad_last;
+                            }
+                        }
+                    }
+                    for (t = 0; t < len; t += 3u, d += BNN_CONV9_COMBOS) {
+                        bnn_conv9_combos(edge + t, edge + len + t, edge + 2u * len + t, d);
+                    }
+                }
+                for (c = 0; c < nb; c += 32u) {
+                    uint32_t *o = out + ((size_t)oy * g->out_w + x0) * ow + (c0 + c) / 32u;
+                    const uint32_t m = bnn_min_u32(32u, nb - c);
+#if BNN_PATH_V6M
+                    if (groups == 2u) { /* unrolled: 5 % fewer instructions (measured) */
+                        bnn_conv9g_row(xc, n, rec + c * rlen, m, o, ow, (c0 + c) % 32u, 2u);
+                        continue;
+                    }
+#endif
+                    bnn_conv9g_row(xc, n, rec + c * rlen, m, o, ow, (c0 + c) % 32u, groups);
+                }
+            }
+        }
+    }
+}
 #endif
 
 BNN_NONNULL void bnn_bconv2d_b1(const bnn_bconv2d_t *p, const uint32_t *in, uint32_t *out)
@@ -147,6 +288,10 @@ BNN_NONNULL void bnn_bconv2d_b1(const bnn_bconv2d_t *p, const uint32_t *in, uint
 #if !BNN_PATH_PORTABLE
     if (p->g.k_h == 3u && p->g.k_w * BNN_WORDS(p->g.in_ch) == 3u && p->pad_value != 0) {
         bnn_bconv2d_9(p, in, out);
+        return;
+    }
+    if (bnn_conv9g_groups(p) != 0u) {
+        bnn_bconv2d_9g(p, in, out);
         return;
     }
 #endif

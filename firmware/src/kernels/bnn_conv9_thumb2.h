@@ -1,7 +1,7 @@
 /*
- * Binary convolution windows of 9 words (3x3 kernels over up to 32 input channels): Thumb-2
- * assembly (USAD8 on DSP cores, byte lanes on v7-M), and its C twin (other cores, host tests,
- * unoptimized builds).
+ * Binary convolution windows of 9 words (3x3 kernels over up to 32 input channels), and of G
+ * groups of 9 words (more channels, at the end of this file): Thumb-2 assembly (USAD8 on DSP
+ * cores, byte lanes on v7-M), and its C twin (other cores, host tests, unoptimized builds).
  *
  * count = sum over the window of popcount(x[i] ^ w[i]), i < 9, as a carry-save tree: three
  * triples (a0, a1, a2) give a parity s and a carry c = maj(a0, a1, a2) = a0 ^ ((a0 ^ a1) &
@@ -44,24 +44,28 @@ BNN_INLINE void bnn_conv9_combos(const uint32_t *r0, const uint32_t *r1, const u
     c[12] = s1 ^ s2 ^ s3;
 }
 
+/* The count of one 9-word window: the tree on its 13 combinations and a record's 13. */
+BNN_INLINE uint32_t bnn_conv9_count_c(const uint32_t *xc, const uint32_t *r)
+{
+    const uint32_t c1 = (xc[0] ^ r[0]) ^ ((xc[1] ^ r[1]) & (xc[2] ^ r[2]));
+    const uint32_t c2 = (xc[3] ^ r[3]) ^ ((xc[4] ^ r[4]) & (xc[5] ^ r[5]));
+    const uint32_t c3 = (xc[6] ^ r[6]) ^ ((xc[7] ^ r[7]) & (xc[8] ^ r[8]));
+    const uint32_t c4 = (xc[9] ^ r[9]) ^ ((xc[10] ^ r[10]) & (xc[11] ^ r[11]));
+    const uint32_t s = xc[12] ^ r[12], t1 = c1 ^ c2 ^ c3;
+    const uint32_t f1 = (c1 & c2) | ((c1 ^ c2) & c3), t = t1 ^ c4, f2 = t1 & c4;
+#if BNN_PATH_PORTABLE
+    return bnn_popcount32(s) + 2u * bnn_popcount32(t) + 4u * (bnn_popcount32(f1) + bnn_popcount32(f2));
+#else
+    return bnn_pc_weighted(s, t, f1, f2);
+#endif
+}
+
 /* The C twin of bnn_conv9_word_asm: the same tree on the same combinations and records. */
 BNN_INLINE uint32_t bnn_conv9_word_c(const uint32_t *xc, const uint32_t *r, uint32_t m)
 {
     uint32_t word = 0u, j;
     for (j = 0; j < m; ++j, r += BNN_CONV9_RECORD) {
-        const uint32_t c1 = (xc[0] ^ r[0]) ^ ((xc[1] ^ r[1]) & (xc[2] ^ r[2]));
-        const uint32_t c2 = (xc[3] ^ r[3]) ^ ((xc[4] ^ r[4]) & (xc[5] ^ r[5]));
-        const uint32_t c3 = (xc[6] ^ r[6]) ^ ((xc[7] ^ r[7]) & (xc[8] ^ r[8]));
-        const uint32_t c4 = (xc[9] ^ r[9]) ^ ((xc[10] ^ r[10]) & (xc[11] ^ r[11]));
-        const uint32_t s = xc[12] ^ r[12], t1 = c1 ^ c2 ^ c3;
-        const uint32_t f1 = (c1 & c2) | ((c1 ^ c2) & c3), t = t1 ^ c4, f2 = t1 & c4;
-#if BNN_PATH_PORTABLE
-        const uint32_t count = bnn_popcount32(s) + 2u * bnn_popcount32(t) +
-                               4u * (bnn_popcount32(f1) + bnn_popcount32(f2));
-#else
-        const uint32_t count = bnn_pc_weighted(s, t, f1, f2);
-#endif
-        word = (word << 1) | (uint32_t)(count >= r[13]);
+        word = (word << 1) | (uint32_t)(bnn_conv9_count_c(xc, r) >= r[13]);
     }
     return word;
 }
@@ -192,6 +196,167 @@ BNN_INLINE void bnn_conv9_row_asm(const uint32_t *xc, uint32_t n, const uint32_t
 #define bnn_conv9_row bnn_conv9_row_asm
 #else
 #define bnn_conv9_row bnn_conv9_row_c
+#endif
+
+/*
+ * Windows of G >= 2 groups of 9 words (3 x 3 over 33 to 256 channels, or any 3-row kernel
+ * whose rows are a multiple of 3 words): group g is words 3g .. 3g+2 of each of the three
+ * kernel rows. Combinations: 13 per group (13 G per pixel); records: 13 per group and the
+ * count threshold of the whole window (13 G + 1 words). A channel's count is the sum of the
+ * groups' trees, compared once.
+ */
+
+/* The C twin: bits of m channels of one pixel, as bnn_conv9_word_c. */
+BNN_INLINE uint32_t bnn_conv9g_word_c(const uint32_t *xc, const uint32_t *r, uint32_t m,
+                                      uint32_t groups)
+{
+    const uint32_t len = BNN_CONV9_COMBOS * groups;
+    uint32_t word = 0u, j, g;
+    for (j = 0; j < m; ++j, r += len + 1u) {
+        uint32_t count = 0u;
+        for (g = 0; g < len; g += BNN_CONV9_COMBOS) count += bnn_conv9_count_c(xc + g, r + g);
+        word = (word << 1) | (uint32_t)(count >= r[len]);
+    }
+    return word;
+}
+
+/* A row of n pixels (13 G combinations each), as bnn_conv9_row_c. */
+BNN_INLINE void bnn_conv9g_row_c(const uint32_t *xc, uint32_t n, const uint32_t *records,
+                                 uint32_t m, uint32_t *out, uint32_t ow, uint32_t shift,
+                                 uint32_t groups)
+{
+    uint32_t i;
+    for (i = 0; i < n; ++i) {
+        const uint32_t bits = bnn_conv9g_word_c(xc + BNN_CONV9_COMBOS * groups * i, records, m,
+                                                groups) << shift;
+        out[i * ow] = shift == 0u ? bits : out[i * ow] | bits;
+    }
+}
+
+#if BNN_HS_ASM
+/* lr += the count of r3 (nibbles) + 4 * that of r6 (r1: scratch). */
+#if BNN_PATH_DSP
+#define BNN_CONV9G_ADD                                                                        \
+    BNN_NIB_SUM("lr", "r3", "r1", BNN_SUM_NEXT)                                               \
+    BNN_NIB_SUM("r6", "r6", "r1", BNN_SUM_FIRST)                                              \
+    "add lr, lr, r6, lsl #2\n\t"
+#else
+#define BNN_CONV9G_ADD                                                                        \
+    BNN_CONV9_SUM                                                                             \
+    "add lr, lr, r3\n\t"
+#endif
+
+/* The same in assembly, built like bnn_conv9_row_asm. Per channel, lr holds the count in
+ * its low 24 bits and a group counter in its top byte, (256 - G) << 24 at the start: ADDS
+ * of 1 << 24 after each group carries out after the last one, leaving the count alone in lr.
+ * The frame holds the pixel's combinations (r10 at each channel's start) and that start
+ * value, loaded together by one LDRD; r10 ends a pixel at the next one's combinations.
+ * Batches of fewer than 32 channels OR their bits into the output word from bit `shift`. */
+BNN_INLINE void bnn_conv9g_row_asm(const uint32_t *xc, uint32_t n, const uint32_t *records,
+                                   uint32_t m, uint32_t *out, uint32_t ow, uint32_t shift,
+                                   uint32_t groups)
+{
+    struct {
+        const uint32_t *records;
+        uint32_t sentinel, step;
+        const uint32_t *xend;
+        uint32_t *out;
+        uint32_t shift, odd, counter;
+    } job;
+    register const uint32_t *xp __asm__("r10") = xc;
+    register void *jp __asm__("r11") = &job;
+    job.records = records;
+    job.sentinel = 1u << (32u - m);
+    job.step = 4u * ow;
+    job.xend = xc + BNN_CONV9_COMBOS * groups * n;
+    job.out = out;
+    job.shift = shift;
+    job.odd = m & 1u;
+    job.counter = (256u - groups) << 24;
+#define BNN_CONV9G_TRIPLE(c)                                                                  \
+    "ldm r10!, {r0-r2}\n\t"                                                                \
+    "ldm r11!, {r3-r5}\n\t"                                                                \
+    "eor r0, r0, r3\n\t"                                                                   \
+    "eor r1, r1, r4\n\t"                                                                   \
+    "eor r2, r2, r5\n\t"                                                                   \
+    "and r1, r1, r2\n\t"                                                                   \
+    "eor " c ", r0, r1\n\t"
+    /* One channel: per group the tree and its count added to lr; then CMP against C and
+     * ADCS of the carry into the word. */
+#define BNN_CONV9G_CHANNEL                                                                    \
+        "ldrd r10, lr, [sp]\n\t"                                                           \
+        "4:\n\t"                                                                           \
+        BNN_CONV9G_TRIPLE("r6")                                                               \
+        BNN_CONV9G_TRIPLE("r7")                                                               \
+        BNN_CONV9G_TRIPLE("r8")                                                               \
+        "ldm r10!, {r0-r3}\n\t"                                                            \
+        "ldm r11!, {r4, r5, r9}\n\t"                                                       \
+        "eor r0, r0, r4\n\t" /* s1 */                                                      \
+        "eor r1, r1, r5\n\t" /* s1 ^ s2 */                                                 \
+        "eor r2, r2, r9\n\t" /* s1 ^ s3 */                                                 \
+        "and r1, r1, r2\n\t"                                                               \
+        "eor r9, r0, r1\n\t" /* c4 */                                                      \
+        "ldr r0, [r11], #4\n\t"                                                            \
+        "eor r3, r3, r0\n\t" /* S */                                                       \
+        "eor r0, r6, r7\n\t"                                                               \
+        "and r6, r6, r7\n\t"                                                               \
+        "and r7, r0, r8\n\t"                                                               \
+        "orr r6, r6, r7\n\t"                                                               \
+        "eor r0, r0, r8\n\t"                                                               \
+        "eor r7, r0, r9\n\t"                                                               \
+        "and r0, r0, r9\n\t"                                                               \
+        BNN_NIBBLES("r3", "r1")                                                               \
+        BNN_NIBBLES("r7", "r1")                                                               \
+        "add r3, r3, r7, lsl #1\n\t"                                                       \
+        BNN_NIBBLES("r6", "r1")                                                               \
+        BNN_NIBBLES("r0", "r1")                                                               \
+        "add r6, r6, r0\n\t"                                                               \
+        BNN_CONV9G_ADD                                                                        \
+        "adds lr, lr, #0x01000000\n\t"                                                     \
+        "bcc 4b\n\t"                                                                       \
+        "ldr r1, [r11], #4\n\t"                                                            \
+        "cmp lr, r1\n\t"                                                                   \
+        "adcs r12, r12, r12\n\t"
+    __asm__ volatile(
+        "push {r11}\n\t"
+        "ldr r0, [r11, #28]\n\t" /* counter */
+        "sub sp, sp, #8\n\t"
+        "str r0, [sp, #4]\n\t"
+        "2:\n\t" /* pixel */
+        "str r10, [sp]\n\t"
+        "ldr r0, [sp, #8]\n\t"
+        "ldrd r11, r12, [r0]\n\t" /* records, sentinel */
+        "ldr r1, [r0, #24]\n\t"   /* m odd */
+        "cmp r1, #0\n\t"
+        "bne 3f\n\t"
+        "1:\n\t"
+        BNN_CONV9G_CHANNEL
+        "3:\n\t"
+        BNN_CONV9G_CHANNEL
+        "bcc 1b\n\t"
+        "ldr r0, [sp, #8]\n\t"
+        "ldrd r1, r2, [r0, #8]\n\t" /* step, xend */
+        "ldrd r3, r4, [r0, #16]\n\t" /* out, shift */
+        "cbz r4, 5f\n\t"
+        "ldr r5, [r3]\n\t"
+        "lsl r12, r12, r4\n\t"
+        "orr r12, r12, r5\n\t"
+        "5:\n\t"
+        "str r12, [r3]\n\t"
+        "add r3, r3, r1\n\t"
+        "str r3, [r0, #16]\n\t"
+        "cmp r10, r2\n\t"
+        "bne 2b\n\t"
+        "add sp, sp, #12\n\t"
+        : "+r"(xp), "+r"(jp)
+        :
+        : "r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r12", "lr", "cc", "memory");
+#undef BNN_CONV9G_CHANNEL
+#undef BNN_CONV9G_TRIPLE
+}
+#define bnn_conv9g_row bnn_conv9g_row_asm
+#else
+#define bnn_conv9g_row bnn_conv9g_row_c
 #endif
 
 #endif /* BNN_CONV9_THUMB2_H */
