@@ -97,6 +97,10 @@ def test_bad_inputs_one_line_errors(trained, tmp_path):
     (ro / "sub").write_text("a file, not a folder")
     one_line_error(*cli("train", "--preset", "mlp", "--data", "digits", "--epochs", "1",
                         "-o", ro / "sub" / "m.pt")[::2], "cannot write the model there")
+    # root may "access" a folder it cannot create files in: refused before training, no traceback
+    one_line_error(*cli("train", "--preset", "mlp", "--data", "digits", "--epochs", "1",
+                        "-o", "/proc/m.pt")[::2], "^bnn-mcu: error: /proc/m.pt: cannot write the "
+                                                  "model there")
     one_line_error(*cli("convert", tmp_path / "missing.pt", "-o", tmp_path / "m.bnn")[::2],
                    "no such file")
     # a pickled module: refused without --trust-pickle

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -160,6 +161,11 @@ def _check_writable(path: Path) -> None:
     if path.is_dir() or (path.exists() and not os.access(path, os.W_OK)) or \
             not os.access(path.parent, os.W_OK):
         raise BnnError(f"{path}: cannot write the model there (not writable)")
+    try:  # access() says yes to root on read-only or virtual file systems: really create one
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".bnn-mcu-write-test-"):
+            pass
+    except OSError as e:
+        raise BnnError(f"{path}: cannot write the model there ({e.strerror or e})") from None
 
 
 def train(model_cfg: ModelConfig, cfg: TrainConfig, data: Dataset, out: Path,
@@ -260,11 +266,15 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, data: Dataset, out: Path,
 
 def _save_checkpoint(path, model_cfg, cfg, model, best_state, opt, epoch, best, history) -> None:
     tmp = Path(str(path) + ".tmp")
-    torch.save({"format": CHECKPOINT_FORMAT, "model_config": model_cfg.to_dict(),
-                "train_config": asdict(cfg), "state_dict": best_state,
-                "last_state_dict": model.state_dict(), "optimizer": opt.state_dict(),
-                "epoch": epoch, "best": best, "history": history}, tmp)
-    tmp.replace(path)  # never leave a half-written checkpoint behind
+    try:
+        torch.save({"format": CHECKPOINT_FORMAT, "model_config": model_cfg.to_dict(),
+                    "train_config": asdict(cfg), "state_dict": best_state,
+                    "last_state_dict": model.state_dict(), "optimizer": opt.state_dict(),
+                    "epoch": epoch, "best": best, "history": history}, tmp)
+        tmp.replace(path)  # never leave a half-written checkpoint behind
+    except (OSError, RuntimeError) as e:  # disk full, folder removed mid-run
+        raise BnnError(f"{path}: cannot write the checkpoint ({str(e).splitlines()[0]}); "
+                       "the last good one, if any, is kept") from None
 
 
 def _load_checkpoint(path: Path) -> dict:
