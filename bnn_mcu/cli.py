@@ -70,7 +70,8 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from .data import load_dataset
-    from .nn.export import load_program
+    from .errors import InputShapeError
+    from .nn.export import load_program, program_input_shape
     from .nn.train import evaluate
 
     data = load_dataset(args.data)
@@ -85,6 +86,9 @@ def cmd_evaluate(args) -> int:
         kind = "integer model (emulator)"
     else:
         ep = load_program(path, args.trust_pickle, args.input_shape)
+        shape = program_input_shape(ep)
+        if shape is not None and shape != tuple(data.image_shape):
+            raise InputShapeError.for_shapes(shape, data.image_shape)
         acc = evaluate(ep.module(), x, y)
         kind = "PyTorch model"
     print(f"{path.name}: {kind}, {data.name} test set, {len(y):,} images: accuracy {acc:.4f}")

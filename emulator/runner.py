@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bnn_mcu.errors import InputShapeError
+
 from .kernels import KERNELS, argmax_s32
 
 
@@ -19,13 +21,12 @@ class EmulatorResult:
 def _as_batch(model, x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype != np.uint8:
-        raise ValueError(f"inputs must be uint8 raw pixels, got {x.dtype}")
+        raise InputShapeError(f"inputs must be uint8 raw pixels, got {x.dtype}")
     h, w, c = model.input_shape
     if x.shape[1:] == (h, w) and c == 1:
         x = x[..., None]
     if x.shape[1:] != (h, w, c):
-        raise ValueError(f"inputs must be N x {h} x {w} x {c} (or N x {h} x {w} when C = 1), "
-                         f"got {x.shape}")
+        raise InputShapeError.for_shapes((h, w, c), x.shape[1:])
     return x
 
 

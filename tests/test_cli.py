@@ -137,3 +137,9 @@ def test_bad_inputs_one_line_errors(trained, tmp_path):
                         tmp_path / "p.npy")[::2], r"shape \(3, 9, 9\), the model takes N x 8 x 8")
     one_line_error(*cli("predict", trained / "ref.bnn", "--inputs", tmp_path / "wrong.npy", "-o",
                         tmp_path / "p.npy", "--target", "fpga")[::2], "unknown target 'fpga'")
+    # a data set of another image size (the model is an 8x8 digits model)
+    for args in (("evaluate", trained / "m.pt"), ("evaluate", trained / "ref.bnn"),
+                 ("verify", trained / "m.pt"), ("verify", trained / "m.pt", "--target", "host")):
+        one_line_error(*cli(*args, "--data", "mnist5k")[::2], r"^bnn-mcu: error: the model takes "
+                       r"8x8x1 images, the inputs are 28x28x1: use a data set or inputs of the "
+                       r"model's size$")

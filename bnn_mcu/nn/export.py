@@ -262,3 +262,15 @@ def _load_pickled_module(path: Path, input_shape: tuple | None) -> torch.export.
         raise ModelError(f"{path}: a pickled module does not say its input shape; pass "
                          "--input-shape HxWxC (e.g. 28x28x1)")
     return export_module(obj, tuple(shape))
+
+
+def program_input_shape(ep: torch.export.ExportedProgram) -> tuple | None:
+    """(H, W, C) of the image an exported bnn-mcu-style program takes (N x H x W means C = 1);
+    None when it does not take one image batch (the importer says why)."""
+    sig = ep.graph_signature
+    names = set(sig.user_inputs)
+    for node in ep.graph.nodes:
+        if node.op == "placeholder" and node.name in names and len(names) == 1:
+            shape = tuple(int(s) for s in getattr(node.meta.get("val"), "shape", ())[1:])
+            return shape + (1,) if len(shape) == 2 else shape if len(shape) == 3 else None
+    return None

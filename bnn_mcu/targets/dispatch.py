@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BnnError, MismatchError
+from ..errors import BnnError, InputShapeError, MismatchError
 
 TARGET_HELP = "emulator, host, qemu:BOARD, qemu:all, serial:PORT, pio:PROJECT:ENV"
 
@@ -84,10 +84,8 @@ def _verify_devices(args, data) -> int:
     model = load_model(args.model, args.trust_pickle, args.input_shape)
     targets = device_targets(args.target, args.baud)
     x, y = data.test_x[: args.limit], data.test_y[: args.limit]
-    h, w, c = model.input_shape
-    if x.shape[1:] != (h, w, c):
-        raise BnnError(f"{data.name} images are {'x'.join(map(str, x.shape[1:]))}, the model "
-                       f"takes {h}x{w}x{c}")
+    if x.shape[1:] != tuple(model.input_shape):  # before any build: the emulator says it too
+        raise InputShapeError.for_shapes(model.input_shape, x.shape[1:])
     trace_n = args.trace if args.trace is not None else min(len(x), 8)
     emu = emulator.run(model, x, trace=True)
     rows = []
