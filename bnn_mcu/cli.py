@@ -252,9 +252,40 @@ def cmd_demo(args) -> int:
     return run_demo(args)
 
 
+def _int_from(low: int):
+    """An argparse type: an integer >= low (a count of 0 or less is a mistake, not a request)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is less than {low}")
+        return value
+    return parse
+
+
+def _float_in(low: float, high: float | None = None, low_ok: bool = False):
+    """An argparse type: a number > low (>= low with low_ok; and < high when given)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not ((value > low or (low_ok and value == low)) and (high is None or value < high)):
+            bound = (f"in [{low:g}, {high:g})" if low_ok else f"between {low:g} and {high:g}") \
+                if high is not None else f"above {low:g}"
+            raise argparse.ArgumentTypeError(f"{value:g} is not {bound}")
+        return value
+    return parse
+
+
+POSITIVE = _int_from(1)
+
+
 def _device_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--baud", type=int, default=115200, help="serial targets (default 115200)")
-    p.add_argument("--stream", type=int, metavar="N",
+    p.add_argument("--baud", type=POSITIVE, default=115200, help="serial targets (default 115200)")
+    p.add_argument("--stream", type=_int_from(0), metavar="N",
                    help="vectors sent through the serial protocol on host/QEMU (default 200; "
                         "the rest go through the bulk region); real boards stream all")
     p.add_argument("--emulated-memory", action="store_true",
@@ -273,26 +304,26 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--preset", required=True, help="one of: " + ", ".join(PRESET_NAMES))
     t.add_argument("--data", default="fashion-mnist",
                    help="fashion-mnist, mnist5k, digits or idx:/path/to/folder (default fashion-mnist)")
-    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--epochs", type=POSITIVE, default=10)
     t.add_argument("-o", "--output", required=True, help="model.pt to write (plus .ckpt and .json)")
-    t.add_argument("--width", type=int, help="hidden units (MLP) or base channels (CNN)")
-    t.add_argument("--depth", type=int, help="hidden layers (MLP) or conv blocks (CNN)")
-    t.add_argument("--batch-size", type=int, default=100)
-    t.add_argument("--lr-start", type=float, default=3e-3)
-    t.add_argument("--lr-end", type=float, default=3e-7)
+    t.add_argument("--width", type=POSITIVE, help="hidden units (MLP) or base channels (CNN)")
+    t.add_argument("--depth", type=POSITIVE, help="hidden layers (MLP) or conv blocks (CNN)")
+    t.add_argument("--batch-size", type=POSITIVE, default=100)
+    t.add_argument("--lr-start", type=_float_in(0.0), default=3e-3)
+    t.add_argument("--lr-end", type=_float_in(0.0), default=3e-7)
     t.add_argument("--loss", choices=["ce", "hinge"], default="ce",
                    help="cross-entropy (default) or BinaryNet's squared hinge on +-1 targets")
     t.add_argument("--glorot-lr", action=argparse.BooleanOptionalAction, default=True,
                    help="BinaryNet per-layer Glorot learning-rate scaling of binary weights "
                         "(default on)")
-    t.add_argument("--dropout-in", type=float)
-    t.add_argument("--dropout-hidden", type=float)
+    t.add_argument("--dropout-in", type=_float_in(0.0, 1.0, low_ok=True))
+    t.add_argument("--dropout-hidden", type=_float_in(0.0, 1.0, low_ok=True))
     t.add_argument("--stochastic", action="store_true",
                    help="stochastic (hard-sigmoid) binarization of activations while training")
     t.add_argument("--augment", choices=["none", "shift", "shift-flip"], default="none",
                    help="random +-2 px shifts (and horizontal flips) of training images")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, help="torch CPU threads")
+    t.add_argument("--threads", type=POSITIVE, help="torch CPU threads")
     t.add_argument("--resume", type=Path, help="continue from a .ckpt written by train")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=cmd_train)
@@ -300,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="test accuracy of a model")
     _model_args(e)
     e.add_argument("--data", default="fashion-mnist")
-    e.add_argument("--limit", type=int)
+    e.add_argument("--limit", type=POSITIVE)
     e.set_defaults(func=cmd_evaluate)
 
     c = sub.add_parser("convert", help="convert a PyTorch BNN to an integer .bnn model")
@@ -328,9 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="emulator (PyTorch vs emulator), host, qemu:BOARD, qemu:all, serial:PORT, "
                         "pio:PROJECT:ENV (a QEMU env of a generated PlatformIO project)")
     v.add_argument("--data", default="fashion-mnist")
-    v.add_argument("--limit", type=int, help="first N test images only")
+    v.add_argument("--limit", type=POSITIVE, help="first N test images only")
     _device_args(v)
-    v.add_argument("--trace", type=int, default=None, metavar="N",
+    v.add_argument("--trace", type=_int_from(0), default=None, metavar="N",
                    help="per-layer trace parity on the first N vectors (device targets, default 8)")
     v.add_argument("--no-count", action="store_true",
                    help="skip the exact instruction count on QEMU boards")
@@ -342,8 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--core", default="cortex-m4",
                    help="cortex-m0, cortex-m3, cortex-m4, cortex-m7, cortex-m33, cortex-m55 or host")
     g.add_argument("--force", action="store_true", help="write into a non-empty folder")
-    g.add_argument("--flash-kb", type=int, help="refuse models whose constants exceed this")
-    g.add_argument("--ram-kb", type=int, help="refuse models whose RAM exceeds this")
+    g.add_argument("--flash-kb", type=POSITIVE, help="refuse models whose constants exceed this")
+    g.add_argument("--ram-kb", type=POSITIVE, help="refuse models whose RAM exceeds this")
     # -- PlatformIO project (bnn_mcu/platformio) --
     g.add_argument("--platformio", action="store_true",
                    help="write a PlatformIO project (platformio.ini, src/, lib/) with one env per "
@@ -372,13 +403,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--data", default="fashion-mnist", help="the input is its first test image")
     b.add_argument("--json", action="store_true", help="print one JSON object (a list for qemu:all)")
     b.add_argument("--report", metavar="HTML", help="also write an HTML report with charts")
-    b.add_argument("--repeats", type=int, default=5, help="firmware-counter targets: best of N")
+    b.add_argument("--repeats", type=POSITIVE, default=5, help="firmware-counter targets: best of N")
     _device_args(b)
     b.set_defaults(func=cmd_bench)
 
     d = sub.add_parser("demo", help="the whole chain on a built-in default")
     d.add_argument("--out", default="out/demo", help="work folder (default out/demo)")
-    d.add_argument("--epochs", type=int, default=None)
+    d.add_argument("--epochs", type=POSITIVE, default=None)
     d.set_defaults(func=cmd_demo)
     return p
 

@@ -137,6 +137,14 @@ def test_bad_inputs_one_line_errors(trained, tmp_path):
                         tmp_path / "p.npy")[::2], r"shape \(3, 9, 9\), the model takes N x 8 x 8")
     one_line_error(*cli("predict", trained / "ref.bnn", "--inputs", tmp_path / "wrong.npy", "-o",
                         tmp_path / "p.npy", "--target", "fpga")[::2], "unknown target 'fpga'")
+    # counts and rates out of range: argparse's usage line and one error line, exit 2
+    for args, msg in ((("--epochs", "0"), "argument --epochs: 0 is less than 1"),
+                      (("--batch-size", "x"), "argument --batch-size: 'x' is not an integer"),
+                      (("--lr-start", "-1"), "argument --lr-start: -1 is not above 0"),
+                      (("--dropout-in", "1"), "argument --dropout-in: 1 is not in [0, 1)")):
+        rc, _, err = cli("train", "--preset", "mlp", "--data", "digits", *args, "-o",
+                         tmp_path / "x.pt")
+        assert rc == 2 and err.strip().splitlines()[-1] == f"bnn-mcu train: error: {msg}", err
     # a data set of another image size (the model is an 8x8 digits model)
     for args in (("evaluate", trained / "m.pt"), ("evaluate", trained / "ref.bnn"),
                  ("verify", trained / "m.pt"), ("verify", trained / "m.pt", "--target", "host")):

@@ -172,6 +172,9 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, data: Dataset, out: Path,
           resume: Path | None = None, progress: bool = True) -> dict | None:
     """Train, keep the best-on-validation weights, write out (.pt export), .ckpt and .json.
     Returns the metrics (None on the processes other than rank 0 under torchrun)."""
+    if cfg.epochs < 1 or cfg.batch_size < 1 or not 0 < cfg.lr_end <= cfg.lr_start:
+        raise BnnError(f"training needs epochs >= 1, batch size >= 1 and 0 < lr_end <= lr_start "
+                       f"(got {cfg.epochs}, {cfg.batch_size}, {cfg.lr_end:g}, {cfg.lr_start:g})")
     world = distributed.join()
     progress = progress and world.main
     out = Path(out)
