@@ -145,6 +145,13 @@ def test_bad_inputs_one_line_errors(trained, tmp_path):
         rc, _, err = cli("train", "--preset", "mlp", "--data", "digits", *args, "-o",
                          tmp_path / "x.pt")
         assert rc == 2 and err.strip().splitlines()[-1] == f"bnn-mcu train: error: {msg}", err
+    # not a model at all: a folder, a text file
+    kinds = r"a torch.export program \(.pt/.pt2\), a bnn-mcu checkpoint \(.ckpt\), a .bnn"
+    one_line_error(*cli("inspect", tmp_path)[::2], f"{tmp_path}: is a folder; give a model file "
+                   f"\\({kinds}")
+    (tmp_path / "m.json").write_text("{}")
+    one_line_error(*cli("convert", tmp_path / "m.json", "-o", tmp_path / "j.bnn")[::2],
+                   f"m.json: not a model file; expected {kinds}")
     # a data set of another image size (the model is an 8x8 digits model)
     for args in (("evaluate", trained / "m.pt"), ("evaluate", trained / "ref.bnn"),
                  ("verify", trained / "m.pt"), ("verify", trained / "m.pt", "--target", "host")):

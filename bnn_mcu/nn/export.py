@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ModelError
+from ..models import MODEL_KINDS
 
 CHECKPOINT_FORMAT = "bnn-mcu-checkpoint-1"
 #: Largest total of uncompressed member sizes a model archive may declare.
@@ -208,12 +209,23 @@ def _is_exported_program(path: Path) -> bool:
         return False
 
 
+def _looks_pickled(path: Path) -> bool:
+    """Legacy torch.save files and pickles of protocol 2+ start with the PROTO opcode 0x80."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
 def load_program(path: str | Path, trust_pickle: bool = False,
                  input_shape: tuple | None = None) -> torch.export.ExportedProgram:
     """An ExportedProgram from a .pt/.pt2 export, our checkpoint, or (opt-in) a pickled module."""
     path = Path(path)
+    if path.is_dir():
+        raise ModelError(f"{path}: is a folder; give a model file ({MODEL_KINDS})")
     if not path.is_file():
         raise ModelError(f"{path}: no such file")
+    if not zipfile.is_zipfile(path) and not _looks_pickled(path):
+        raise ModelError(f"{path}: not a model file; expected {MODEL_KINDS}")
     if zipfile.is_zipfile(path):
         try:
             with zipfile.ZipFile(path) as z:
