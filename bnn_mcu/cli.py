@@ -204,8 +204,6 @@ def cmd_pio_setup(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    import numpy as np
-
     from .bench import bench_firmware, bench_qemu, bench_table, write_json
     from .targets.dispatch import check_target, device_targets
 
@@ -214,6 +212,9 @@ def cmd_bench(args) -> int:
         raise BnnError("bench needs a device target: host, qemu:BOARD, qemu:all or serial:PORT")
     model = _load(args)
     x = _bench_input(args, model)
+    if args.report:  # before minutes of benchmarking
+        from .outputs import check_writable
+        check_writable(args.report, "the report")
     reports = []
     for t in device_targets(args.target, args.baud):
         if t.kind == "qemu":

@@ -145,6 +145,9 @@ def test_bad_inputs_one_line_errors(trained, tmp_path):
         rc, _, err = cli("train", "--preset", "mlp", "--data", "digits", *args, "-o",
                          tmp_path / "x.pt")
         assert rc == 2 and err.strip().splitlines()[-1] == f"bnn-mcu train: error: {msg}", err
+    one_line_error(*cli("bench", trained / "m.pt", "--target", "host", "--report",
+                        "/proc/r.html")[::2], "^bnn-mcu: error: /proc/r.html: cannot write the "
+                                              "report there")
     # not a model at all: a folder, a text file
     kinds = r"a torch.export program \(.pt/.pt2\), a bnn-mcu checkpoint \(.ckpt\), a .bnn"
     one_line_error(*cli("inspect", tmp_path)[::2], f"{tmp_path}: is a folder; give a model file "

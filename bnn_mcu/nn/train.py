@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ from tqdm import tqdm
 
 from ..data import Dataset
 from ..errors import BnnError, ModelError
+from ..outputs import check_writable
 from . import distributed
 from .export import CHECKPOINT_FORMAT, export_module, save_program
 from .layers import binary_layers
@@ -151,23 +150,6 @@ def _set_lr(opt, cfg: TrainConfig, epoch: int) -> float:
     return lr
 
 
-def _check_writable(path: Path) -> None:
-    """Fail before training, not after it, when an output cannot be written (creates nothing
-    but the missing folders)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise BnnError(f"{path}: cannot write the model there ({e.strerror})") from None
-    if path.is_dir() or (path.exists() and not os.access(path, os.W_OK)) or \
-            not os.access(path.parent, os.W_OK):
-        raise BnnError(f"{path}: cannot write the model there (not writable)")
-    try:  # access() says yes to root on read-only or virtual file systems: really create one
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".bnn-mcu-write-test-"):
-            pass
-    except OSError as e:
-        raise BnnError(f"{path}: cannot write the model there ({e.strerror or e})") from None
-
-
 def train(model_cfg: ModelConfig, cfg: TrainConfig, data: Dataset, out: Path,
           resume: Path | None = None, progress: bool = True) -> dict | None:
     """Train, keep the best-on-validation weights, write out (.pt export), .ckpt and .json.
@@ -180,7 +162,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, data: Dataset, out: Path,
     out = Path(out)
     ckpt_path, metrics_path = out.with_suffix(".ckpt"), out.with_suffix(".json")
     for p in (out, ckpt_path, metrics_path):
-        _check_writable(p)
+        check_writable(p, "the model")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
