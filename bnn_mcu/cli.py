@@ -8,6 +8,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import BnnError
+from .outputs import check_writable
 
 PROG = "bnn-mcu"
 # Mirrors bnn_mcu.nn.presets.PRESETS (kept here so --help does not import torch; a test checks).
@@ -101,6 +102,7 @@ def cmd_convert(args) -> int:
     from .ir import bnnfile
     from .summary import totals
 
+    check_writable(args.output, "the .bnn")  # creates missing folders, as train does
     model = _load(args)
     digest = bnnfile.save(model, args.output)
     t = totals(model)
@@ -145,6 +147,9 @@ def cmd_predict(args) -> int:
     from .targets.dispatch import check_target, predict_on_target
 
     check_target(args.target, allow_all=False)
+    for out, what in ((args.output, "the predictions"), (args.scores, "the scores")):
+        if out:  # before a device run that may take minutes
+            check_writable(out, what)
     model = _load(args)
     x = _inputs(args.inputs, model)
     scores, pred = predict_on_target(model, x, args.target, args)
@@ -213,7 +218,6 @@ def cmd_bench(args) -> int:
     model = _load(args)
     x = _bench_input(args, model)
     if args.report:  # before minutes of benchmarking
-        from .outputs import check_writable
         check_writable(args.report, "the report")
     reports = []
     for t in device_targets(args.target, args.baud):

@@ -148,6 +148,12 @@ def test_bad_inputs_one_line_errors(trained, tmp_path):
     one_line_error(*cli("bench", trained / "m.pt", "--target", "host", "--report",
                         "/proc/r.html")[::2], "^bnn-mcu: error: /proc/r.html: cannot write the "
                                               "report there")
+    rc, _, err = cli("convert", trained / "ref.bnn", "-o", tmp_path / "new" / "sub" / "c.bnn")
+    assert rc == 0 and (tmp_path / "new" / "sub" / "c.bnn").is_file(), err  # folders created
+    np.save(tmp_path / "x.npy", np.zeros((2, 8, 8), np.uint8))
+    one_line_error(*cli("predict", trained / "ref.bnn", "--inputs", tmp_path / "x.npy", "-o",
+                        "/proc/p.npy")[::2], "^bnn-mcu: error: /proc/p.npy: cannot write the "
+                                             "predictions there")
     # not a model at all: a folder, a text file
     kinds = r"a torch.export program \(.pt/.pt2\), a bnn-mcu checkpoint \(.ckpt\), a .bnn"
     one_line_error(*cli("inspect", tmp_path)[::2], f"{tmp_path}: is a folder; give a model file "
