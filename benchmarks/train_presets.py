@@ -63,12 +63,14 @@ def main() -> int:
         target = TARGETS.get(preset)
         passed = target is None or m["test_acc"] >= target
         ok &= passed and rep.ok
-        rows.append([preset, width or "default", epochs, f"{tc.lr_end:g}", f"{minutes:.1f}", m["best_epoch"], f"{m['val_acc']:.4f}",
+        rows.append([preset, width or "default", epochs, f"{tc.lr_end:g}", f"{minutes:.1f}",
+                     m["best_epoch"], f"{m['val_acc']:.4f}",
                      f"{m['test_acc']:.4f}", f"{rep.correct_dev / rep.vectors:.4f}",
                      "OK" if rep.ok else "FAILED",
                      "-" if target is None else f">= {target:.2f} {'PASS' if passed else 'FAIL'}"])
-    print(tabulate(rows, headers=["preset", "width", "epochs", "LR end", "minutes", "best epoch", "val acc",
-                                  "test acc (PyTorch)", "test acc (integer)", "parity", "target"],
+    print(tabulate(rows, headers=["preset", "width", "epochs", "LR end", "minutes", "best epoch",
+                                  "val acc", "test acc (PyTorch)", "test acc (integer)", "parity",
+                                  "target"],
                    tablefmt="simple", disable_numparse=True))
     return 0 if ok else 1
 

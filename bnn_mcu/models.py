@@ -34,8 +34,6 @@ def load_model(path: str | Path, trust_pickle: bool = False, input_shape=None) -
     path = Path(path)
     if not path.exists():
         raise ModelError(f"{path}: no such file")
-    if path.is_dir():
-        raise ModelError(f"{path}: is a folder; give a model file ({MODEL_KINDS})")
     if is_bnn_file(path):
         return bnnfile.load(path)
     from .nn.export import load_program  # torch only when a PyTorch model is given

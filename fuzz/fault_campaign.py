@@ -30,18 +30,15 @@ def scenarios(small, big, x_small, x_big, scale: float) -> list:
     mix = Faults(drop=0.002, corrupt=0.002, duplicate=0.002, truncate=0.01, repeat=0.02,
                  delay=0.01, delay_s=0.01)
     dead = Faults(corrupt=0.2)  # no 76-byte request gets through (0.8**76 = 4e-8)
-    retries = 3  # DeviceLink's default
-    return [  # name, model, streamed vectors, bulk vectors, faults down/up, retries
-        ("8x8 model, 1% corruption", small, x_small[:n(300)], x_small[:n(3000)], c1, c1,
-         retries),
-        ("28x28 model, 1% corruption, bulk", big, None, x_big[:n(2000)], c1, c1, retries),
-        ("28x28 model, 1% corruption, streamed", big, x_big[:n(50)], None, c1, c1, retries),
+    return [  # name, model, streamed vectors, bulk vectors, faults down/up
+        ("8x8 model, 1% corruption", small, x_small[:n(300)], x_small[:n(3000)], c1, c1),
+        ("28x28 model, 1% corruption, bulk", big, None, x_big[:n(2000)], c1, c1),
+        ("28x28 model, 1% corruption, streamed", big, x_big[:n(50)], None, c1, c1),
         ("28x28 model, 0.1% corruption, streamed + bulk", big, x_big[:n(200)], x_big[:n(2000)],
-         c01, c01, retries),
-        ("8x8 model, every fault kind mixed", small, x_small[:n(300)], x_small[:n(2000)], mix, mix,
-         retries),
+         c01, c01),
+        ("8x8 model, every fault kind mixed", small, x_small[:n(300)], x_small[:n(2000)], mix, mix),
         ("8x8 model, 20% corruption host->device (every request damaged)", small,
-         x_small[:n(300)], None, dead, none, retries),
+         x_small[:n(300)], None, dead, none),
     ]
 
 
@@ -58,6 +55,7 @@ def main(argv=None) -> int:
     from bnn_mcu.ir.synthetic import random_model
     from bnn_mcu.models import load_model
     from bnn_mcu.targets.faultproxy import faulty_run
+    from bnn_mcu.targets.link import DEFAULT_RETRIES
     from bnn_mcu.targets.protocol import bulk_image
     from bnn_mcu.targets.qemu import start_target
     from bnn_mcu.targets.session import build_runner
@@ -75,13 +73,13 @@ def main(argv=None) -> int:
           "device->host | rejected | undetected | retransmits | time |")
     print("|---|---|---|---|---|---|---|---|")
     bad = 0
-    for i, (name, model, stream, bulk, down, up, retries) in enumerate(
+    for i, (name, model, stream, bulk, down, up) in enumerate(
             scenarios(small, big, x_small, x_big, args.scale)):
         elf = build_runner(model, args.board, quiet=True).elf
         flat = None if bulk is None else bulk.reshape(len(bulk), -1)
         proc = start_target(args.board, elf, bulk=bulk_image(flat) if flat is not None else None)
         r = faulty_run(proc, model, stream, bulk, down, up, seed=args.seed + i, timeout=1.0,
-                       retries=retries)
+                       retries=DEFAULT_RETRIES)
         s_d, s_h = r.proxy.stats["to_device"], r.proxy.stats["to_host"]
         bad += r.undetected
         outcome = "exact" if r.outcome == "exact" else f"stopped: {r.outcome}"

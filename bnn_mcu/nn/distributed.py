@@ -77,11 +77,6 @@ def sum_over_processes(*values: float) -> list:
     return t.tolist()
 
 
-def barrier(world: World) -> None:
-    if world.distributed:
-        dist.barrier()
-
-
 def check_in_step(model: torch.nn.Module, world: World) -> None:
     """Raise unless every process ends with the same weights (a broken all-reduce or an
     unsynchronised update would make them drift apart silently)."""

@@ -224,9 +224,10 @@ def load_program(path: str | Path, trust_pickle: bool = False,
         raise ModelError(f"{path}: is a folder; give a model file ({MODEL_KINDS})")
     if not path.is_file():
         raise ModelError(f"{path}: no such file")
-    if not zipfile.is_zipfile(path) and not _looks_pickled(path):
+    is_zip = zipfile.is_zipfile(path)
+    if not is_zip and not _looks_pickled(path):
         raise ModelError(f"{path}: not a model file; expected {MODEL_KINDS}")
-    if zipfile.is_zipfile(path):
+    if is_zip:
         try:
             with zipfile.ZipFile(path) as z:
                 names = _check_zip(path, z)
@@ -279,10 +280,9 @@ def _load_pickled_module(path: Path, input_shape: tuple | None) -> torch.export.
 def program_input_shape(ep: torch.export.ExportedProgram) -> tuple | None:
     """(H, W, C) of the image an exported bnn-mcu-style program takes (N x H x W means C = 1);
     None when it does not take one image batch (the importer says why)."""
-    sig = ep.graph_signature
-    names = set(sig.user_inputs)
-    for node in ep.graph.nodes:
-        if node.op == "placeholder" and node.name in names and len(names) == 1:
-            shape = tuple(int(s) for s in getattr(node.meta.get("val"), "shape", ())[1:])
-            return shape + (1,) if len(shape) == 2 else shape if len(shape) == 3 else None
-    return None
+    names = list(ep.graph_signature.user_inputs)
+    if len(names) != 1:
+        return None
+    node = next(n for n in ep.graph.nodes if n.op == "placeholder" and n.name == names[0])
+    shape = tuple(int(s) for s in getattr(node.meta.get("val"), "shape", ())[1:])
+    return shape + (1,) if len(shape) == 2 else shape if len(shape) == 3 else None

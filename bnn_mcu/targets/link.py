@@ -47,6 +47,7 @@ LINK_HINT = "check the cable, baud rate and firmware version"
 # Failed attempts in a row, per retry, before a link that completes nothing is given up: a link
 # that gets one attempt in four through fails 60 times in a row with probability 0.75**60, 3e-8.
 STALL_ATTEMPTS_PER_RETRY = 20
+DEFAULT_RETRIES = 3
 
 Progress = Optional[Callable[[int, int], None]]
 
@@ -137,7 +138,8 @@ class DeviceLink:
     allow 60 retransmissions, and 4 x timeout seconds, with no request completing.
     """
 
-    def __init__(self, ser, timeout: float = 5.0, expected_hash=None, retries: int = 3,
+    def __init__(self, ser, timeout: float = 5.0, expected_hash=None,
+                 retries: int = DEFAULT_RETRIES,
                  window: int = 8, owns_serial: bool = False, stall_attempts: Optional[int] = None,
                  stall_time: Optional[float] = None):
         self.ser = ser
