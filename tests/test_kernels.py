@@ -309,11 +309,17 @@ def test_bconv2d_nine_word_windows(libs, index, pad_value):
     """Windows of 9 words (the precomputed-combinations tree): in-image and edge windows,
     strides, channel counts around the record batches (4 on v6-M, 64 elsewhere) and the
     32-channel output words; pad_value 0 takes the general path."""
-    in_shape, kernel, stride, padding = NINE_WORD_CONVS[index]
-    rng = np.random.default_rng(10 * index + pad_value + 1)
+    check_random_convs(libs, "nine", NINE_WORD_CONVS[index], pad_value, (1, 5, 32, 33, 70),
+                       np.random.default_rng(10 * index + pad_value + 1))
+
+
+def check_random_convs(libs, name, case, pad_value, out_channels, rng) -> None:
+    """A conv of `case` (in_shape, kernel, stride, padding) with random weights, thresholds and
+    inputs, for each number of output channels, against the emulator on every path."""
+    in_shape, kernel, stride, padding = case
     h, w, c = in_shape
-    for n in (1, 5, 32, 33, 70):
-        op = BConv2d("nine", in_shape, kernel=kernel, stride=stride, padding=padding,
+    for n in out_channels:
+        op = BConv2d(name, in_shape, kernel=kernel, stride=stride, padding=padding,
                      weights=pack_bits(random_bits(rng, (n,) + kernel + (c,))), pad_value=pad_value)
         xs = packed_input(rng, 2, h, w, c, "random")
         check(libs, with_stage(rng, op, xs, False), xs)
@@ -345,14 +351,8 @@ def test_bconv2d_grouped_nine_word_windows(libs, index, pad_value):
     the groups, partial last channel words, edge words from pad words, batches of 32 channels
     and of fewer (OR-ed into the output word), strides, tiny images; pad_value 0 takes the
     general path."""
-    in_shape, kernel, stride, padding = GROUPED_NINE_WORD_CONVS[index]
-    rng = np.random.default_rng(20 * index + pad_value + 3)
-    h, w, c = in_shape
-    for n in (1, 5, 16, 33, 70):
-        op = BConv2d("nine_g", in_shape, kernel=kernel, stride=stride, padding=padding,
-                     weights=pack_bits(random_bits(rng, (n,) + kernel + (c,))), pad_value=pad_value)
-        xs = packed_input(rng, 2, h, w, c, "random")
-        check(libs, with_stage(rng, op, xs, False), xs)
+    check_random_convs(libs, "nine_g", GROUPED_NINE_WORD_CONVS[index], pad_value,
+                       (1, 5, 16, 33, 70), np.random.default_rng(20 * index + pad_value + 3))
 
 
 def test_bconv2d_grouped_extremes(libs):
