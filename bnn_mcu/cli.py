@@ -73,7 +73,8 @@ def cmd_evaluate(args) -> int:
     from .data import load_dataset
     from .errors import InputShapeError
     from .nn.export import load_program, program_input_shape
-    from .nn.train import evaluate
+    from .ir.geometry import conform_images
+    from .nn.reference import predict
 
     data = load_dataset(args.data)
     x, y = data.test_x[: args.limit], data.test_y[: args.limit]
@@ -88,9 +89,9 @@ def cmd_evaluate(args) -> int:
     else:
         ep = load_program(path, args.trust_pickle, args.input_shape)
         shape = program_input_shape(ep)
-        if shape is not None and shape != tuple(data.image_shape):
+        if shape is not None and conform_images(x[:1], shape) is None:
             raise InputShapeError.for_shapes(shape, data.image_shape)
-        acc = evaluate(ep.module(), x, y)
+        acc = float((predict(ep, x) == y).mean())
         kind = "PyTorch model"
     print(f"{path.name}: {kind}, {data.name} test set, {len(y):,} images: accuracy {acc:.4f}")
     return 0
@@ -115,11 +116,34 @@ def cmd_inspect(args) -> int:
     from .ir.bnnfile import model_hash
     from .summary import summary_table
 
+    if args.graph:
+        return _inspect_graph(args)
     model = _load(args)
     h, w, c = model.input_shape
     print(f"{Path(args.model).name}: input {h}x{w}x{c} uint8, {model.num_classes} classes, "
           f"hash {model_hash(model)[:16]}")
     print(summary_table(model))
+    ignored = model.meta.get("ignored_output_op")
+    if ignored:
+        print(f"note: the model's final {ignored} is not computed on the device: it keeps the "
+              "order of the scores, so the predicted class is the same")
+    return 0
+
+
+def _inspect_graph(args) -> int:
+    from .models import is_bnn_file
+    from .nn.export import load_program
+    from .nn.graph_reading import read_graph
+
+    if is_bnn_file(args.model):
+        from .errors import ModelError
+        raise ModelError(f"{args.model}: a .bnn holds the converted model only; --graph reads "
+                         "the PyTorch program (.pt/.pt2/.ckpt)")
+    ep = load_program(Path(args.model), args.trust_pickle, args.input_shape)
+    table, error = read_graph(ep, Path(args.model).name)
+    print(table)
+    if error is not None:
+        raise error
     return 0
 
 
@@ -346,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("inspect", help="per-layer table of the deployed model")
     _model_args(i)
+    i.add_argument("--graph", action="store_true",
+                   help="show node by node how the converter read the PyTorch graph (where a "
+                        "refused model stopped)")
     i.set_defaults(func=cmd_inspect)
 
     pr = sub.add_parser("predict", help="predict classes for uint8 images in a .npy file")

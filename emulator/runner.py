@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bnn_mcu.errors import InputShapeError
+from bnn_mcu.ir.geometry import conform_images
 
 from .kernels import KERNELS, argmax_s32
 
@@ -22,12 +23,10 @@ def _as_batch(model, x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype != np.uint8:
         raise InputShapeError(f"inputs must be uint8 raw pixels, got {x.dtype}")
-    h, w, c = model.input_shape
-    if x.shape[1:] == (h, w) and c == 1:
-        x = x[..., None]
-    if x.shape[1:] != (h, w, c):
-        raise InputShapeError.for_shapes((h, w, c), x.shape[1:])
-    return x
+    fitted = conform_images(x, tuple(model.input_shape))
+    if fitted is None:
+        raise InputShapeError.for_shapes(model.input_shape, x.shape[1:])
+    return fitted
 
 
 def run(model, x: np.ndarray, trace: bool = False, batch: int = 1000) -> EmulatorResult:
@@ -37,6 +36,8 @@ def run(model, x: np.ndarray, trace: bool = False, batch: int = 1000) -> Emulato
     for i in range(0, len(x), batch):
         act = x[i:i + batch]
         for j, op in enumerate(model.ops):
+            # same NHWC bytes, the op's own rows (a 1-D conv reads H x W as 1 x HW)
+            act = act.reshape((act.shape[0],) + tuple(op.in_shape[:2]) + act.shape[3:])
             act = KERNELS[op.kind](act, op)
             if trace:
                 layers[j].append(act)

@@ -1,5 +1,7 @@
 """Converter + emulator = PyTorch, bit for bit (ladder level 1), on random BNN architectures."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -170,12 +172,18 @@ def test_torch_sign_zero_weight_is_refused():
         convert_program(_export(Net(1, body)), "sign")
 
 
-def test_float_input_is_refused():
-    class FloatIn(nn.Module):
+def test_input_dtype_and_whole_image_ops_are_refused():
+    """float pixels 0..255 are read like uint8 ones; other dtypes and ops over the whole image
+    (a sum: not per pixel) are refused, naming the op."""
+    class SumIn(nn.Module):
         def forward(self, x):
             return x.sum(dim=(1, 2)).unsqueeze(1)
-    ep = torch.export.export(FloatIn(), (torch.zeros(2, 8, 8),))
-    with pytest.raises(ModelError, match="input is torch.float32; bnn-mcu models take raw uint8"):
+    ep = torch.export.export(SumIn(), (torch.zeros(2, 8, 8, dtype=torch.int16),))
+    with pytest.raises(ModelError, match="input is torch.int16; bnn-mcu models take 8-bit"):
+        convert_program(ep, "int16-input")
+    ep = torch.export.export(SumIn(), (torch.zeros(2, 8, 8),))
+    with pytest.raises(ModelError, match=r"node 'sum\w*' \(sum.dim_IntList\): cannot be applied "
+                                         "to the input image exactly"):
         convert_program(ep, "float-input")
 
 
@@ -202,7 +210,8 @@ def test_inexact_input_scaling_uses_exact_integers():
     rep = verify_against_pytorch(ep, model, x, np.zeros(500, dtype=np.int64))
     assert rep.reference == "PyTorch (float64)"
     assert rep.mismatching_bits == 0
-    assert any("first-layer bit" in n for n in rep.notes)
+    assert any(re.match(r"float32 PyTorch differs from the exact integer result on \d+ hidden "
+                        r"bit\(s\)", n) for n in rep.notes)
 
 
 @pytest.mark.parametrize("style", ["hardtanh_sign", "lt_where", "gt_where"])
@@ -244,5 +253,5 @@ def test_torch_sign_reaching_zero_is_refused():
     body = nn.Sequential(nn.Flatten(), BinaryLinear(64, 8), bn, SignAct(), BinaryLinear(8, 3),
                          nn.BatchNorm1d(3))
     _randomize_bn(bn, np.random.default_rng(0), 64, ties=True)
-    with pytest.raises(ModelError, match=r"node 'sign' \(sign.default\): outputs 0 for accumulator"):
+    with pytest.raises(ModelError, match=r"node 'sign' \(sign.default\): torch.sign gives 0 for accumulator \d+ in channel"):
         convert_program(_export(Net(1, body).eval()), "sign0")

@@ -53,3 +53,8 @@ class FloatModel:
     # first-layer preactivations are exact in float32 (see DESIGN.md §2); when False the
     # response was computed in float64 and float32 PyTorch may differ on rare bits
     exact_float32: bool = True
+    # traced source node -> (element ids in HWC order, (H, W, C)): how to read its tensor when
+    # the model permuted or flattened it (e.g. to NHWC) before the next layer
+    trace_layouts: dict = field(default_factory=dict)
+    # source node name -> how the importer read it (`bnn-mcu inspect --graph`)
+    reading: dict = field(default_factory=dict)

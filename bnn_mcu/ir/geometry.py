@@ -19,3 +19,21 @@ def valid_taps(in_hw, kernel, stride, padding) -> np.ndarray:
     vy = (iy >= 0) & (iy < h)
     vx = (ix >= 0) & (ix < w)
     return vy[:, None, :, None] & vx[None, :, None, :]
+
+
+def conform_images(x: np.ndarray, hwc: tuple) -> np.ndarray | None:
+    """Images [N, ...] as the model's [N, H, W, C], or None when they are other images.
+
+    N x H x W is read as one channel; a model that reads its pixels as one row (H = 1, e.g. an
+    MLP exported on flat N x 784 vectors) takes images of the same pixel count and channels,
+    whose bytes are the same."""
+    h, w, c = hwc
+    if x.shape[1:] == (h, w, c):
+        return x
+    if x.shape[1:] == (h, w) and c == 1:
+        return x[..., None]
+    per = int(np.prod(x.shape[1:])) if x.ndim > 1 else 0
+    channels = x.shape[-1] if x.ndim == 4 else 1
+    if h == 1 and per == w * c and channels == c:
+        return x.reshape(len(x), 1, w, c)
+    return None

@@ -245,6 +245,10 @@ class IntModel:
     ops: list
     num_classes: int
     meta: dict = field(default_factory=dict)
+    # from the importer, not stored in .bnn files: the source tensors' layouts (per-layer
+    # parity against PyTorch) and how each source node was read (inspect --graph)
+    trace_layouts: dict = field(default_factory=dict, compare=False, repr=False)
+    reading: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def input_bytes(self) -> int:

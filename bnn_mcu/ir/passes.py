@@ -166,6 +166,7 @@ def lower(model: FloatModel) -> IntModel:
     meta["exact_float32"] = model.exact_float32
     meta["trace"] = [n for layer in model.layers for n in
                      (layer.trace_nodes[:1] if layer.pool is None else layer.trace_nodes)]
-    int_model = IntModel(tuple(model.input_shape), ops, ops[-1].out_channels, meta)
+    int_model = IntModel(tuple(model.input_shape), ops, ops[-1].out_channels, meta,
+                         trace_layouts=dict(model.trace_layouts), reading=dict(model.reading))
     validate(int_model, meta.get("name", "model"))
     return int_model

@@ -278,11 +278,11 @@ def _load_pickled_module(path: Path, input_shape: tuple | None) -> torch.export.
 
 
 def program_input_shape(ep: torch.export.ExportedProgram) -> tuple | None:
-    """(H, W, C) of the image an exported bnn-mcu-style program takes (N x H x W means C = 1);
-    None when it does not take one image batch (the importer says why)."""
-    names = list(ep.graph_signature.user_inputs)
-    if len(names) != 1:
+    """(H, W, C) of the image an exported program takes; None when it does not take one image
+    batch (the importer says why)."""
+    from .program_input import program_input
+
+    try:
+        return program_input(ep).hwc
+    except ModelError:
         return None
-    node = next(n for n in ep.graph.nodes if n.op == "placeholder" and n.name == names[0])
-    shape = tuple(int(s) for s in getattr(node.meta.get("val"), "shape", ())[1:])
-    return shape + (1,) if len(shape) == 2 else shape if len(shape) == 3 else None

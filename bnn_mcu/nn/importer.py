@@ -1,19 +1,25 @@
 """torch.export graph -> float IR, by symbolic execution of the ATen graph (not our classes).
 
 Every node is either constant (parameters, and ops on constants only: evaluated with torch,
-so any weight binarization `where(ge(w, 0), 1, -1)`, `sign`, a custom function... is folded
-and then checked to be exactly +-1) or derived from the input. Input-derived values are one of:
+so any weight binarization `where(ge(w, 0), 1, -1)`, `sign`, a custom function, a masked
+write... is folded and then checked to be exactly +-1, or +-alpha per output channel) or
+derived from the input. Input-derived values are one of:
 
-  Pixels  the raw uint8 input after elementwise scaling (real = a*x + b) and layout ops
-  Acc     a binary layer's integer accumulator followed by a chain of per-channel elementwise
-          ops (bias, batch norm, hardtanh, sign-like ops, max-pool)
+  Pixels  the raw 8-bit input after elementwise scaling (real = a*x + b) and layout ops
+  Acc     a binary layer's integer accumulator followed by per-position ops: bias, batch norm,
+          hardtanh, sign idioms (`sign`, `where`, `ones_like`, masked writes, STE tricks such
+          as `x + (sign(x) - x).detach()`), max-pool, layout ops. Its value is an expression
+          (a small DAG over the accumulator), so ops that combine values of the same
+          accumulator are followed too.
   Bin     +-1 activations after layout ops (flatten, view, permute, pad, dropout in eval)
 
-When an Acc meets the next layer (or the output), its chain is evaluated by torch on every
+When an Acc meets the next layer (or the output), its expression is evaluated by torch on every
 attainable accumulator value in every channel (DESIGN.md §2): the result, the layer's
 response, is what the integer passes turn into thresholds or scores.
 Layout is tracked with index maps: a tensor of element ids pushed through the same layout
-ops, so flatten/view/permute orders (NCHW vs NHWC) are read off, not assumed.
+ops, so flatten/view/permute orders (NCHW vs NHWC) are read off, not assumed. Ids encode the
+batch position too (id = b * size + HWC id), so a program exported with a fixed batch (its
+reshapes name that batch) is followed, and a reshape that mixes images is caught.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import torch
 from ..errors import ModelError
 from ..ir.float_ir import FloatLayer, FloatModel, Pool
 from ..ir.geometry import conv_out, valid_taps
+from .program_input import program_input
 
 A = torch.ops.aten
 _PROBE_CHUNK = 1 << 22  # elements per chain evaluation
@@ -76,14 +83,110 @@ def _numel(value) -> int:
     return 0
 
 
+def _mutates_first_arg(target) -> bool:
+    """An in-place ATen op (`index_put_`, `fill_`, ...): it writes into its first argument."""
+    schema = getattr(target, "_schema", None)
+    if schema is None or not schema.arguments:
+        return False
+    info = schema.arguments[0].alias_info
+    return bool(info is not None and info.is_write)
+
+
+def _functional(target):
+    """The out-of-place twin of an in-place op (`index_put_` -> `index_put`): probes are shared
+    between the branches of an expression and must not be written into."""
+    if not _mutates_first_arg(target):
+        return target
+    base = target._schema.name.split("::")[-1].rstrip("_")
+    try:
+        return getattr(getattr(A, base), target._overloadname)
+    except AttributeError:
+        return None
+
+
 class _Batch:
     """The symbolic batch size (from sym_size on an input-derived tensor)."""
 
 
 @dataclass
+class _Fresh:
+    """A tensor made from nothing (`empty`, `zeros`, `x.new(x.size())`...): a constant when
+    used with constants, the activation's shape filled with one value when written through
+    masks of an activation (`out = x.new(x.size()); out[x >= 0] = 1; out[x < 0] = -1`)."""
+
+    node: object
+    value: torch.Tensor  # materialised (batch 1 when the batch is symbolic); empty -> NaN
+    fill: float
+
+
+# -- expressions over one accumulator --------------------------------------------------------
+class _Probe:
+    """One evaluation of an expression: the preactivation probe [P, N(, 1, 1)] and a cache, so
+    a value used by several ops (STE tricks use x three times) is computed once."""
+
+    def __init__(self, t: torch.Tensor, f64: bool):
+        self.t, self.f64, self.cache = t, f64, {}
+
+
+@dataclass(eq=False)
+class _Expr:
+    node: object  # the graph node this value is (None: the preactivation itself)
+    target: object = None
+    args: tuple = ()  # _Expr operands, constants (already per channel) and plain values
+    kwargs: dict = field(default_factory=dict)
+    tuple_item: bool = False  # the op returns a tuple; the value is item 0 (native batch norm)
+    empty: bool = False  # empty_like/new_empty: uninitialised memory, probed as NaN
+
+    def eval(self, p: _Probe) -> torch.Tensor:
+        if self.node is None:
+            return p.t
+        key = id(self)
+        if key not in p.cache:
+            args = [self._arg(a, p) for a in self.args]
+            kwargs = {k: self._arg(v, p) for k, v in self.kwargs.items()}
+            out = self.target(*args, **kwargs)
+            if self.tuple_item:
+                out = out[0]
+            if self.empty:
+                out = torch.full_like(out, float("nan")) if out.is_floating_point() else out.zero_()
+            p.cache[key] = out
+        return p.cache[key]
+
+    def _arg(self, a, p: _Probe):
+        if isinstance(a, _Expr):
+            return a.eval(p)
+        if isinstance(a, (list, tuple)):
+            return type(a)(self._arg(x, p) for x in a)
+        if p.f64 and isinstance(a, torch.Tensor) and a.dtype == torch.float32:
+            return a.double()
+        if p.f64 and a is torch.float32:
+            return torch.float64
+        return a
+
+    def nodes(self) -> list:
+        """Every graph node in the expression, operands first."""
+        seen, out = set(), []
+
+        def walk(e):
+            if not isinstance(e, _Expr) or id(e) in seen:
+                return
+            seen.add(id(e))
+            for a in list(e.args) + list(e.kwargs.values()):
+                for x in (a if isinstance(a, (list, tuple)) else [a]):
+                    walk(x)
+            if e.node is not None:
+                out.append(e.node)
+        walk(self)
+        return out
+
+
+_PREACTIVATION = _Expr(None)
+
+
+@dataclass
 class Pixels:
-    index: torch.Tensor  # ids of the HWC input elements, shape of the value with batch 1
-    table: torch.Tensor  # [256] what the model computes from each pixel value (float32)
+    index: torch.Tensor  # ids of the HWC input elements (batch-encoded), shape of the value
+    table: torch.Tensor  # [256] what the model computes from each pixel value
     a: float = 1.0  # intended affine real = a * x + b, tracked in float64
     b: float = 0.0
     pad: tuple = (0, 0, 0, 0)  # a pad op on the pixels (top, left, bottom, right), value 0 only
@@ -92,27 +195,37 @@ class Pixels:
 @dataclass
 class Acc:
     layer: FloatLayer
-    ndim: int  # 2 (dense) or 4 (conv, NCHW)
-    probe_f64: bool  # evaluate the chain in float64 (inexact first-layer scaling)
-    offset: np.ndarray | None  # per-channel constant added to a*acc (first layer, zero point 0)
-    scale: float = 1.0  # preactivation = scale * acc + offset
-    chain: list = field(default_factory=list)  # (node, fn) elementwise per channel
-    pool_at: int | None = None  # chain position of a max-pool, if any
-    pool_node: object = None
+    ndim: int  # 2 (dense), 3 (conv1d, NCL) or 4 (conv, NCHW): the probe's rank
+    probe_f64: bool  # evaluate in float64 (inexact first-layer scaling, scaled weights)
+    offset: np.ndarray | None  # per-channel constant added to scale*acc (first layer, zp 0)
+    scale: np.ndarray | float = 1.0  # preactivation = scale * acc + offset (per channel)
+    expr: _Expr = _PREACTIVATION
+    index: torch.Tensor | None = None  # ids (HWC order of the layer's output) of the value
+    node: object = None  # the graph node whose output the value is
+    pool_node: object = None  # a max-pool inside the chain, if any
+    pre_pool: tuple | None = None  # (expr, node, index) just before that max-pool
     returns_tuple: bool = False
+    ignored_output_op: object = None  # softmax / log_softmax after the scores
+    layer_node: object = None  # the binary layer's own node
 
 
 @dataclass
 class Bin:
-    index: torch.Tensor  # ids (HWC order) of the activation elements, value layout, batch 1
+    index: torch.Tensor  # ids (HWC order, batch-encoded) of the activation elements
     shape: tuple  # (H, W, C) of the activation
     pad: tuple = (0, 0, 0, 0)
     pad_value: int = 1
     source: FloatLayer | None = None  # the layer that produced it, while no layout op intervened
 
 
-def _canonical_nchw(h: int, w: int, c: int) -> torch.Tensor:
-    return torch.arange(h * w * c).reshape(1, h, w, c).permute(0, 3, 1, 2)
+def _canonical(batch: int, h: int, w: int, c: int, ndim: int = 4) -> torch.Tensor:
+    """Ids of an (H, W, C) activation in PyTorch's layout: NCHW, NCL (h = 1) or NC."""
+    ids = torch.arange(batch * h * w * c).reshape(batch, h, w, c).permute(0, 3, 1, 2)
+    if ndim == 3:
+        return ids.reshape(batch, c, h * w)
+    if ndim == 2:
+        return ids.reshape(batch, c)
+    return ids.contiguous()  # like a conv's output, so view() works as it does in the model
 
 
 def _is_sym(v) -> bool:
@@ -136,10 +249,26 @@ def _subst_batch(v, batch: int):
 
 
 _LAYOUT_OPS = {"view", "reshape", "_unsafe_view", "flatten", "permute", "unsqueeze", "squeeze",
-               "transpose", "contiguous", "clone", "alias", "detach", "t", "expand"}
+               "transpose", "contiguous", "clone", "alias", "detach", "t", "expand", "movedim",
+               "unflatten", "view_as", "reshape_as", "expand_as"}
 _IDENTITY_OPS = {"dropout", "alias", "detach", "clone", "contiguous", "lift_fresh_copy",
-                 "feature_dropout"}
+                 "feature_dropout", "alpha_dropout", "feature_alpha_dropout"}
+_CASTS = ("to", "_to_copy", "type_as")
 _IGNORED = ("_assert", "sym_constrain", "_check", "_functional_assert")
+# ops whose result depends only on the shape (and dtype) of their input-derived operand
+_LIKE_OPS = {"ones_like", "zeros_like", "empty_like", "full_like"}
+_NEW_OPS = {"new_ones", "new_zeros", "new_empty", "new_full"}
+# per-position ops that the pointwise tag does not cover
+_ELEMENTWISE = {"where", "hardtanh", "clamp", "clip", "masked_fill", "index_put", "fill",
+                "copy", "heaviside", "hardtanh_", "masked_fill_", "index_put_", "fill_", "copy_",
+                "clamp_", "clip_"}
+_CREATION = {"empty", "zeros", "ones", "full", "new_empty", "new_zeros", "new_ones", "new_full",
+             "empty_like", "zeros_like", "ones_like", "full_like", "empty_strided"}
+_OUTPUT_ONLY = {"softmax", "_softmax", "log_softmax", "_log_softmax"}
+_POOLS = {"max_pool2d", "max_pool2d_with_indices", "max_pool1d", "max_pool1d_with_indices"}
+_LAYERS = ("linear", "conv2d", "conv1d", "convolution", "mm", "matmul", "addmm")
+_AVERAGES = {"avg_pool2d", "avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool1d", "mean",
+             "sum", "_adaptive_avg_pool2d"}
 
 
 class GraphImporter:
@@ -149,6 +278,13 @@ class GraphImporter:
         self.layers: list[FloatLayer] = []
         self.exact_float32 = True
         self.input_shape = None
+        self.dynamic = True
+        self.batch = 1  # the batch the index maps carry (the exported one when it is fixed)
+        self.trace_layouts: dict = {}  # traced node -> (ids in HWC order, (H, W, C))
+        self.reading: dict = {}  # node name -> what the importer made of it (inspect --graph)
+
+    def _err(self, node, why: str) -> ModelError:
+        return ModelError(f"{self.name}: {_where(node)}: {why}")
 
     # -- entry ---------------------------------------------------------------------------------
     def run(self) -> FloatModel:
@@ -159,17 +295,22 @@ class GraphImporter:
         consts.update({k: v for k, v in self.ep.constants.items()})
         param_of = {**sig.inputs_to_parameters, **sig.inputs_to_buffers,
                     **getattr(sig, "inputs_to_lifted_tensor_constants", {})}
-        user_inputs = list(sig.user_inputs)
-        if len(user_inputs) != 1:
-            raise ModelError(f"{self.name}: the model takes {len(user_inputs)} inputs; "
+        if len(list(sig.user_inputs)) != 1:
+            raise ModelError(f"{self.name}: the model takes {len(list(sig.user_inputs))} inputs; "
                              "bnn-mcu models take one uint8 image batch")
         result = None
+        live = self._live_nodes()
         for node in self.ep.graph.nodes:
+            if node.op == "call_function" and node not in live:
+                self.reading[node.name] = "unused (the output does not depend on it)"
+                continue
             if node.op == "placeholder":
                 if node.name in param_of:
-                    env[node] = consts[param_of[node.name]].detach()
+                    env[node] = consts[param_of[node.name]].detach().clone()
+                    self.reading[node.name] = "constant"
                 else:
                     env[node] = self._input(node)
+                    self.reading[node.name] = "input image"
             elif node.op == "call_function":
                 try:
                     env[node] = self._call(node, env)
@@ -177,8 +318,10 @@ class GraphImporter:
                     raise
                 except Exception as e:  # noqa: BLE001 - a graph from a file can hold anything
                     first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-                    raise ModelError(f"{self.name}: {_where(node)}: cannot convert "
-                                     f"({type(e).__name__}: {first})") from None
+                    raise self._err(node, f"cannot convert ({type(e).__name__}: {first})") from None
+                if _mutates_first_arg(node.target) and isinstance(node.args[0], torch.fx.Node):
+                    env[node.args[0]] = env[node]  # later readers of the buffer see the write
+                self.reading.setdefault(node.name, self._describe(env[node]))
             elif node.op == "output":
                 outs = list(_flat_args(node.args))
                 if len(outs) != 1:
@@ -189,67 +332,153 @@ class GraphImporter:
                 raise ModelError(f"{self.name}: {_where(node)}: unsupported node kind {node.op}")
         if not isinstance(result, Acc):
             raise ModelError(f"{self.name}: the output must be the last binary layer's scores "
-                             "(binary dense, then batch norm / bias / scale)")
-        self._finish_layer(result, output_node=outs[0], last=True)
-        return FloatModel(self.input_shape, self.layers, {"name": self.name},
-                          exact_float32=self.exact_float32)
+                             "(binary dense, then batch norm / bias / scale); it is "
+                             f"{self._describe(result)}")
+        self._finish_layer(result, last=True)
+        meta = {"name": self.name}
+        if result.ignored_output_op is not None:  # inspect says so
+            meta["ignored_output_op"] = _opname(result.ignored_output_op).split(".")[0].lstrip("_")
+        return FloatModel(self.input_shape, self.layers, meta,
+                          exact_float32=self.exact_float32, trace_layouts=self.trace_layouts,
+                          reading=self.reading)
+
+    def _live_nodes(self) -> set:
+        """Nodes the output depends on, with in-place writes into them (a masked write
+        `out[m] = 1` updates `out` without being its user). Dead branches, such as XNOR-Net's
+        unused mean(|x|) output, are not read at all."""
+        live: set = set()
+        todo = [n for n in self.ep.graph.nodes if n.op == "output"]
+        changed = True
+        while changed:
+            while todo:
+                n = todo.pop()
+                if n in live:
+                    continue
+                live.add(n)
+                todo.extend(a for a in _flat_args(list(n.args) + list(n.kwargs.values()))
+                            if isinstance(a, torch.fx.Node))
+            writers = [n for n in self.ep.graph.nodes if n not in live and n.op == "call_function"
+                       and _mutates_first_arg(n.target) and n.args and n.args[0] in live]
+            todo.extend(writers)
+            changed = bool(writers)
+        return live
+
+    @staticmethod
+    def _describe(v) -> str:
+        if isinstance(v, Pixels):
+            return f"input scaling: {v.a:.6g}*x{v.b:+.6g}"
+        if isinstance(v, Acc):
+            return f"per-position op after layer {v.layer.name!r}"
+        if isinstance(v, Bin):
+            return "binary activations: reshape / padding"
+        if v is None or isinstance(v, (_Batch, int)):
+            return "shape check"
+        return "constant, folded (weights, their binarization, parameters)"
 
     def _input(self, node) -> Pixels:
-        val = node.meta.get("val")
-        if val is None or val.dtype != torch.uint8:
-            raise ModelError(f"{self.name}: the model's input is {getattr(val, 'dtype', '?')}; "
-                             "bnn-mcu models take raw uint8 pixels (N x H x W or N x H x W x C) "
-                             "and scale them inside the model")
-        shape = tuple(int(s) for s in val.shape[1:])
-        if len(shape) == 2:
-            h, w, c = shape[0], shape[1], 1
-        elif len(shape) == 3:
-            h, w, c = shape
-        else:
-            raise ModelError(f"{self.name}: input shape {tuple(val.shape)} is not N x H x W [x C]")
+        spec = program_input(self.ep, self.name)
+        h, w, c = spec.hwc
         if min(h, w, c) < 1 or h * w * c > _MAX_INPUT_ELEMENTS:
             raise ModelError(f"{self.name}: input of {h}x{w}x{c} pixels (at most "
                              f"{_MAX_INPUT_ELEMENTS:,} values, each size at least 1)")
         self.input_shape = (h, w, c)
-        index = torch.arange(h * w * c).reshape((1,) + shape)
-        return Pixels(index, torch.arange(256, dtype=torch.uint8))
+        self.batch = spec.static_batch or 1
+        self.dynamic = spec.static_batch is None
+        if self.batch * h * w * c > _MAX_TENSOR_ELEMENTS:
+            raise ModelError(f"{self.name}: exported with a batch of {self.batch}; export with a "
+                             "smaller example batch")
+        index = torch.arange(self.batch * h * w * c).reshape((self.batch,) + spec.sample_shape)
+        return Pixels(index, torch.arange(256, dtype=torch.uint8).to(spec.dtype))
 
     # -- dispatch -------------------------------------------------------------------------------
     def _call(self, node, env):
         if not _is_safe_target(node.target):
-            raise ModelError(f"{self.name}: {_where(node)}: calls {str(node.target)[:80]!r}, which "
-                             "is not an ATen operator")
+            raise self._err(node, f"calls {str(node.target)[:80]!r}, which is not an ATen operator")
         args = [self._lookup(a, env) for a in node.args]
         kwargs = {k: self._lookup(v, env) for k, v in node.kwargs.items()}
         name = _opname(node).split(".")[0]
         syms = [a for a in _flat_args(list(args) + list(kwargs.values())) if _is_sym(a)]
         if name.startswith(_IGNORED):
             return None
+        accs = [s for s in syms if isinstance(s, Acc)]
+        fresh = any(isinstance(a, _Fresh) for a in _flat_args(list(args) + list(kwargs.values())))
+        if fresh:  # a made-up tensor meets an activation (masked write) or constants
+            args, kwargs = self._unfresh(node, args, accs[0] if accs else None), \
+                {k: self._unfresh(node, v, accs[0] if accs else None) for k, v in kwargs.items()}
+            syms = [a for a in _flat_args(list(args) + list(kwargs.values())) if _is_sym(a)]
         if not syms:
+            if name in _CREATION and not any(isinstance(a, torch.Tensor) for a in _flat_args(args)):
+                return self._fresh(node, name, args, kwargs)
             if any(isinstance(a, _Batch) for a in _flat_args(args)):
                 return _Batch() if name.startswith("sym_") else None
             self._check_const_size(node, args, kwargs)
             try:
                 return node.target(*args, **kwargs)
             except Exception as e:  # a constant op torch itself cannot run
-                raise ModelError(f"{self.name}: {_where(node)}: cannot evaluate ({e})") from None
+                raise self._err(node, f"cannot evaluate ({e})") from None
         if name == "sym_size":
             if args[1] != 0:
-                raise ModelError(f"{self.name}: {_where(node)}: only the batch size may be read")
-            return _Batch()
+                raise self._err(node, "only the batch size may be read")
+            return _Batch() if self.dynamic else self.batch
         if name == "getitem":
             return self._getitem(node, args)
-        x = syms[0]
-        if len(syms) > 1:
-            raise ModelError(f"{self.name}: {_where(node)}: combines two input-derived tensors "
-                             "(branches and skip connections are not supported)")
-        if name in ("linear", "conv2d", "mm", "matmul", "addmm"):
+        if name in _LAYERS:
             return self._layer(node, name, args, kwargs)
+        kinds = {type(s) for s in syms}
+        if len(syms) > 1 and not (kinds == {Acc} and self._same_value_space(syms)):
+            raise self._combine_error(node, syms)
+        x = syms[0]
         if isinstance(x, Acc):
             return self._acc_op(node, name, x, args, kwargs)
         if isinstance(x, Pixels):
             return self._pixel_op(node, name, x, args, kwargs)
         return self._bin_op(node, name, x, args, kwargs)
+
+    def _fresh(self, node, name, args, kwargs) -> _Fresh:
+        args = _subst_batch(list(args), self.batch)
+        self._check_const_size(node, args, kwargs)
+        value = node.target(*args, **kwargs)
+        if name.startswith(("empty", "new_empty")):
+            fill = float("nan") if value.is_floating_point() else 0
+            value.fill_(fill)
+        else:
+            flat = value.reshape(-1)
+            fill = flat[0].item() if flat.numel() else 0
+        return _Fresh(node, value, fill)
+
+    def _unfresh(self, node, v, acc: Acc | None):
+        """_Fresh operands -> activation-shaped expressions of `acc` (same shape), else their
+        constant value."""
+        if isinstance(v, (list, tuple)):
+            return type(v)(self._unfresh(node, a, acc) for a in v)
+        if not isinstance(v, _Fresh):
+            return v
+        if acc is None or tuple(v.value.shape) != tuple(acc.index.shape):
+            return v.value
+        dtype = v.value.dtype
+
+        def made(t, fill=v.fill, dtype=dtype):
+            return torch.full_like(t, fill, dtype=dtype)
+        return replace(acc, expr=_Expr(v.node, made, (_PREACTIVATION,)), node=v.node)
+
+    def _same_value_space(self, syms) -> bool:
+        """Values of one accumulator, at the same layout and pooling (an STE trick, a masked
+        write, a where over ones_like): an op on them is still per position."""
+        first = syms[0]
+        return all(s.layer is first.layer and s.pool_node is first.pool_node
+                   and s.index.shape == first.index.shape and torch.equal(s.index, first.index)
+                   for s in syms[1:])
+
+    def _combine_error(self, node, syms) -> ModelError:
+        layers = {s.layer.name for s in syms if isinstance(s, Acc)}
+        if any(isinstance(s, Pixels) for s in syms) and len(syms) > 1:
+            why = "combines the input image with another input-derived tensor"
+        elif len(layers) > 1 or any(isinstance(s, Bin) for s in syms):
+            why = ("adds or combines the outputs of two different layers (a residual or skip "
+                   "connection); bnn-mcu converts chains of binary layers: remove the shortcut")
+        else:
+            why = "combines the activation with a reshaped or pooled copy of itself"
+        return self._err(node, why)
 
     def _check_const_size(self, node, args, kwargs) -> None:
         """The size of a constant op's result, found on fake tensors (nothing allocated), before
@@ -261,10 +490,10 @@ class GraphImporter:
                 n = _numel(node.target(*args, **kwargs))
         except Exception as e:  # noqa: BLE001 - an op that cannot even be shape-checked
             first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-            raise ModelError(f"{self.name}: {_where(node)}: cannot evaluate ({first})") from None
+            raise self._err(node, f"cannot evaluate ({first})") from None
         if n > _MAX_TENSOR_ELEMENTS:
-            raise ModelError(f"{self.name}: {_where(node)}: would compute {n:,} elements (at most "
-                             f"{_MAX_TENSOR_ELEMENTS:,})")
+            raise self._err(node, f"would compute {n:,} elements (at most "
+                                  f"{_MAX_TENSOR_ELEMENTS:,})")
 
     @staticmethod
     def _lookup(a, env):
@@ -278,38 +507,55 @@ class GraphImporter:
         x, i = args
         if isinstance(x, Acc) and x.returns_tuple:
             if i != 0:
-                raise ModelError(f"{self.name}: {_where(node)}: uses output {i} of batch norm")
-            return replace(x, returns_tuple=False, chain=list(x.chain))
+                raise self._err(node, f"uses output {i} of batch norm")
+            return replace(x, returns_tuple=False, node=node)
+        if isinstance(x, Acc) and x.pool_node is not None and x.node is x.pool_node:
+            if i != 0:
+                raise self._err(node, "uses the indices of a max-pool")
+            return replace(x, node=node)
+        if isinstance(x, Bin) and i == 0 and _opname(node.args[0]).startswith("max_pool"):
+            return x  # (values, indices) of a max-pool: the values
         if isinstance(x, (tuple, list)):
             return x[i]
-        raise ModelError(f"{self.name}: {_where(node)}: unsupported indexing")
+        raise self._err(node, "unsupported indexing")
 
     # -- layout ---------------------------------------------------------------------------------
     def _apply_layout(self, node, name, index, args, kwargs):
-        if name in _IDENTITY_OPS or name in ("to", "_to_copy", "type_as"):
+        """The index map after a layout op, or None when the op is not one."""
+        if name in _IDENTITY_OPS or name in _CASTS:
             return index
         if name not in _LAYOUT_OPS:
             return None
-        rest = _subst_batch(list(args[1:]), 1)
+        rest = [a.index if _is_sym(a) else a for a in _subst_batch(list(args[1:]), self.batch)]
         try:
-            out = node.target(index, *rest, **_subst_batch(kwargs, 1))
+            out = node.target(index, *rest, **_subst_batch(kwargs, self.batch))
         except Exception as e:
-            raise ModelError(f"{self.name}: {_where(node)}: unsupported reshape ({e})") from None
+            raise self._err(node, f"unsupported reshape ({e})") from None
         if out.numel() > _MAX_TENSOR_ELEMENTS:  # expand() allocates nothing until it is copied
-            raise ModelError(f"{self.name}: {_where(node)}: expands the activation to "
-                             f"{out.numel():,} elements")
+            raise self._err(node, f"expands the activation to {out.numel():,} elements")
         return out
 
+    def _per_sample(self, node, index: torch.Tensor, size: int) -> torch.Tensor:
+        """The ids of one image ([1, ...]), after checking that no layout op mixed images."""
+        if index.dim() == 0 or index.shape[0] != self.batch:
+            raise self._err(node, f"receives a tensor of shape {tuple(index.shape)} whose first "
+                                  f"dimension is not the batch ({self.batch})")
+        if self.batch > 1:
+            offsets = torch.arange(self.batch).reshape((-1,) + (1,) * (index.dim() - 1)) * size
+            if not torch.equal(index - offsets, index[:1].expand_as(index)):
+                raise self._err(node, "a reshape mixes values of different images of the batch")
+        return index[:1]
+
     def _check_dropout(self, node, name, args):
-        if name == "dropout" and len(args) > 2 and args[2]:
-            raise ModelError(f"{self.name}: {_where(node)}: dropout in training mode; call "
-                             "model.eval() before torch.export")
+        if name in ("dropout", "feature_dropout") and len(args) > 2 and args[2]:
+            raise self._err(node, "dropout in training mode; call model.eval() before "
+                                  "torch.export")
 
     # -- pixels -----------------------------------------------------------------------------------
     def _pixel_op(self, node, name, x: Pixels, args, kwargs):
         self._check_dropout(node, name, args)
         idx = self._apply_layout(node, name, x.index, args, kwargs)
-        if name in ("to", "_to_copy", "type_as"):
+        if name in _CASTS:
             return replace(x, table=self._table_op(node, x, args, kwargs))
         if idx is not None:
             return replace(x, index=idx)
@@ -321,8 +567,7 @@ class GraphImporter:
             s = self._scalar(node, other[0]) if other else None
             alpha = float(kwargs.get("alpha", args[2] if len(args) > 2 and name in ("sub", "add", "rsub") else 1))
             if args[0] is not x and name in ("sub", "div", "rsub"):
-                raise ModelError(f"{self.name}: {_where(node)}: the input must not be a divisor "
-                                 "or subtrahend")
+                raise self._err(node, "the input must not be a divisor or subtrahend")
             if name == "sub":
                 b -= alpha * s
             elif name == "add":
@@ -336,18 +581,23 @@ class GraphImporter:
             elif name == "neg":
                 a, b = -a, -b
             return replace(x, a=a, b=b, table=self._table_op(node, x, args, kwargs))
-        raise ModelError(f"{self.name}: {_where(node)}: cannot be applied to the input image "
-                         "exactly (allowed: scaling by constants, type casts, reshapes)")
+        if name in ("sign", "where", "ge", "gt", "heaviside", "hardtanh", "clamp", "sgn"):
+            raise self._err(node, "binarizes or clips the input image; bnn-mcu's first layer "
+                                  "takes the 8-bit pixels (scaled by constants): remove this op "
+                                  "from the input")
+        raise self._err(node, "cannot be applied to the input image exactly (allowed: scaling by "
+                              "constants, type casts, reshapes, zero padding)")
 
     def _scalar(self, node, v) -> float:
         if isinstance(v, torch.Tensor):
             if v.numel() != 1:
-                raise ModelError(f"{self.name}: {_where(node)}: per-channel input normalization is "
-                                 "not supported; scale the input by one constant")
+                raise self._err(node, f"per-channel input normalization (a constant of shape "
+                                      f"{tuple(v.shape)}) is not supported; scale the input by one "
+                                      "constant, e.g. (x - 128) / 128")
             return float(v.reshape(()).double())
         if isinstance(v, (int, float)):
             return float(v)
-        raise ModelError(f"{self.name}: {_where(node)}: unsupported operand {v!r}")
+        raise self._err(node, f"unsupported operand {v!r}")
 
     def _table_op(self, node, x: Pixels, args, kwargs):
         targs = [x.table if a is x else a for a in args]
@@ -357,7 +607,7 @@ class GraphImporter:
     # -- binary activations ---------------------------------------------------------------------
     def _bin_op(self, node, name, x: Bin, args, kwargs):
         self._check_dropout(node, name, args)
-        if name in ("to", "_to_copy", "type_as") or name in _IDENTITY_OPS:
+        if name in _CASTS or name in _IDENTITY_OPS:
             return x
         idx = self._apply_layout(node, name, x.index, args, kwargs)
         if idx is not None:
@@ -368,103 +618,217 @@ class GraphImporter:
             if name == "constant_pad_nd":
                 value = args[2] if len(args) > 2 else kwargs.get("value", 0.0)
             if value not in (1.0, -1.0, 0.0):
-                raise ModelError(f"{self.name}: {_where(node)}: pads binary activations with "
-                                 f"{value}; only +1, -1 or 0 are exact")
+                raise self._err(node, f"pads binary activations with {value}; only +1, -1 or 0 "
+                                      "are exact")
             return replace(x, pad=pad, pad_value=int(value), source=None)
-        if name == "max_pool2d":
+        if name in _POOLS:
             src = x.source
             if src is None or src.pool is not None:
-                raise ModelError(f"{self.name}: {_where(node)}: max-pool must directly follow a "
-                                 "binary layer's activation")
-            k, s = self._pool_args(node, args)
+                raise self._err(node, "max-pool must directly follow a binary layer's activation")
+            k, s = self._pool_args(node, name, args)
             src.pool = Pool(k, s, None)
             src.trace_nodes[1] = node.name
             h, w, c = x.shape
             ho, wo = conv_out(h, k[0], s[0], 0, 0), conv_out(w, k[1], s[1], 0, 0)
-            return Bin(_canonical_nchw(ho, wo, c), (ho, wo, c), source=None)
-        raise ModelError(f"{self.name}: {_where(node)}: cannot be applied to binary activations "
-                         "exactly")
+            return Bin(_canonical(self.batch, ho, wo, c), (ho, wo, c), source=None)
+        if name in _AVERAGES:
+            raise self._err(node, "averages binary activations; the mean of +-1 values is not "
+                                  "binary: use max-pool (exact as a bitwise AND) or a stride-2 "
+                                  "binary convolution")
+        if self._is_elementwise(node, name) and self._keeps_pm1(node, x, args, kwargs):
+            return x
+        raise self._err(node, "cannot be applied to binary activations exactly (allowed after "
+                              "the sign: reshapes, max-pool, padding with +-1 or 0, ops that "
+                              "leave +-1 unchanged)")
+
+    def _keeps_pm1(self, node, x: Bin, args, kwargs) -> bool:
+        """A per-position op on +-1 activations that maps +1 to +1 and -1 to -1 in every
+        channel (hardtanh, a second sign, a cast, x * 1): it changes nothing."""
+        c = x.shape[2]
+        probe = torch.tensor([1.0, -1.0]).reshape(2, 1).expand(2, c)
+        args = [probe if a is x else self._per_channel(node, a, x.index, c, 2) for a in args]
+        kwargs = {k: probe if v is x else self._per_channel(node, v, x.index, c, 2)
+                  for k, v in kwargs.items()}
+        out = node.target(*args, **kwargs)
+        return isinstance(out, torch.Tensor) and out.shape == probe.shape and bool(
+            (out.double() == probe.double()).all())
 
     def _pad(self, node, args, real_zero_only: bool) -> tuple:
         pads = list(args[1])
         mode = args[2] if len(args) > 2 and isinstance(args[2], str) else "constant"
         if mode != "constant" or len(pads) != 4:
-            raise ModelError(f"{self.name}: {_where(node)}: only constant 2-D padding is supported")
+            raise self._err(node, "only constant 2-D padding is supported")
         left, right, top, bottom = (int(p) for p in pads)
         if min(pads) < 0:
-            raise ModelError(f"{self.name}: {_where(node)}: negative padding (cropping)")
+            raise self._err(node, "negative padding (cropping)")
         if real_zero_only:
             value = args[3] if len(args) > 3 else 0.0
             if value not in (0, 0.0, None):
-                raise ModelError(f"{self.name}: {_where(node)}: pads the input image with "
-                                 f"{value}; only zero padding of the input is supported")
+                raise self._err(node, f"pads the input image with {value}; only zero padding of "
+                                      "the input is supported")
         return (top, left, bottom, right)
 
-    def _pool_args(self, node, args):
-        def pair(v, default):
+    def _pool_args(self, node, name, args):
+        one_d = name.startswith("max_pool1d")
+
+        def pair(v, default, fill):
             if v is None or (isinstance(v, (list, tuple)) and len(v) == 0):
                 v = default
             v = list(v) if isinstance(v, (list, tuple)) else [v]
+            if one_d:
+                return (fill, int(v[0]))
             return tuple(int(i) for i in (v * 2 if len(v) == 1 else v))
-        k = pair(args[1], None)
-        s = pair(args[2] if len(args) > 2 else None, k)
-        pad = pair(args[3] if len(args) > 3 else 0, 0)
-        dil = pair(args[4] if len(args) > 4 else 1, 1)
+        k = pair(args[1], None, 1)
+        s = pair(args[2] if len(args) > 2 else None, args[1], 1)
+        pad = pair(args[3] if len(args) > 3 else 0, 0, 0)
+        dil = pair(args[4] if len(args) > 4 else 1, 1, 1)
         ceil = args[5] if len(args) > 5 else False
         if any(pad) or dil != (1, 1) or ceil:
-            raise ModelError(f"{self.name}: {_where(node)}: max-pool with padding, dilation or "
-                             "ceil_mode is not supported")
+            raise self._err(node, "max-pool with padding, dilation or ceil_mode is not supported")
         if len(k) != 2 or len(s) != 2 or min(k + s) < 1:
-            raise ModelError(f"{self.name}: {_where(node)}: max-pool kernel {k} / stride {s}")
+            raise self._err(node, f"max-pool kernel {k} / stride {s}")
         return k, s
 
     # -- accumulators -----------------------------------------------------------------------------
     def _acc_op(self, node, name, x: Acc, args, kwargs):
         self._check_dropout(node, name, args)
-        if name in _IDENTITY_OPS and name not in ("clone", "contiguous"):
-            return x
-        if name == "max_pool2d":
-            if x.ndim != 4 or x.pool_at is not None:
-                raise ModelError(f"{self.name}: {_where(node)}: unsupported max-pool position")
-            k, s = self._pool_args(node, args)
-            x.layer.pool = Pool(k, s, None)
-            return replace(x, pool_at=len(x.chain), pool_node=node, chain=list(x.chain))
+        if x.ignored_output_op is not None:
+            raise self._err(node, f"follows {_where(x.ignored_output_op)}; only the class scores "
+                                  "(or their softmax) may be returned")
+        if name in _IDENTITY_OPS:
+            return replace(x, node=node)
+        if name in _POOLS:
+            return self._acc_pool(node, name, x, args)
         if name in ("batch_norm", "_native_batch_norm_legit_no_training"):
             if name == "batch_norm" and args[5]:
-                raise ModelError(f"{self.name}: {_where(node)}: batch norm in training mode; call "
-                                 "model.eval() before torch.export")
-            return self._chain(node, x, args, kwargs, returns_tuple=name != "batch_norm")
-        is_pointwise = isinstance(node.target, torch._ops.OpOverload) and (
-            torch.Tag.pointwise in node.target.tags)
-        if is_pointwise or name in ("where", "to", "_to_copy", "type_as", "hardtanh", "clamp"):
-            return self._chain(node, x, args, kwargs)
-        # anything else consumes the activation: finish the layer, continue as binary
-        b = self._finish_layer(x, output_node=None, last=False)
-        return self._bin_op(node, name, b, args, kwargs)
+                raise self._err(node, "batch norm in training mode; call model.eval() before "
+                                      "torch.export")
+            self._require_canonical(node, x, "batch norm")
+            ex = _Expr(node, node.target, tuple(self._operand(a, x) for a in args),
+                       {k: self._operand(v, x) for k, v in kwargs.items()},
+                       tuple_item=name != "batch_norm")
+            return replace(x, expr=ex, node=node, returns_tuple=name != "batch_norm")
+        if name in _OUTPUT_ONLY:
+            dim = args[1] if len(args) > 1 else kwargs.get("dim")
+            if x.index.dim() != 2 or dim not in (1, -1):
+                raise self._err(node, "softmax over another dimension than the class scores")
+            return replace(x, ignored_output_op=node)
+        if name == "expand_as" and args[0] is not x:  # a constant given the activation's shape
+            c = self._per_channel(node, args[0], x.index, x.layer.weights.shape[0], x.ndim)
+            ex = _Expr(node, lambda c, t: torch.broadcast_to(c, t.shape).clone(), (c, x.expr))
+            return replace(x, expr=ex, node=node)
+        if name in _CASTS:
+            return self._acc_elementwise(node, name, x, args, kwargs)
+        idx = self._apply_layout(node, name, x.index, args, kwargs)
+        if idx is not None:
+            self.reading[node.name] = f"reshape of layer {x.layer.name!r}'s output (layout tracked)"
+            return replace(x, index=idx, node=node)
+        if name in ("pad", "constant_pad_nd"):
+            b = self._finish_layer(x, last=False)
+            return self._bin_op(node, name, b, args, kwargs)
+        if name in _LIKE_OPS or name in _NEW_OPS:
+            return self._acc_like(node, name, x, args, kwargs)
+        if self._is_elementwise(node, name):
+            return self._acc_elementwise(node, name, x, args, kwargs)
+        if name in _AVERAGES:
+            raise self._err(node, "averages a layer's outputs across positions; a BNN layer's "
+                                  "output stays per position: use max-pool (exact as a bitwise "
+                                  "AND/OR) or a stride-2 binary convolution")
+        raise self._err(node, "is not a per-position op, a reshape or a max-pool, so it cannot "
+                              "sit between a binary layer and the next one")
 
-    def _chain(self, node, x: Acc, args, kwargs, returns_tuple=False):
-        # batch norm's parameters are per channel by definition; other constants must broadcast
-        # per channel (a spatially varying constant would make channels position-dependent)
-        checked = [] if returns_tuple or _opname(node).startswith("batch_norm") else list(args) + list(kwargs.values())
-        for a in _flat_args(checked):
-            if isinstance(a, torch.Tensor) and a.numel() > 1:
-                shape = (1,) * (x.ndim - a.dim()) + tuple(a.shape)
-                if len(shape) != x.ndim or any(d != 1 for i, d in enumerate(shape) if i != 1):
-                    raise ModelError(f"{self.name}: {_where(node)}: a constant of shape "
-                                     f"{tuple(a.shape)} is not per-channel")
+    @staticmethod
+    def _is_elementwise(node, name) -> bool:
+        target = node.target
+        return (isinstance(target, torch._ops.OpOverload) and torch.Tag.pointwise in target.tags
+                ) or name in _ELEMENTWISE or name in _CASTS
 
-        def fn(t, f64, target=node.target, args=args, kwargs=kwargs, me=x):
-            def conv(v):
-                if v is me:
-                    return t
-                if isinstance(v, torch.Tensor) and v.is_floating_point() and f64:
-                    return v.double()
-                if f64 and v is torch.float32:
-                    return torch.float64
-                return v
-            out = target(*[conv(v) for v in args], **{k: conv(v) for k, v in kwargs.items()})
-            return out[0] if returns_tuple else out
-        return replace(x, chain=list(x.chain) + [(node, fn)], returns_tuple=returns_tuple)
+    def _acc_elementwise(self, node, name, x: Acc, args, kwargs):
+        target = _functional(node.target)
+        if target is None:
+            raise self._err(node, "an in-place op without an out-of-place form")
+        n = x.layer.weights.shape[0]
+        if name in ("index_put", "index_put_"):
+            indices = args[1]
+            if len(indices) != 1 or not isinstance(indices[0], Acc):
+                raise self._err(node, "indexed write with other indices than one mask of the "
+                                      "activation's own shape")
+            if isinstance(args[2], torch.Tensor) and args[2].numel() != 1:
+                raise self._err(node, "masked write of a tensor; write one value per mask")
+        for v in list(args) + list(kwargs.values()):
+            if isinstance(v, torch.Tensor) and v.numel() > 1 and \
+                    torch.broadcast_shapes(v.shape, x.index.shape) != x.index.shape:
+                raise self._err(node, f"a constant of shape {tuple(v.shape)} changes the "
+                                      f"activation's shape {tuple(x.index.shape)}")
+        ex = _Expr(node, target,
+                   tuple(self._operand(a, x, n, node) for a in args),
+                   {k: self._operand(v, x, n, node) for k, v in kwargs.items()})
+        return replace(x, expr=ex, node=node)
+
+    def _acc_like(self, node, name, x: Acc, args, kwargs):
+        """ones_like(x), x.new_ones(x.shape), empty_like(x)...: a value of the probe's shape."""
+        if name in _NEW_OPS:
+            size = tuple(_subst_batch(list(args[1]), self.batch))
+            if size != tuple(x.index.shape):
+                raise self._err(node, f"makes a tensor of shape {size}, not the activation's "
+                                      f"{tuple(x.index.shape)}")
+            fill = {"new_ones": 1, "new_zeros": 0, "new_empty": 0}.get(name)
+            fill = args[2] if fill is None else fill
+            dtype = kwargs.get("dtype")
+            target = torch.full_like
+
+            def like(t, fill=fill, dtype=dtype):
+                return target(t, fill, dtype=dtype if dtype is not None else t.dtype)
+            ex = _Expr(node, like, (x.expr,), empty=name == "new_empty")
+        else:
+            ex = _Expr(node, node.target, tuple(self._operand(a, x) for a in args),
+                       {k: self._operand(v, x) for k, v in kwargs.items()},
+                       empty=name == "empty_like")
+        return replace(x, expr=ex, node=node)
+
+    def _operand(self, v, x: Acc, n: int | None = None, node=None):
+        """An op's operand in probe space: values of the accumulator become their expression;
+        constants that vary are read per channel through the activation's layout."""
+        if isinstance(v, Acc):
+            return v.expr
+        if isinstance(v, (list, tuple)):
+            return type(v)(self._operand(a, x, n, node) for a in v)
+        if isinstance(v, _Batch):
+            return self.batch
+        if n is not None:
+            return self._per_channel(node, v, x.index, n, x.ndim)
+        return v
+
+    def _per_channel(self, node, v, index: torch.Tensor, n: int, ndim: int):
+        """A constant broadcast over the activation -> one value per channel, shaped for the
+        probe [P, N(, 1, 1)]; an error when it varies within a channel (position-dependent)."""
+        if not isinstance(v, torch.Tensor) or v.numel() <= 1:
+            return v
+        full = torch.broadcast_to(v, index.shape).reshape(-1)
+        channel = (index.reshape(-1) % n).long()
+        per = torch.zeros(n, dtype=v.dtype)
+        per[channel] = full
+        if not torch.equal(per[channel], full):
+            raise self._err(node, f"a constant of shape {tuple(v.shape)} varies within a "
+                                  "channel, so the layer's output would depend on the position")
+        return per.reshape((1, n) + (1,) * (ndim - 2))
+
+    def _require_canonical(self, node, x: Acc, what: str):
+        h, w, c = self._out_shape(x.layer, pooled=x.pool_node is not None)
+        if x.index.shape != _canonical(self.batch, h, w, c, x.ndim).shape or not torch.equal(
+                x.index, _canonical(self.batch, h, w, c, x.ndim)):
+            raise self._err(node, f"{what} on a reshaped or permuted activation; apply it on the "
+                                  "layer's own output layout")
+
+    def _acc_pool(self, node, name, x: Acc, args):
+        if x.ndim not in (3, 4) or x.pool_node is not None:
+            raise self._err(node, "unsupported max-pool position")
+        self._require_canonical(node, x, "max-pool")
+        k, s = self._pool_args(node, name, args)
+        x.layer.pool = Pool(k, s, None)
+        h, w, c = self._out_shape(x.layer, pooled=True)
+        return replace(x, pool_node=node, pre_pool=(x.expr, x.node, x.index), node=node,
+                       index=_canonical(self.batch, h, w, c, x.ndim))
 
     # -- layers -----------------------------------------------------------------------------------
     def _layer(self, node, name, args, kwargs):
@@ -472,7 +836,7 @@ class GraphImporter:
             x, w_t = args[0], args[1]
             bias = None
             if not isinstance(w_t, torch.Tensor) or w_t.dim() != 2:
-                raise ModelError(f"{self.name}: {_where(node)}: the weights must be a constant matrix")
+                raise self._err(node, "the weights must be a constant matrix")
             weight = w_t.t()
         elif name == "addmm":
             bias, x, w_t = args[0], args[1], args[2]
@@ -481,21 +845,48 @@ class GraphImporter:
             x, weight = args[0], args[1]
             bias = args[2] if len(args) > 2 else kwargs.get("bias")
         if isinstance(x, Acc):
-            x = self._finish_layer(x, output_node=None, last=False)
+            x = self._finish_layer(x, last=False)
         if not isinstance(weight, torch.Tensor):
-            raise ModelError(f"{self.name}: {_where(node)}: the weights depend on the input")
-        w = weight.detach()
-        bad = ~((w == 1) | (w == -1))
-        if bool(bad.any()):
-            v = float(w[bad].reshape(-1)[0])
-            raise ModelError(f"{self.name}: {_where(node)}: weights are not binary (found {v:g}; "
-                             "a binary layer's weights must be exactly +-1, e.g. "
-                             "where(w >= 0, 1, -1); torch.sign gives 0 for a zero weight)")
+            raise self._err(node, "the weights depend on the input")
         if bias is not None and not isinstance(bias, torch.Tensor):
-            raise ModelError(f"{self.name}: {_where(node)}: the bias depends on the input")
-        if name == "conv2d":
-            return self._conv(node, x, w, bias, args)
-        return self._dense(node, x, w, bias)
+            raise self._err(node, "the bias depends on the input")
+        w, alpha = self._binary_weights(node, weight.detach())
+        if name in ("conv2d", "conv1d", "convolution"):
+            acc = self._conv(node, name, x, w, bias, args)
+        else:
+            acc = self._dense(node, x, w, bias)
+        if alpha is not None:  # XNOR-Net: sum(x * alpha_c * s) = alpha_c * acc, in exact arithmetic
+            acc.scale = acc.scale * alpha
+            acc.probe_f64 = True
+            if not np.all(np.frexp(alpha)[0] == 0.5):  # not all powers of two
+                self.exact_float32 = False
+        self.reading[node.name] = (f"binary {acc.layer.kind} {acc.layer.name!r}"
+                                   + (" (per-channel weight scale)" if alpha is not None else ""))
+        return acc
+
+    def _binary_weights(self, node, w: torch.Tensor):
+        """+-1 weights, or +-alpha_c per output channel (XNOR-Net's mean |W| scale, alpha > 0):
+        the signs and the scales, which move into the channel's chain (None: plain +-1).
+
+        A float32 STE such as `sign(w).detach() - w.detach() + w` rounds: some weights come out
+        an ulp off +-alpha. Such weights are read as the exact +-alpha they stand for; the model's
+        float64 evaluation is then the reference, as for inexact input scalings."""
+        if bool(((w == 1) | (w == -1)).all()):
+            return w, None
+        rows = w.reshape(w.shape[0], -1).double()
+        alpha = rows.abs().median(dim=1).values  # an exact element, the scale in most rows
+        err = (rows.abs() - alpha[:, None]).abs()
+        ulps = 4 * float(torch.finfo(w.dtype).eps) if w.is_floating_point() else 0.0
+        if bool((alpha > 0).all()) and bool((err <= ulps * alpha[:, None]).all()):
+            if not bool((err == 0).all()):
+                self.exact_float32 = False
+            return torch.sign(rows).reshape(w.shape), alpha.numpy()
+        bad = err > ulps * alpha[:, None]
+        v = float(rows[bad].reshape(-1)[0]) if bool(bad.any()) else float(rows.reshape(-1)[0])
+        raise self._err(node, f"weights are not binary (found {v:g}; a binary layer's weights "
+                              "must be exactly +-1, or +-alpha with one alpha > 0 per output "
+                              "channel; torch.sign gives 0 for a zero weight: use "
+                              "torch.where(w >= 0, 1.0, -1.0))")
 
     def _pm1(self, w: torch.Tensor) -> np.ndarray:
         return w.to(torch.int8).numpy().astype(np.int8)
@@ -504,17 +895,17 @@ class GraphImporter:
         n, f = w.shape
         if isinstance(x, Pixels):
             h, wd, c = self.input_shape
-            order = self._flat_order(node, x.index, f)
+            order = self._flat_order(node, x.index, f, h * wd * c)
             weights = np.zeros((n, h * wd * c), dtype=np.int8)
             weights[:, order] = self._pm1(w)
             weights = weights.reshape(n, h, wd, c)
             if any(x.pad):
-                raise ModelError(f"{self.name}: {_where(node)}: padding before a dense layer")
+                raise self._err(node, "padding before a dense layer")
             return self._first_layer(node, "dense", (h, wd, c), weights, x, bias, {})
         h, wd, c = x.shape
         if any(x.pad):
-            raise ModelError(f"{self.name}: {_where(node)}: padding before a dense layer")
-        order = self._flat_order(node, x.index, f)
+            raise self._err(node, "padding before a dense layer")
+        order = self._flat_order(node, x.index, f, h * wd * c)
         weights = np.zeros((n, h * wd * c), dtype=np.int8)
         weights[:, order] = self._pm1(w)
         k = h * wd * c
@@ -523,26 +914,37 @@ class GraphImporter:
                            acc_values, None)
         return self._start_acc(layer, 2, bias, node, scale=1.0, offset=None, f64=False)
 
-    def _flat_order(self, node, index: torch.Tensor, f: int) -> np.ndarray:
-        idx = index.reshape(index.shape[0], -1) if index.dim() > 1 else index.reshape(1, -1)
-        if idx.shape != (1, f):
-            raise ModelError(f"{self.name}: {_where(node)}: expects {f} features but receives "
-                             f"a tensor of shape {tuple(index.shape)} (batch 1)")
+    def _flat_order(self, node, index: torch.Tensor, f: int, size: int) -> np.ndarray:
+        one = self._per_sample(node, index, size)
+        idx = one.reshape(1, -1)
+        if index.dim() != 2 or idx.shape != (1, f):
+            raise self._err(node, f"expects {f} features but receives a tensor of shape "
+                                  f"{tuple(index.shape)}; flatten the activation first")
         order = idx[0].numpy()
         if sorted(order.tolist()) != list(range(f)):
-            raise ModelError(f"{self.name}: {_where(node)}: the input's layout is not a permutation "
-                             "of the previous layer's output")
+            raise self._err(node, "the input's layout is not a permutation of the previous "
+                                  "layer's output")
         return order
 
-    def _conv(self, node, x, w, bias, args) -> Acc:
-        stride = tuple(args[3]) if len(args) > 3 else (1, 1)
-        padding = args[4] if len(args) > 4 else (0, 0)
-        dilation = tuple(args[5]) if len(args) > 5 else (1, 1)
+    def _conv(self, node, name, x, w, bias, args) -> Acc:
+        one_d = name == "conv1d" or (name == "convolution" and w.dim() == 3)
+        if name == "convolution":  # (input, weight, bias, stride, padding, dilation, transposed, ...)
+            if len(args) > 6 and args[6]:
+                raise self._err(node, "transposed convolution is not supported")
+            args = list(args[:6]) + [args[8] if len(args) > 8 else 1]
+        stride = tuple(args[3]) if len(args) > 3 else (1,)
+        padding = args[4] if len(args) > 4 else (0,)
+        dilation = tuple(args[5]) if len(args) > 5 else (1,)
         groups = args[6] if len(args) > 6 else 1
+        if one_d:  # a 1-D convolution is a 2-D one over an image of height 1
+            w = w.unsqueeze(2)
+            stride = (1,) + tuple(stride[-1:])
+            dilation = (1,) + tuple(dilation[-1:])
+            if not isinstance(padding, str):
+                padding = (0,) + tuple(padding[-1:])
         stride = stride * 2 if len(stride) == 1 else stride
         if tuple(dilation) not in ((1, 1), (1,)) or groups != 1:
-            raise ModelError(f"{self.name}: {_where(node)}: dilated or grouped convolution is "
-                             "not supported")
+            raise self._err(node, "dilated or grouped convolution is not supported")
         n, c, kh, kw = w.shape
         if isinstance(padding, str):
             if padding == "valid":
@@ -558,19 +960,19 @@ class GraphImporter:
         geo = dict(kernel=(kh, kw), stride=tuple(int(s) for s in stride))
         if min(kh, kw) < 1 or len(geo["stride"]) != 2 or min(geo["stride"]) < 1 or \
                 min(conv_pad) < 0:
-            raise ModelError(f"{self.name}: {_where(node)}: convolution kernel {kh}x{kw}, "
-                             f"stride {geo['stride']}, padding {conv_pad}")
+            raise self._err(node, f"convolution kernel {kh}x{kw}, stride {geo['stride']}, "
+                                  f"padding {conv_pad}")
+        ndim = 3 if one_d else 4
         if isinstance(x, Pixels):
-            h, wd, cin = self.input_shape
-            self._check_nchw(node, x.index, (h, wd, cin), c)
+            shape = self._rows(self.input_shape, one_d)
+            self._check_nchw(node, x.index, shape, c, ndim)
             pad = tuple(p + q for p, q in zip(x.pad, conv_pad))
-            return self._first_layer(node, "conv", (h, wd, cin), weights, x, bias,
-                                     dict(geo, padding=pad))
-        h, wd, cin = x.shape
-        self._check_nchw(node, x.index, x.shape, c)
+            return self._first_layer(node, "conv", shape, weights, x, bias,
+                                     dict(geo, padding=pad), ndim)
+        h, wd, cin = self._rows(x.shape, one_d)
+        self._check_nchw(node, x.index, (h, wd, cin), c, ndim)
         if any(x.pad) and any(conv_pad):
-            raise ModelError(f"{self.name}: {_where(node)}: both an explicit pad and the conv's "
-                             "own padding; use one")
+            raise self._err(node, "both an explicit pad and the conv's own padding; use one")
         if any(x.pad):
             pad, pad_value = x.pad, x.pad_value
         else:
@@ -584,7 +986,13 @@ class GraphImporter:
             acc_values = np.arange(-k, k + 1, 2, dtype=np.int64)
         layer = FloatLayer(node.name, "conv", (h, wd, cin), weights, acc_values, None,
                            padding=pad, pad_value=pad_value, **geo)
-        return self._start_acc(layer, 4, bias, node, scale=1.0, offset=None, f64=False)
+        return self._start_acc(layer, ndim, bias, node, scale=1.0, offset=None, f64=False)
+
+    @staticmethod
+    def _rows(shape: tuple, one_d: bool) -> tuple:
+        """A 1-D convolution reads an H x W x C activation as one row of H*W positions."""
+        h, w, c = shape
+        return (1, h * w, c) if one_d else shape
 
     @staticmethod
     def _zero_pad_domain(hw, kernel, stride, pad, cin) -> np.ndarray:
@@ -597,25 +1005,39 @@ class GraphImporter:
             vals.update(range(-kv, kv + 1, 2))
         return np.array(sorted(vals), dtype=np.int64)
 
-    def _check_nchw(self, node, index, shape, c):
+    def _check_nchw(self, node, index, shape, c, ndim=4):
         h, w, cin = shape
-        if c != cin or index.dim() != 4 or not torch.equal(index, _canonical_nchw(h, w, cin)):
-            raise ModelError(f"{self.name}: {_where(node)}: the conv input is not the NCHW view of "
-                             f"the {h}x{w}x{cin} activation (layout {tuple(index.shape)})")
+        want = _canonical(self.batch, h, w, cin, ndim)
+        if c != cin or index.shape != want.shape or not torch.equal(index, want):
+            if ndim == 3 and h != 1:
+                why = (f"a 1-D convolution over the {h}x{w}x{cin} activation; reshape it to "
+                       f"N x C x L of one row (height 1)")
+            else:
+                why = (f"the conv input is not the {'NCL' if ndim == 3 else 'NCHW'} view of the "
+                       f"{h}x{w}x{cin} activation (layout {tuple(index.shape)})")
+            raise self._err(node, why)
 
-    def _first_layer(self, node, kind, in_shape, weights, x: Pixels, bias, geo) -> Acc:
+    def _first_layer(self, node, kind, in_shape, weights, x: Pixels, bias, geo, ndim=None) -> Acc:
         """uint8 x binary: acc = sum w*(x - zp); preactivation = a*acc (+ per-channel b*sum(w))."""
         table = x.table
         if not table.is_floating_point():
-            raise ModelError(f"{self.name}: {_where(node)}: the input reaches the first layer "
-                             "as integers; convert it to float inside the model")
+            raise self._err(node, "the input reaches the first layer as integers; convert it to "
+                                  "float inside the model")
         a, b = x.a, x.b
         if a <= 0:
-            raise ModelError(f"{self.name}: {_where(node)}: the input scaling must be increasing")
+            raise self._err(node, "the input scaling must be increasing")
         pixels = np.arange(256, dtype=np.float64)
         t = table.double().numpy()
-        if not np.allclose(t, a * pixels + b, rtol=1e-6, atol=1e-6 * abs(a)):
-            raise ModelError(f"{self.name}: {_where(node)}: could not follow the input scaling")
+        intended = a * pixels + b
+        # the model's own float rounding of a*x + b (e.g. x / 127.5 - 1 in float32) is a few
+        # units in the last place of the largest value: more than that is another scaling
+        eps = float(torch.finfo(table.dtype).eps)
+        tol = 8 * eps * max(float(np.abs(intended).max()), float(np.abs(t).max()), abs(b))
+        if not np.all(np.abs(t - intended) <= tol):
+            worst = int(np.argmax(np.abs(t - intended)))
+            raise self._err(node, f"the input scaling is not affine: pixel {worst} becomes "
+                                  f"{t[worst]:g}, the scaling {a:g}*x{b:+g} read from the graph "
+                                  f"gives {intended[worst]:g}")
         zp_real = -b / a
         zp = int(round(zp_real))
         integral = abs(zp_real - zp) < 1e-9 and 0 <= zp <= 255
@@ -626,9 +1048,9 @@ class GraphImporter:
             offset = None
         else:
             if padded:
-                raise ModelError(f"{self.name}: {_where(node)}: zero padding of an input scaled as "
-                                 f"{a:g}*x{b:+g} pads with pixel value {zp_real:g}, not an integer; "
-                                 "scale the input as (x - zp) * s with an integer zp")
+                raise self._err(node, f"zero padding of an input scaled as {a:g}*x{b:+g} pads with "
+                                      f"pixel value {zp_real:g}, not an integer; scale the input "
+                                      "as (x - zp) * s with an integer zp")
             zp = 0
             offset = b * weights.reshape(n, -1).sum(axis=1).astype(np.float64)
         # Exact in float32 when every scaled pixel and every partial sum is a float32 integer
@@ -636,7 +1058,7 @@ class GraphImporter:
         exact = False
         for m in range(0, 31):
             q = t * 2.0**m
-            if np.all(q == np.round(q)) and np.all(t == np.float32(a * pixels + b)):
+            if np.all(q == np.round(q)) and np.all(t == np.float32(intended)):
                 exact = float(np.abs(q).max()) * taps < 2**24 and (offset is None)
                 break
         if not exact:
@@ -646,49 +1068,53 @@ class GraphImporter:
         acc_values = np.arange(-bound, bound + 1, dtype=np.int64)
         layer = FloatLayer(node.name, kind, in_shape, weights, acc_values, None,
                            uint8_input=True, zero_point=zp, **geo)
-        return self._start_acc(layer, 2 if kind == "dense" else 4, bias, node, scale=a,
-                               offset=offset, f64=not exact)
+        return self._start_acc(layer, ndim or (2 if kind == "dense" else 4), bias, node,
+                               scale=a, offset=offset, f64=not exact)
 
     def _start_acc(self, layer, ndim, bias, node, scale, offset, f64) -> Acc:
         entries = layer.weights.shape[0] * len(layer.acc_values)
         if entries > _MAX_RESPONSE_ENTRIES:
-            raise ModelError(f"{self.name}: {_where(node)}: {layer.weights.shape[0]:,} channels x "
-                             f"{len(layer.acc_values):,} accumulator values is too large a layer to "
-                             f"convert exactly (at most {_MAX_RESPONSE_ENTRIES:,})")
+            raise self._err(node, f"{layer.weights.shape[0]:,} channels x "
+                                  f"{len(layer.acc_values):,} accumulator values is too large a "
+                                  f"layer to convert exactly (at most {_MAX_RESPONSE_ENTRIES:,})")
         layer.response = np.zeros((layer.weights.shape[0], 0), dtype=np.int8)  # channel count
         layer.trace_nodes = [None, None]
-        acc = Acc(layer, ndim, f64, offset, scale)
+        h, w, c = self._out_shape(layer, pooled=False)
+        acc = Acc(layer, ndim, f64, offset, scale, index=_canonical(self.batch, h, w, c, ndim),
+                  node=node, layer_node=node)
         if bias is not None:
-            b = bias.detach()
-            shape = (1, -1) + (1,) * (ndim - 2)
-
-            def add_bias(t, f64, b=b, shape=shape):
-                return t + (b.double() if f64 else b).reshape(shape)
-            acc.chain.append((node, add_bias))
+            n = layer.weights.shape[0]
+            ex = _Expr(node, torch.add, (_PREACTIVATION,
+                                         bias.detach().reshape((1, n) + (1,) * (ndim - 2))))
+            acc = replace(acc, expr=ex)
         return acc
 
     # -- evaluating a layer's response -----------------------------------------------------------
     def _probe(self, x: Acc, values: np.ndarray) -> torch.Tensor:
         """Preactivations for accumulator values [P] in every channel: [P, N(, 1, 1)]."""
         n = x.layer.weights.shape[0]
-        pre = x.scale * values.astype(np.float64)[:, None] + (
+        scale = np.broadcast_to(np.asarray(x.scale, dtype=np.float64), (n,))
+        pre = scale[None, :] * values.astype(np.float64)[:, None] + (
             x.offset[None, :] if x.offset is not None else np.zeros((1, n)))
         t = torch.from_numpy(pre if x.probe_f64 else pre.astype(np.float32))
         return t.reshape(t.shape + (1,) * (x.ndim - 2))
 
-    def _chunks(self, x: Acc, values: np.ndarray, upto: int | None = None):
-        """Yield the chain's output [N, chunk] over the accumulator values, chunk by chunk."""
-        chain = x.chain if upto is None else x.chain[:upto]
+    def _chunks(self, x: Acc, values: np.ndarray, expr: _Expr | None = None):
+        """Yield the expression's output [N, chunk] over the accumulator values, chunk by chunk."""
+        expr = x.expr if expr is None else expr
         n = x.layer.weights.shape[0]
         step = max(1, _PROBE_CHUNK // max(1, n))
         for i in range(0, len(values), step):
-            t = self._probe(x, values[i:i + step])
-            for node, fn in chain:
-                try:
-                    t = fn(t, x.probe_f64)
-                except Exception as e:
-                    raise ModelError(f"{self.name}: {_where(node)}: cannot evaluate on the "
-                                     f"accumulator range ({e})") from None
+            p = _Probe(self._probe(x, values[i:i + step]), x.probe_f64)
+            try:
+                t = expr.eval(p)
+            except Exception as e:
+                raise ModelError(f"{self.name}: {_where(expr.node)}: cannot evaluate on the "
+                                 f"accumulator range ({str(e).splitlines()[0][:200]})") from None
+            if t.dim() != x.ndim or t.shape[0] != p.t.shape[0] or t.shape[1] != n or \
+                    t.numel() != p.t.numel():
+                raise ModelError(f"{self.name}: {_where(expr.node)}: does not keep one value per "
+                                 "channel and position")
             yield t.reshape(t.shape[0], n).T
 
     def _direction(self, x: Acc, values: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -696,7 +1122,7 @@ class GraphImporter:
         and whether that part already outputs only +-1 (the pool acts on binary values)."""
         inc = dec = prev = None
         binary = True
-        for part in self._chunks(x, values, upto=x.pool_at):
+        for part in self._chunks(x, values, expr=x.pre_pool[0]):
             binary = binary and bool(((part == 1) | (part == -1)).all())
             p = part.double()
             if prev is not None:
@@ -713,60 +1139,105 @@ class GraphImporter:
                              "the sign")
         return np.where(inc.numpy(), 1, -1).astype(np.int8), binary
 
-    def _hidden_response(self, x: Acc, last_node) -> np.ndarray:
+    def _hidden_response(self, x: Acc) -> np.ndarray:
         """int8 +-1 [N, P]; anything but exactly +-1 is an error naming the node."""
         layer, parts, done = x.layer, [], 0
         for part in self._chunks(x, layer.acc_values):
             ok = (part == 1) | (part == -1)
             if not bool(ok.all()):
                 c, p = (int(v[0]) for v in torch.nonzero(~ok, as_tuple=True))
-                where = _where(last_node) if last_node is not None else f"layer {layer.name!r}"
-                raise ModelError(f"{self.name}: {where}: outputs {float(part[c, p]):g} for "
-                                 f"accumulator {layer.acc_values[done + p]} in channel {c}; a hidden "
-                                 "binary layer must output exactly +-1 (a sign with sign(0) = +1 "
-                                 "after batch norm)")
+                raise ModelError(self._not_binary(x, float(part[c, p]),
+                                                  int(layer.acc_values[done + p]), c))
             parts.append(part.to(torch.int8).numpy())
             done += part.shape[1]
         return np.concatenate(parts, axis=1)
 
-    def _finish_layer(self, x: Acc, output_node, last: bool):
+    def _not_binary(self, x: Acc, value: float, acc: int, channel: int) -> str:
+        node = x.expr.node or x.node
+        signs = [nd for nd in x.expr.nodes() if _opname(nd).split(".")[0] in ("sign", "sgn")]
+        if value == 0 and signs:
+            return (f"{self.name}: {_where(signs[-1])}: torch.sign gives 0 for accumulator {acc} "
+                    f"in channel {channel} of layer {x.layer.name!r} (sign(0) = 0 is not a binary "
+                    "value); use torch.where(x >= 0, 1.0, -1.0), which gives +1 at 0")
+        what = "a NaN (an unwritten element of a masked write)" if value != value else f"{value:g}"
+        return (f"{self.name}: {_where(node)}: outputs {what} for accumulator {acc} in channel "
+                f"{channel} of layer {x.layer.name!r}; a hidden binary layer must output exactly "
+                "+-1 (a sign with sign(0) = +1, e.g. torch.where(x >= 0, 1.0, -1.0), after batch "
+                "norm); a real-valued hidden layer cannot be converted")
+
+    def _read_chain(self, x: Acc, what: str) -> None:
+        """inspect --graph: the nodes the layer's response was evaluated through."""
+        for nd in x.expr.nodes():
+            if nd is not x.layer_node:
+                self.reading[nd.name] = what
+        if x.pool_node is not None:
+            self.reading[x.pool_node.name] = (f"max-pool of layer {x.layer.name!r} "
+                                              "(bitwise AND/OR after the threshold)")
+
+    def _trace(self, node, index: torch.Tensor, hwc: tuple) -> str | None:
+        if node is None:
+            return None
+        size = hwc[0] * hwc[1] * hwc[2]
+        one = self._per_sample(node, index, size)[0]
+        self.trace_layouts[node.name] = (one.reshape(-1).numpy().astype(np.int64), tuple(hwc))
+        return node.name
+
+    def _finish_layer(self, x: Acc, last: bool):
         layer = x.layer
-        last_node = x.chain[-1][0] if x.chain else None
+        if x.returns_tuple:
+            raise self._err(x.node, "its tuple output is used whole")
         pre_binary = False
-        if x.pool_at is not None:
+        if x.pool_node is not None:
             layer.pool.pre_direction, pre_binary = self._direction(x, layer.acc_values)
+        out_hwc = self._out_shape(layer, pooled=True)
+        value_node = x.expr.node if x.expr.node is not None else None
         if last:
+            n = layer.weights.shape[0]
+            if x.index.dim() != 2 or not torch.equal(self._per_sample(x.node, x.index, n)[0],
+                                                      torch.arange(n)):
+                raise self._err(x.node, "the class scores must be returned as N x classes")
             layer.response = np.concatenate([p.double().numpy() for p in
                                              self._chunks(x, layer.acc_values)], axis=1)
             layer.is_output = True
-            layer.trace_nodes = [output_node.name if output_node is not None else None, None]
+            self._read_chain(x, f"class scores of layer {layer.name!r} (integer affine)")
+            out_node = x.ignored_output_op if x.ignored_output_op is not None else x.node
+            layer.trace_nodes = [out_node.name if out_node is not None else None, None]
+            if x.ignored_output_op is not None:
+                self.reading[x.ignored_output_op.name] = (
+                    f"{_opname(x.ignored_output_op).split('.')[0]} of the scores: ignored (it "
+                    "keeps the order of the scores, so the predicted class)")
             self.layers.append(layer)
             return None
-        layer.response = self._hidden_response(x, last_node)
-        trace = last_node.name if last_node is not None else None
-        if x.pool_at is not None and x.pool_at == len(x.chain):
-            # the pool is the last op: its output is the pooled +-1 tensor, and the tensor
-            # before it is the per-position activation when that is already binary
-            layer.trace_nodes = [trace if pre_binary else None, x.pool_node.name]
-        elif x.pool_at is not None:
-            layer.trace_nodes = [None, trace]
+        if value_node is None:
+            raise self._err(x.node, f"layer {layer.name!r} feeds the next layer without a sign; "
+                                    "a hidden binary layer must output +-1")
+        layer.response = self._hidden_response(x)
+        self._read_chain(x, f"threshold of layer {layer.name!r}")
+        if x.pool_node is not None:
+            pre_expr, pre_node, pre_index = x.pre_pool
+            pre_hwc = self._out_shape(layer, pooled=False)
+            before = self._trace(pre_node, pre_index, pre_hwc) if pre_binary and \
+                pre_expr.node is not None else None
+            layer.trace_nodes = [before, self._trace(x.node, x.index, out_hwc)]
         else:
-            layer.trace_nodes = [trace, None]
+            layer.trace_nodes = [self._trace(x.node, x.index, out_hwc), None]
         self.layers.append(layer)
-        h, w, c = self._out_shape(layer, x.ndim)
-        return Bin(_canonical_nchw(h, w, c) if x.ndim == 4 else torch.arange(c).reshape(1, c),
-                   (h, w, c), source=layer if x.pool_at is None else None)
+        h, w, c = out_hwc
+        canonical = x.index.shape == _canonical(self.batch, h, w, c, x.ndim).shape and \
+            torch.equal(x.index, _canonical(self.batch, h, w, c, x.ndim))
+        return Bin(x.index, out_hwc, source=layer if x.pool_node is None and canonical and
+                   x.ndim == 4 else None)
 
     @staticmethod
-    def _out_shape(layer: FloatLayer, ndim: int) -> tuple:
+    def _out_shape(layer: FloatLayer, pooled: bool) -> tuple:
         n = layer.weights.shape[0]
-        if ndim == 2:
+        if layer.kind == "dense":
             return (1, 1, n)
         h, w, _ = layer.in_shape
         pt, pl, pb, pr = layer.padding
         ho = conv_out(h, layer.kernel[0], layer.stride[0], pt, pb)
         wo = conv_out(w, layer.kernel[1], layer.stride[1], pl, pr)
-        if layer.pool is not None:
+        if pooled and layer.pool is not None:
             ho = conv_out(ho, layer.pool.kernel[0], layer.pool.stride[0], 0, 0)
             wo = conv_out(wo, layer.pool.kernel[1], layer.pool.stride[1], 0, 0)
         return (ho, wo, n)

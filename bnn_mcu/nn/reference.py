@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from ..ir.bits import pack_bits
+from .program_input import program_input, run_batches
 
 
 class _Capture(torch.fx.Interpreter):
@@ -42,34 +43,57 @@ class _Capture(torch.fx.Interpreter):
         return self._widen(v) if self.f64 else v
 
 
-def activation_words(t: torch.Tensor) -> np.ndarray:
-    """+-1 activations (N x C x H x W or N x C) -> packed NHWC words, like the device's."""
+def activation_words(t: torch.Tensor, layout=None) -> np.ndarray:
+    """+-1 activations -> packed NHWC words, like the device's. `layout` (ids in HWC order,
+    (H, W, C)) says where each element of t sits when the model reshaped or permuted it;
+    without it, t is N x C x H x W, N x C x L or N x C."""
     a = t.detach()
-    if a.dim() == 4:
+    n = a.shape[0]
+    if layout is not None:
+        ids, (h, w, c) = layout
+        hwc = torch.empty(n, h * w * c, dtype=a.dtype)
+        hwc[:, torch.from_numpy(ids)] = a.reshape(n, -1)
+        a = hwc.reshape(n, h, w, c)
+    elif a.dim() == 4:
         a = a.permute(0, 2, 3, 1)
+    elif a.dim() == 3:
+        a = a.permute(0, 2, 1).unsqueeze(1)
     else:
-        a = a.reshape(a.shape[0], 1, 1, -1)
+        a = a.reshape(n, 1, 1, -1)
     return pack_bits((a < 0).numpy().astype(np.uint8))
 
 
 @torch.no_grad()
-def run_reference(ep, x: np.ndarray, names, batch: int = 500, f64: bool = False):
+def run_reference(ep, x: np.ndarray, names, batch: int = 500, f64: bool = False,
+                  layouts: dict | None = None):
     """Scores [N, classes] (float64) and {hidden node name: packed words [N, H, W, words]}."""
     gm = ep.module()
+    spec = program_input(ep)
     names = [n for n in names if n]
+    layouts = layouts or {}
     scores, captured = [], {n: [] for n in names}
-    for i in range(0, len(x), batch):
-        xb = x[i:i + batch]
-        xb = torch.from_numpy(xb[..., 0] if xb.shape[-1] == 1 else xb)
+
+    def run(xb):
         cap = _Capture(gm, names, f64)
         out = cap.run(xb)
-        out = out[0] if isinstance(out, (tuple, list)) else out
-        scores.append(out.double().numpy())
+        return (out[0] if isinstance(out, (tuple, list)) else out), cap.seen
+
+    for n_valid, (out, seen) in run_batches(spec, run, x, batch):
+        scores.append(out[:n_valid].double().numpy())
         for n in names:
-            if n in cap.seen:
-                captured[n].append(cap.seen[n])
-    words = {}
-    for n, parts in captured.items():
-        if parts:
-            words[n] = np.concatenate([activation_words(p) for p in parts])
+            if n in seen:
+                captured[n].append(activation_words(seen[n][:n_valid], layouts.get(n)))
+    words = {n: np.concatenate(parts) for n, parts in captured.items() if parts}
     return np.concatenate(scores), words
+
+
+@torch.no_grad()
+def predict(ep, x: np.ndarray, batch: int = 1000) -> np.ndarray:
+    """The exported program's predicted classes on uint8 [N, H, W, C] images."""
+    gm = ep.module()
+    spec = program_input(ep)
+    preds = []
+    for n_valid, out in run_batches(spec, gm, x, batch):
+        out = out[0] if isinstance(out, (tuple, list)) else out
+        preds.append(out[:n_valid].argmax(1).numpy())
+    return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)

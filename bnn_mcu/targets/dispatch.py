@@ -77,6 +77,7 @@ def _verify_emulator(args, data) -> int:
 
 def _verify_devices(args, data) -> int:
     from .. import emulator
+    from ..ir.geometry import conform_images
     from ..models import load_model
     from ..verify import compare_device, device_table, first_layer_difference
     from .session import count_instructions, run_on_device
@@ -84,8 +85,10 @@ def _verify_devices(args, data) -> int:
     model = load_model(args.model, args.trust_pickle, args.input_shape)
     targets = device_targets(args.target, args.baud)
     x, y = data.test_x[: args.limit], data.test_y[: args.limit]
-    if x.shape[1:] != tuple(model.input_shape):  # before any build: the emulator says it too
+    fitted = conform_images(x, tuple(model.input_shape))
+    if fitted is None:  # before any build: the emulator says it too
         raise InputShapeError.for_shapes(model.input_shape, x.shape[1:])
+    x = fitted
     trace_n = args.trace if args.trace is not None else min(len(x), 8)
     emu = emulator.run(model, x, trace=True)
     rows = []
