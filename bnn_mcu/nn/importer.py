@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import operator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -34,6 +34,8 @@ import torch
 from ..errors import ModelError
 from ..ir.float_ir import FloatLayer, FloatModel, Pool
 from ..ir.geometry import conv_out, valid_taps
+from .graph_values import (PREACTIVATION, Acc, Bin, Pixels, Batch, Expr, Fresh, Probe,
+                           canonical)
 from .program_input import program_input
 
 A = torch.ops.aten
@@ -104,130 +106,6 @@ def _functional(target):
         return None
 
 
-class _Batch:
-    """The symbolic batch size (from sym_size on an input-derived tensor)."""
-
-
-@dataclass
-class _Fresh:
-    """A tensor made from nothing (`empty`, `zeros`, `x.new(x.size())`...): a constant when
-    used with constants, the activation's shape filled with one value when written through
-    masks of an activation (`out = x.new(x.size()); out[x >= 0] = 1; out[x < 0] = -1`)."""
-
-    node: object
-    value: torch.Tensor  # materialised (batch 1 when the batch is symbolic); empty -> NaN
-    fill: float
-
-
-# -- expressions over one accumulator --------------------------------------------------------
-class _Probe:
-    """One evaluation of an expression: the preactivation probe [P, N(, 1, 1)] and a cache, so
-    a value used by several ops (STE tricks use x three times) is computed once."""
-
-    def __init__(self, t: torch.Tensor, f64: bool):
-        self.t, self.f64, self.cache = t, f64, {}
-
-
-@dataclass(eq=False)
-class _Expr:
-    node: object  # the graph node this value is (None: the preactivation itself)
-    target: object = None
-    args: tuple = ()  # _Expr operands, constants (already per channel) and plain values
-    kwargs: dict = field(default_factory=dict)
-    tuple_item: bool = False  # the op returns a tuple; the value is item 0 (native batch norm)
-    empty: bool = False  # empty_like/new_empty: uninitialised memory, probed as NaN
-
-    def eval(self, p: _Probe) -> torch.Tensor:
-        if self.node is None:
-            return p.t
-        key = id(self)
-        if key not in p.cache:
-            args = [self._arg(a, p) for a in self.args]
-            kwargs = {k: self._arg(v, p) for k, v in self.kwargs.items()}
-            out = self.target(*args, **kwargs)
-            if self.tuple_item:
-                out = out[0]
-            if self.empty:
-                out = torch.full_like(out, float("nan")) if out.is_floating_point() else out.zero_()
-            p.cache[key] = out
-        return p.cache[key]
-
-    def _arg(self, a, p: _Probe):
-        if isinstance(a, _Expr):
-            return a.eval(p)
-        if isinstance(a, (list, tuple)):
-            return type(a)(self._arg(x, p) for x in a)
-        if p.f64 and isinstance(a, torch.Tensor) and a.dtype == torch.float32:
-            return a.double()
-        if p.f64 and a is torch.float32:
-            return torch.float64
-        return a
-
-    def nodes(self) -> list:
-        """Every graph node in the expression, operands first."""
-        seen, out = set(), []
-
-        def walk(e):
-            if not isinstance(e, _Expr) or id(e) in seen:
-                return
-            seen.add(id(e))
-            for a in list(e.args) + list(e.kwargs.values()):
-                for x in (a if isinstance(a, (list, tuple)) else [a]):
-                    walk(x)
-            if e.node is not None:
-                out.append(e.node)
-        walk(self)
-        return out
-
-
-_PREACTIVATION = _Expr(None)
-
-
-@dataclass
-class Pixels:
-    index: torch.Tensor  # ids of the HWC input elements (batch-encoded), shape of the value
-    table: torch.Tensor  # [256] what the model computes from each pixel value
-    a: float = 1.0  # intended affine real = a * x + b, tracked in float64
-    b: float = 0.0
-    pad: tuple = (0, 0, 0, 0)  # a pad op on the pixels (top, left, bottom, right), value 0 only
-
-
-@dataclass
-class Acc:
-    layer: FloatLayer
-    ndim: int  # 2 (dense), 3 (conv1d, NCL) or 4 (conv, NCHW): the probe's rank
-    probe_f64: bool  # evaluate in float64 (inexact first-layer scaling, scaled weights)
-    offset: np.ndarray | None  # per-channel constant added to scale*acc (first layer, zp 0)
-    scale: np.ndarray | float = 1.0  # preactivation = scale * acc + offset (per channel)
-    expr: _Expr = _PREACTIVATION
-    index: torch.Tensor | None = None  # ids (HWC order of the layer's output) of the value
-    node: object = None  # the graph node whose output the value is
-    pool_node: object = None  # a max-pool inside the chain, if any
-    pre_pool: tuple | None = None  # (expr, node, index) just before that max-pool
-    returns_tuple: bool = False
-    ignored_output_op: object = None  # softmax / log_softmax after the scores
-    layer_node: object = None  # the binary layer's own node
-
-
-@dataclass
-class Bin:
-    index: torch.Tensor  # ids (HWC order, batch-encoded) of the activation elements
-    shape: tuple  # (H, W, C) of the activation
-    pad: tuple = (0, 0, 0, 0)
-    pad_value: int = 1
-    source: FloatLayer | None = None  # the layer that produced it, while no layout op intervened
-
-
-def _canonical(batch: int, h: int, w: int, c: int, ndim: int = 4) -> torch.Tensor:
-    """Ids of an (H, W, C) activation in PyTorch's layout: NCHW, NCL (h = 1) or NC."""
-    ids = torch.arange(batch * h * w * c).reshape(batch, h, w, c).permute(0, 3, 1, 2)
-    if ndim == 3:
-        return ids.reshape(batch, c, h * w)
-    if ndim == 2:
-        return ids.reshape(batch, c)
-    return ids.contiguous()  # like a conv's output, so view() works as it does in the model
-
-
 def _is_sym(v) -> bool:
     return isinstance(v, (Pixels, Acc, Bin))
 
@@ -241,7 +119,7 @@ def _flat_args(args):
 
 
 def _subst_batch(v, batch: int):
-    if isinstance(v, _Batch):
+    if isinstance(v, Batch):
         return batch
     if isinstance(v, (list, tuple)):
         return type(v)(_subst_batch(x, batch) for x in v)
@@ -371,7 +249,7 @@ class GraphImporter:
             return f"per-position op after layer {v.layer.name!r}"
         if isinstance(v, Bin):
             return "binary activations: reshape / padding"
-        if v is None or isinstance(v, (_Batch, int)):
+        if v is None or isinstance(v, (Batch, int)):
             return "shape check"
         return "constant, folded (weights, their binarization, parameters)"
 
@@ -401,7 +279,7 @@ class GraphImporter:
         if name.startswith(_IGNORED):
             return None
         accs = [s for s in syms if isinstance(s, Acc)]
-        fresh = any(isinstance(a, _Fresh) for a in _flat_args(list(args) + list(kwargs.values())))
+        fresh = any(isinstance(a, Fresh) for a in _flat_args(list(args) + list(kwargs.values())))
         if fresh:  # a made-up tensor meets an activation (masked write) or constants
             args, kwargs = self._unfresh(node, args, accs[0] if accs else None), \
                 {k: self._unfresh(node, v, accs[0] if accs else None) for k, v in kwargs.items()}
@@ -409,8 +287,8 @@ class GraphImporter:
         if not syms:
             if name in _CREATION and not any(isinstance(a, torch.Tensor) for a in _flat_args(args)):
                 return self._fresh(node, name, args, kwargs)
-            if any(isinstance(a, _Batch) for a in _flat_args(args)):
-                return _Batch() if name.startswith("sym_") else None
+            if any(isinstance(a, Batch) for a in _flat_args(args)):
+                return Batch() if name.startswith("sym_") else None
             self._check_const_size(node, args, kwargs)
             try:
                 return node.target(*args, **kwargs)
@@ -419,7 +297,7 @@ class GraphImporter:
         if name == "sym_size":
             if args[1] != 0:
                 raise self._err(node, "only the batch size may be read")
-            return _Batch() if self.dynamic else self.batch
+            return Batch() if self.dynamic else self.batch
         if name == "getitem":
             return self._getitem(node, args)
         if name in _LAYERS:
@@ -434,7 +312,7 @@ class GraphImporter:
             return self._pixel_op(node, name, x, args, kwargs)
         return self._bin_op(node, name, x, args, kwargs)
 
-    def _fresh(self, node, name, args, kwargs) -> _Fresh:
+    def _fresh(self, node, name, args, kwargs) -> Fresh:
         args = _subst_batch(list(args), self.batch)
         self._check_const_size(node, args, kwargs)
         value = node.target(*args, **kwargs)
@@ -444,14 +322,14 @@ class GraphImporter:
         else:
             flat = value.reshape(-1)
             fill = flat[0].item() if flat.numel() else 0
-        return _Fresh(node, value, fill)
+        return Fresh(node, value, fill)
 
     def _unfresh(self, node, v, acc: Acc | None):
-        """_Fresh operands -> activation-shaped expressions of `acc` (same shape), else their
+        """Fresh operands -> activation-shaped expressions of `acc` (same shape), else their
         constant value."""
         if isinstance(v, (list, tuple)):
             return type(v)(self._unfresh(node, a, acc) for a in v)
-        if not isinstance(v, _Fresh):
+        if not isinstance(v, Fresh):
             return v
         if acc is None or tuple(v.value.shape) != tuple(acc.index.shape):
             return v.value
@@ -459,7 +337,7 @@ class GraphImporter:
 
         def made(t, fill=v.fill, dtype=dtype):
             return torch.full_like(t, fill, dtype=dtype)
-        return replace(acc, expr=_Expr(v.node, made, (_PREACTIVATION,)), node=v.node)
+        return replace(acc, expr=Expr(v.node, made, (PREACTIVATION,)), node=v.node)
 
     def _same_value_space(self, syms) -> bool:
         """Values of one accumulator, at the same layout and pooling (an STE trick, a masked
@@ -630,7 +508,7 @@ class GraphImporter:
             src.trace_nodes[1] = node.name
             h, w, c = x.shape
             ho, wo = conv_out(h, k[0], s[0], 0, 0), conv_out(w, k[1], s[1], 0, 0)
-            return Bin(_canonical(self.batch, ho, wo, c), (ho, wo, c), source=None)
+            return Bin(canonical(self.batch, ho, wo, c), (ho, wo, c), source=None)
         if name in _AVERAGES:
             raise self._err(node, "averages binary activations; the mean of +-1 values is not "
                                   "binary: use max-pool (exact as a bitwise AND) or a stride-2 "
@@ -703,8 +581,8 @@ class GraphImporter:
             if name == "batch_norm" and args[5]:
                 raise self._err(node, "batch norm in training mode; call model.eval() before "
                                       "torch.export")
-            self._require_canonical(node, x, "batch norm")
-            ex = _Expr(node, node.target, tuple(self._operand(a, x) for a in args),
+            self._requirecanonical(node, x, "batch norm")
+            ex = Expr(node, node.target, tuple(self._operand(a, x) for a in args),
                        {k: self._operand(v, x) for k, v in kwargs.items()},
                        tuple_item=name != "batch_norm")
             return replace(x, expr=ex, node=node, returns_tuple=name != "batch_norm")
@@ -715,7 +593,7 @@ class GraphImporter:
             return replace(x, ignored_output_op=node)
         if name == "expand_as" and args[0] is not x:  # a constant given the activation's shape
             c = self._per_channel(node, args[0], x.index, x.layer.weights.shape[0], x.ndim)
-            ex = _Expr(node, lambda c, t: torch.broadcast_to(c, t.shape).clone(), (c, x.expr))
+            ex = Expr(node, lambda c, t: torch.broadcast_to(c, t.shape).clone(), (c, x.expr))
             return replace(x, expr=ex, node=node)
         if name in _CASTS:
             return self._acc_elementwise(node, name, x, args, kwargs)
@@ -760,7 +638,7 @@ class GraphImporter:
                     torch.broadcast_shapes(v.shape, x.index.shape) != x.index.shape:
                 raise self._err(node, f"a constant of shape {tuple(v.shape)} changes the "
                                       f"activation's shape {tuple(x.index.shape)}")
-        ex = _Expr(node, target,
+        ex = Expr(node, target,
                    tuple(self._operand(a, x, n, node) for a in args),
                    {k: self._operand(v, x, n, node) for k, v in kwargs.items()})
         return replace(x, expr=ex, node=node)
@@ -779,9 +657,9 @@ class GraphImporter:
 
             def like(t, fill=fill, dtype=dtype):
                 return target(t, fill, dtype=dtype if dtype is not None else t.dtype)
-            ex = _Expr(node, like, (x.expr,), empty=name == "new_empty")
+            ex = Expr(node, like, (x.expr,), empty=name == "new_empty")
         else:
-            ex = _Expr(node, node.target, tuple(self._operand(a, x) for a in args),
+            ex = Expr(node, node.target, tuple(self._operand(a, x) for a in args),
                        {k: self._operand(v, x) for k, v in kwargs.items()},
                        empty=name == "empty_like")
         return replace(x, expr=ex, node=node)
@@ -793,7 +671,7 @@ class GraphImporter:
             return v.expr
         if isinstance(v, (list, tuple)):
             return type(v)(self._operand(a, x, n, node) for a in v)
-        if isinstance(v, _Batch):
+        if isinstance(v, Batch):
             return self.batch
         if n is not None:
             return self._per_channel(node, v, x.index, n, x.ndim)
@@ -813,22 +691,22 @@ class GraphImporter:
                                   "channel, so the layer's output would depend on the position")
         return per.reshape((1, n) + (1,) * (ndim - 2))
 
-    def _require_canonical(self, node, x: Acc, what: str):
+    def _requirecanonical(self, node, x: Acc, what: str):
         h, w, c = self._out_shape(x.layer, pooled=x.pool_node is not None)
-        if x.index.shape != _canonical(self.batch, h, w, c, x.ndim).shape or not torch.equal(
-                x.index, _canonical(self.batch, h, w, c, x.ndim)):
+        if x.index.shape != canonical(self.batch, h, w, c, x.ndim).shape or not torch.equal(
+                x.index, canonical(self.batch, h, w, c, x.ndim)):
             raise self._err(node, f"{what} on a reshaped or permuted activation; apply it on the "
                                   "layer's own output layout")
 
     def _acc_pool(self, node, name, x: Acc, args):
         if x.ndim not in (3, 4) or x.pool_node is not None:
             raise self._err(node, "unsupported max-pool position")
-        self._require_canonical(node, x, "max-pool")
+        self._requirecanonical(node, x, "max-pool")
         k, s = self._pool_args(node, name, args)
         x.layer.pool = Pool(k, s, None)
         h, w, c = self._out_shape(x.layer, pooled=True)
         return replace(x, pool_node=node, pre_pool=(x.expr, x.node, x.index), node=node,
-                       index=_canonical(self.batch, h, w, c, x.ndim))
+                       index=canonical(self.batch, h, w, c, x.ndim))
 
     # -- layers -----------------------------------------------------------------------------------
     def _layer(self, node, name, args, kwargs):
@@ -1007,7 +885,7 @@ class GraphImporter:
 
     def _check_nchw(self, node, index, shape, c, ndim=4):
         h, w, cin = shape
-        want = _canonical(self.batch, h, w, cin, ndim)
+        want = canonical(self.batch, h, w, cin, ndim)
         if c != cin or index.shape != want.shape or not torch.equal(index, want):
             if ndim == 3 and h != 1:
                 why = (f"a 1-D convolution over the {h}x{w}x{cin} activation; reshape it to "
@@ -1080,11 +958,11 @@ class GraphImporter:
         layer.response = np.zeros((layer.weights.shape[0], 0), dtype=np.int8)  # channel count
         layer.trace_nodes = [None, None]
         h, w, c = self._out_shape(layer, pooled=False)
-        acc = Acc(layer, ndim, f64, offset, scale, index=_canonical(self.batch, h, w, c, ndim),
+        acc = Acc(layer, ndim, f64, offset, scale, index=canonical(self.batch, h, w, c, ndim),
                   node=node, layer_node=node)
         if bias is not None:
             n = layer.weights.shape[0]
-            ex = _Expr(node, torch.add, (_PREACTIVATION,
+            ex = Expr(node, torch.add, (PREACTIVATION,
                                          bias.detach().reshape((1, n) + (1,) * (ndim - 2))))
             acc = replace(acc, expr=ex)
         return acc
@@ -1099,13 +977,13 @@ class GraphImporter:
         t = torch.from_numpy(pre if x.probe_f64 else pre.astype(np.float32))
         return t.reshape(t.shape + (1,) * (x.ndim - 2))
 
-    def _chunks(self, x: Acc, values: np.ndarray, expr: _Expr | None = None):
+    def _chunks(self, x: Acc, values: np.ndarray, expr: Expr | None = None):
         """Yield the expression's output [N, chunk] over the accumulator values, chunk by chunk."""
         expr = x.expr if expr is None else expr
         n = x.layer.weights.shape[0]
         step = max(1, _PROBE_CHUNK // max(1, n))
         for i in range(0, len(values), step):
-            p = _Probe(self._probe(x, values[i:i + step]), x.probe_f64)
+            p = Probe(self._probe(x, values[i:i + step]), x.probe_f64)
             try:
                 t = expr.eval(p)
             except Exception as e:
@@ -1223,9 +1101,9 @@ class GraphImporter:
             layer.trace_nodes = [self._trace(x.node, x.index, out_hwc), None]
         self.layers.append(layer)
         h, w, c = out_hwc
-        canonical = x.index.shape == _canonical(self.batch, h, w, c, x.ndim).shape and \
-            torch.equal(x.index, _canonical(self.batch, h, w, c, x.ndim))
-        return Bin(x.index, out_hwc, source=layer if x.pool_node is None and canonical and
+        in_order = x.index.shape == canonical(self.batch, h, w, c, x.ndim).shape and \
+            torch.equal(x.index, canonical(self.batch, h, w, c, x.ndim))
+        return Bin(x.index, out_hwc, source=layer if x.pool_node is None and in_order and
                    x.ndim == 4 else None)
 
     @staticmethod
