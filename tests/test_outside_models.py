@@ -126,6 +126,18 @@ def test_generated_c_on_the_host_matches(name, outside, tmp_path):
     assert "PARITY OK" in r.stdout
 
 
+@pytest.mark.qemu
+@pytest.mark.skipif(not (have("arm-none-eabi-gcc") and have("qemu-system-arm")),
+                    reason="needs gcc-arm-none-eabi and qemu-system-arm (make setup)")
+def test_mixed_outside_model_on_qemu_m4(outside):
+    """Issue 15's done-when: the mixed BinaryNet-style model on qemu:mps2-an386, 0 mismatches."""
+    _, _, path = outside("mixed_binarynet_cnn")
+    r = _cli("verify", str(path), "--target", "qemu:mps2-an386", "--data", "fashion-mnist",
+             "--limit", "1000", "--no-count")
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert "PARITY OK" in r.stdout
+
+
 # -- refusals --------------------------------------------------------------------------------
 
 def _refusal_example(r) -> torch.Tensor:

@@ -154,6 +154,33 @@ def _reactnet_finish(model):
             m.weight.copy_(0.05 + torch.rand(m.weight.shape, generator=g) * 0.4)
 
 
+class BiRealActCNN(nn.Module):
+    """Bi-Real's BinaryActivation (quadratic STE on torch.sign) on its own, with plain
+    where(w >= 0) weights: conv 3x3 stride 2 (padding 1) -> BN -> x.view(x.size(0), -1) between
+    the BN and the sign -> binary Linear -> BN. uint8 N x 28 x 28, (x - 128) / 128."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3, stride=2, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.act = BinaryActivation()
+        self.fc1 = nn.Linear(8 * 14 * 14, 64, bias=False)
+        self.bn2 = nn.BatchNorm1d(64)
+        self.fc2 = nn.Linear(64, 10, bias=False)
+        self.bn3 = nn.BatchNorm1d(10)
+
+    @staticmethod
+    def bw(w):
+        return w + (torch.where(w >= 0, 1.0, -1.0) - w).detach()
+
+    def forward(self, x):
+        x = (x.float() - 128) / 128
+        x = self.bn1(F.conv2d(x.unsqueeze(1), self.bw(self.conv.weight), None, 2, 1))
+        x = self.act(x.view(x.size(0), -1))
+        x = self.act(self.bn2(F.linear(x, self.bw(self.fc1.weight))))
+        return self.bn3(F.linear(x, self.bw(self.fc2.weight)))
+
+
 MODELS = [
     Outside(
         name="bireal_plain",
@@ -175,4 +202,13 @@ MODELS = [
                 "torch.flatten", "dynamic batch export"),
         build=ReActPlain, input="u8_nhw", export="dynamic", lr=1e-3, hidden=3, exact_input=True,
         finish=_reactnet_finish, min_accuracy=0.2),
+    Outside(
+        name="bireal_act_cnn",
+        source="liuzechun/Bi-Real-net birealnet.py BinaryActivation (alone, with where(w >= 0) "
+               "weights through the detach STE)",
+        idioms=("torch.sign with the quadratic STE surrogate", "view(x.size(0), -1) between BN and sign",
+                "stride-2 conv", "(x - 128)/128 with zero padding (pixel 128)",
+                "static batch export (x[:4])"),
+        build=BiRealActCNN, input="u8_nhw", export="static:4", hidden=2, exact_input=True,
+        min_accuracy=0.5),
 ]

@@ -256,6 +256,51 @@ def _xnorpp_finish(model):
     plant_bn_cases(model.bn2, ties=False)  # torch.sign: a tie would give 0 (see refusals.py)
 
 
+# -- alpha multiplied into a dense layer's output, preprocessing baked in as buffers ------------
+
+class Normalize(nn.Module):
+    """torchvision transforms.ToTensor + Normalize((0.5,), (0.5,)) baked into the exported model,
+    the constants kept as float32 buffers (issue 15 item 2)."""
+
+    def __init__(self, mean=(0.5,), std=(0.5,)):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def forward(self, x):
+        return (x.float() / 255 - self.mean) / self.std
+
+
+class XnorDense(nn.Linear):
+    """x . sign(W) times alpha = mean|W| per output unit (the XNOR-Net paper's dense form)."""
+
+    def forward(self, x):
+        alpha = self.weight.abs().mean(dim=1)
+        return F.linear(x, SignSTE.apply(self.weight)) * alpha
+
+
+class XnorMLP(nn.Module):
+    """uint8 N x 1 x 28 x 28 through Normalize buffers; first layer on the real pixels (sign(W),
+    alpha after the product), BN(affine=False) between layers, signs by SignSTE (x.sign())."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm = Normalize()
+        self.fc1 = nn.Linear(784, 64)
+        self.bn1 = nn.BatchNorm1d(64, affine=False)
+        self.fc2 = XnorDense(64, 64)
+        self.bn2 = nn.BatchNorm1d(64, affine=False)
+        self.fc3 = XnorDense(64, 10)
+        self.bn3 = nn.BatchNorm1d(10)
+
+    def forward(self, x):
+        x = self.norm(x).flatten(1)
+        alpha = self.fc1.weight.abs().mean(dim=1)
+        x = self.bn1(F.linear(x, SignSTE.apply(self.fc1.weight)) * alpha)
+        x = self.bn2(self.fc2(SignSTE.apply(x)))
+        return self.bn3(self.fc3(SignSTE.apply(x)))
+
+
 MODELS = [
     Outside(
         name="xnor_net_lenet",
@@ -289,4 +334,14 @@ MODELS = [
                 "negative and zero gammas", "dynamic batch export"),
         build=XnorPlusPlus, input="u8_nhw", export="dynamic", hidden=2, exact_input=False,
         finish=_xnorpp_finish, min_accuracy=0.15),
+    Outside(
+        name="xnor_alpha_mlp",
+        source="XNOR-Net paper (Rastegari et al. 2016) dense form sign(x) sign(W) alpha; "
+               "torchvision Normalize((0.5,), (0.5,)) baked in as buffers",
+        idioms=("output * alpha = mean(|W|) per output unit", "x.sign() in autograd.Function on "
+                "activations and weights",
+                "BN affine=False", "(x/255 - 0.5)/0.5 with float32 buffers", "input uint8 N x 1 x H x W",
+                "dynamic batch export"),
+        build=XnorMLP, input="u8_nchw", export="dynamic", hidden=2, exact_input=False,
+        min_accuracy=0.5),
 ]
