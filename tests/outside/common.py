@@ -31,7 +31,8 @@ class Outside:
     idioms: tuple                    # the idioms it exercises, for the report
     build: Callable[[], nn.Module]
     input: str = "u8_nhw"            # one of INPUT_KINDS
-    export: str = "dynamic"          # "dynamic", or "static:N" = torch.export.export(m, (x[:N],))
+    export: str = "dynamic"          # "dynamic" (Dim("batch")), "auto" (Dim.AUTO), or "static:N" =
+    #                                  torch.export.export(m, (x[:N],))
     train_steps: int = 60            # 0: random weights, real BN statistics only
     lr: float = 1e-2
     output: str = "scores"           # "scores", "log_softmax" or "softmax": what forward() returns
@@ -107,7 +108,7 @@ def export(model: nn.Module, spec: Outside, x: np.ndarray) -> torch.export.Expor
     if spec.export.startswith("static:"):
         n = int(spec.export.split(":")[1])
         return torch.export.export(model, (ex[:n],))
-    batch = torch.export.Dim("batch")
+    batch = torch.export.Dim.AUTO if spec.export == "auto" else torch.export.Dim("batch")
     return torch.export.export(model, (ex,), dynamic_shapes=({0: batch},))
 
 

@@ -149,6 +149,23 @@ class TorchSignZero(nn.Module):
         return self.bn3(F.linear(x, torch.sign(self.fc3.weight)))
 
 
+class TorchSignZeroWeight(nn.Module):
+    """BinaryNet.pytorch's Binarize (tensor.sign()) on a weight that is exactly 0 (a pruned or
+    never-updated weight): the layer's weight is 0 there, not +-1."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.bn1 = nn.Linear(784, 32, bias=False), nn.BatchNorm1d(32)
+        self.fc2, self.bn2 = nn.Linear(32, 10, bias=False), nn.BatchNorm1d(10)
+        with torch.no_grad():
+            self.fc2.weight[4, 7] = 0.0
+
+    def forward(self, x):
+        x = (x.float() - 128) / 128
+        x = self.bn1(F.linear(x.flatten(1), torch.where(self.fc1.weight >= 0, 1.0, -1.0)))
+        return self.bn2(F.linear(_sign(x), self.fc2.weight.sign()))
+
+
 REFUSALS = [
     Refusal("real_hidden_relu", "half-binarized tutorial nets: binary weights, nn.ReLU instead "
             "of a sign (e.g. DingKe/pytorch_workplace modules with ReLU for BinaryTanh)",
@@ -171,4 +188,7 @@ REFUSALS = [
     Refusal("torch_sign_zero", "torch.sign on activations (BinaryNet.pytorch Binarize) where BN "
             "gives exactly 0", "torch.sign(0) = 0 on an attainable accumulator", TorchSignZero,
             ops=("sign",), extra=("channel 3",)),
+    Refusal("torch_sign_zero_weight", "itayhubara/BinaryNet.pytorch Binarize (tensor.sign()) on "
+            "a weight that is exactly 0", "torch.sign(0) = 0 in a weight", TorchSignZeroWeight,
+            ops=("linear",), nth=1),
 ]

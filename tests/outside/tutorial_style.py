@@ -421,7 +421,8 @@ MODELS = [
         name="conv1d_bnn",
         source="1-D BNNs (keyword-spotting style) with nn.Conv1d; detach STE on where(x >= 0)",
         idioms=("nn.Conv1d / F.conv1d", "x + (where(x >= 0, 1., -1.) - x).detach()", "x.view(N, 1, -1)",
-                "x/255", "bias on a binary layer", "ties planted", "dynamic batch export"),
-        build=Conv1dBNN, input="u8_nhw", export="dynamic", hidden=2, exact_input=False,
+                "x/255", "bias on a binary layer", "ties planted",
+                "dynamic batch export with Dim.AUTO"),
+        build=Conv1dBNN, input="u8_nhw", export="auto", hidden=2, exact_input=False,
         finish=_conv1d_finish, min_accuracy=0.4),
 ]
