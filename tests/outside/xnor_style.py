@@ -301,6 +301,34 @@ class XnorMLP(nn.Module):
         return self.bn3(self.fc3(SignSTE.apply(x)))
 
 
+class AlexNetPools(nn.Module):
+    """ImageNet-style pooling on a small BNN, with XNOR-Net LeNet's channel counts (20, 50: not
+    multiples of 32): conv -> BN -> sign -> MaxPool2d(3, stride 2, padding 1) (torchvision ResNet's
+    stem pool, after the sign), conv -> MaxPool2d(3, stride 2) (XNOR-Net AlexNet's pool, before
+    the BN) -> BN -> sign, Linear -> BN. Signs by BinActive (x.sign()), weights by where(w >= 0).
+    uint8 N x 28 x 28, (x - 128) / 128."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(1, 20, 3, bias=False), nn.BatchNorm2d(20, eps=1e-4)
+        self.pool1 = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.conv2, self.bn2 = nn.Conv2d(20, 50, 3, bias=True), nn.BatchNorm2d(50, eps=1e-4)
+        self.pool2 = nn.MaxPool2d(kernel_size=3, stride=2)
+        self.fc, self.bn3 = nn.Linear(50 * 5 * 5, 10, bias=False), nn.BatchNorm1d(10)
+
+    @staticmethod
+    def bw(w):
+        return w + (torch.where(w >= 0, 1.0, -1.0) - w).detach()
+
+    def forward(self, x):
+        x = ((x.float() - 128) / 128).unsqueeze(1)
+        x, _ = BinActive.apply(self.bn1(F.conv2d(x, self.bw(self.conv1.weight))))
+        x = self.pool1(x)  # 26 -> 13
+        x = self.pool2(F.conv2d(x, self.bw(self.conv2.weight), self.conv2.bias))  # 11 -> 5
+        x, _ = BinActive.apply(self.bn2(x))
+        return self.bn3(F.linear(x.flatten(1), self.bw(self.fc.weight)))
+
+
 MODELS = [
     Outside(
         name="xnor_net_lenet",
@@ -343,5 +371,14 @@ MODELS = [
                 "BN affine=False", "(x/255 - 0.5)/0.5 with float32 buffers", "input uint8 N x 1 x H x W",
                 "dynamic batch export"),
         build=XnorMLP, input="u8_nchw", export="dynamic", hidden=2, exact_input=False,
+        min_accuracy=0.5),
+    Outside(
+        name="alexnet_pools",
+        source="jiecaoyu/XNOR-Net-PyTorch ImageNet/networks/model_list.py AlexNet (MaxPool2d(3, 2)); "
+               "torchvision resnet.py stem MaxPool2d(3, 2, padding=1); XNOR-Net LeNet channel counts",
+        idioms=("MaxPool2d(3, stride 2, padding 1) after the sign", "MaxPool2d(3, stride 2) before BN",
+                "20 and 50 channels (word tails)", "x.sign() in autograd.Function (BinActive)",
+                "bias on a binary conv", "BN eps=1e-4", "dynamic batch export"),
+        build=AlexNetPools, input="u8_nhw", export="dynamic", hidden=2, exact_input=True,
         min_accuracy=0.5),
 ]
