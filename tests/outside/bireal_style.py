@@ -21,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .common import Outside
+from .tutorial_style import where_ste
 
 
 class BinaryActivation(nn.Module):
@@ -169,16 +170,12 @@ class BiRealActCNN(nn.Module):
         self.fc2 = nn.Linear(64, 10, bias=False)
         self.bn3 = nn.BatchNorm1d(10)
 
-    @staticmethod
-    def bw(w):
-        return w + (torch.where(w >= 0, 1.0, -1.0) - w).detach()
-
     def forward(self, x):
         x = (x.float() - 128) / 128
-        x = self.bn1(F.conv2d(x.unsqueeze(1), self.bw(self.conv.weight), None, 2, 1))
+        x = self.bn1(F.conv2d(x.unsqueeze(1), where_ste(self.conv.weight), None, 2, 1))
         x = self.act(x.view(x.size(0), -1))
-        x = self.act(self.bn2(F.linear(x, self.bw(self.fc1.weight))))
-        return self.bn3(F.linear(x, self.bw(self.fc2.weight)))
+        x = self.act(self.bn2(F.linear(x, where_ste(self.fc1.weight))))
+        return self.bn3(F.linear(x, where_ste(self.fc2.weight)))
 
 
 MODELS = [

@@ -91,6 +91,11 @@ def sign_ste(x):
     return x + (torch.sign(x) - x).detach()
 
 
+def where_ste(x):
+    """The same trick on where(x >= 0, 1., -1.) (sign(0) = +1); exact on +-1 in float32."""
+    return x + (torch.where(x >= 0, 1., -1.) - x).detach()
+
+
 class DetachSTEMLP(nn.Module):
     """Linear layers whose weights and activations go through x + (sign(x) - x).detach();
     flattened with x.view(x.size(0), -1); BN eps 1e-3. uint8 N x 28 x 28, x * (2/255) - 1."""
@@ -343,15 +348,11 @@ class Conv1dBNN(nn.Module):
         self.c2, self.bn2 = nn.Conv1d(8, 16, 5, stride=4), nn.BatchNorm1d(16)
         self.fc, self.bn3 = nn.Linear(16 * 27, 10, bias=False), nn.BatchNorm1d(10)
 
-    @staticmethod
-    def binar(x):
-        return x + (torch.where(x >= 0, 1., -1.) - x).detach()
-
     def forward(self, x):
         x = (x.float() / 255).view(x.shape[0], 1, -1)
-        x = self.binar(self.bn1(F.conv1d(x, self.binar(self.c1.weight), None, 7)))
-        x = self.binar(self.bn2(F.conv1d(x, self.binar(self.c2.weight), self.c2.bias, 4)))
-        return self.bn3(F.linear(x.flatten(1), self.binar(self.fc.weight)))
+        x = where_ste(self.bn1(F.conv1d(x, where_ste(self.c1.weight), None, 7)))
+        x = where_ste(self.bn2(F.conv1d(x, where_ste(self.c2.weight), self.c2.bias, 4)))
+        return self.bn3(F.linear(x.flatten(1), where_ste(self.fc.weight)))
 
 
 def _conv1d_finish(model):

@@ -23,6 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .common import Outside, plant_bn_cases
+from .tutorial_style import where_ste
 
 
 # -- jiecaoyu/XNOR-Net-PyTorch ----------------------------------------------------------------
@@ -316,17 +317,13 @@ class AlexNetPools(nn.Module):
         self.pool2 = nn.MaxPool2d(kernel_size=3, stride=2)
         self.fc, self.bn3 = nn.Linear(50 * 5 * 5, 10, bias=False), nn.BatchNorm1d(10)
 
-    @staticmethod
-    def bw(w):
-        return w + (torch.where(w >= 0, 1.0, -1.0) - w).detach()
-
     def forward(self, x):
         x = ((x.float() - 128) / 128).unsqueeze(1)
-        x, _ = BinActive.apply(self.bn1(F.conv2d(x, self.bw(self.conv1.weight))))
+        x, _ = BinActive.apply(self.bn1(F.conv2d(x, where_ste(self.conv1.weight))))
         x = self.pool1(x)  # 26 -> 13
-        x = self.pool2(F.conv2d(x, self.bw(self.conv2.weight), self.conv2.bias))  # 11 -> 5
+        x = self.pool2(F.conv2d(x, where_ste(self.conv2.weight), self.conv2.bias))  # 11 -> 5
         x, _ = BinActive.apply(self.bn2(x))
-        return self.bn3(F.linear(x.flatten(1), self.bw(self.fc.weight)))
+        return self.bn3(F.linear(x.flatten(1), where_ste(self.fc.weight)))
 
 
 MODELS = [
