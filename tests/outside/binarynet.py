@@ -127,7 +127,7 @@ MODELS = [
                 "x.view(-1, 784)", "bias on binary layers", "last layer binary Linear with bias, no BN",
                 "log_softmax at the end", "static batch export (x[:4])"),
         build=Net, input="f32_nchw", export="static:4", output="log_softmax", hidden=2,
-        exact_input=False, min_accuracy=0.4),
+        exact_float32=False, min_accuracy=0.4),
     Outside(
         name="mixed_binarynet_cnn",
         source="itayhubara/BinaryNet.pytorch models/vgg_cifar10_binary.py + "
@@ -136,5 +136,5 @@ MODELS = [
                 "nn.Sequential", "BN affine=False on the last layer", "zero padding on +-1 input",
                 "x.view(-1, C*H*W)", "log_softmax at the end", "dynamic batch export"),
         build=VGGStyle, input="u8_nhw", export="dynamic", output="log_softmax", hidden=3,
-        exact_input=False, min_accuracy=0.5),
+        exact_float32=False, min_accuracy=0.5),
 ]

@@ -188,7 +188,7 @@ MODELS = [
                 "weights kept flat and viewed", "stride-2 binary conv instead of pooling", "1x1 conv",
                 "view(x.size(0), -1) between BN and sign", "(x/255 - 0.5)/0.5",
                 "last layer binary Linear with bias, no BN", "static batch export (x[:4])"),
-        build=BiRealPlain, input="u8_nhw", export="static:4", lr=1e-3, hidden=3, exact_input=False,
+        build=BiRealPlain, input="u8_nhw", export="static:4", lr=1e-3, hidden=3, exact_float32=False,
         min_accuracy=0.25),
     Outside(
         name="reactnet_plain",
@@ -197,7 +197,7 @@ MODELS = [
         idioms=("x + bias.expand_as(x) before the sign (RSign)", "BN -> bias -> PReLU -> bias chain",
                 "Bi-Real sign and weights", "stride-2 conv", "1x1 conv", "(x - 128)/128",
                 "torch.flatten", "dynamic batch export"),
-        build=ReActPlain, input="u8_nhw", export="dynamic", lr=1e-3, hidden=3, exact_input=True,
+        build=ReActPlain, input="u8_nhw", export="dynamic", lr=1e-3, hidden=3, exact_float32=False,
         finish=_reactnet_finish, min_accuracy=0.2),
     Outside(
         name="bireal_act_cnn",
@@ -206,6 +206,6 @@ MODELS = [
         idioms=("torch.sign with the quadratic STE surrogate", "view(x.size(0), -1) between BN and sign",
                 "stride-2 conv", "(x - 128)/128 with zero padding (pixel 128)",
                 "static batch export (x[:4])"),
-        build=BiRealActCNN, input="u8_nhw", export="static:4", hidden=2, exact_input=True,
+        build=BiRealActCNN, input="u8_nhw", export="static:4", hidden=2, exact_float32=True,
         min_accuracy=0.5),
 ]

@@ -37,7 +37,8 @@ class Outside:
     lr: float = 1e-2
     output: str = "scores"           # "scores", "log_softmax" or "softmax": what forward() returns
     hidden: int = 1                  # hidden binary activations whose bits must be compared
-    exact_input: bool = True         # False: the input scaling is not exact in float32
+    exact_float32: bool = True       # False: its float32 sums are not exact (input scaling such
+    #                                  as x/255, or +-alpha weight scales): float64 is the reference
     min_accuracy: float = 0.0        # trained with a working STE: it must have learned something
     freeze: Callable[[nn.Module], None] | None = None  # after training, before BN statistics
     finish: Callable[[nn.Module], None] | None = None  # after BN statistics: plant ties, gamma <= 0

@@ -130,7 +130,7 @@ MODELS = [
                 "BN eps=1e-3, gamma frozen at 1 (scale=False)", "permute to NHWC before flatten",
                 "no biases", "softmax at the end", "dynamic batch export", "nn.Sequential"),
         build=LarqMnistCNN, input="u8_nhwc", export="dynamic", output="softmax", hidden=4,
-        exact_input=False, min_accuracy=0.5),
+        exact_float32=False, min_accuracy=0.5),
     Outside(
         name="larq_readme_mlp",
         source="larq/larq README.md example (QuantDense with ste_sign, no batch norm)",
@@ -138,5 +138,5 @@ MODELS = [
                 "x/255", "input N x H x W x 1", "nn.Flatten", "biases on binary layers",
                 "softmax at the end", "static batch export (x[:1])"),
         build=LarqReadmeMLP, input="u8_nhwc", export="static:1", output="softmax", hidden=1,
-        exact_input=False, min_accuracy=0.3),
+        exact_float32=False, min_accuracy=0.3),
 ]

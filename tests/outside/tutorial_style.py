@@ -368,7 +368,7 @@ MODELS = [
                 "hardtanh then sign", "same on weights", "biases on binary layers", "nn.Sequential",
                 "nn.Flatten", "(x - 128)/128", "zero and negative gammas, ties (sign(0) = +1)",
                 "dynamic batch export"),
-        build=dingke_mlp, input="u8_nhw", export="dynamic", hidden=2, exact_input=True,
+        build=dingke_mlp, input="u8_nhw", export="dynamic", hidden=2, exact_float32=True,
         finish=_dingke_finish, min_accuracy=0.5),
     Outside(
         name="detach_ste_mlp",
@@ -376,7 +376,7 @@ MODELS = [
         idioms=("STE trick x + (sign(x) - x).detach() on activations and weights",
                 "torch.sign", "x * (2/255) - 1", "view(x.size(0), -1)", "BN eps=1e-3",
                 "static batch export (x[:4])"),
-        build=DetachSTEMLP, input="u8_nhw", export="static:4", hidden=2, exact_input=False,
+        build=DetachSTEMLP, input="u8_nhw", export="static:4", hidden=2, exact_float32=False,
         min_accuracy=0.5),
     Outside(
         name="where_ge_cnn",
@@ -387,7 +387,7 @@ MODELS = [
                 "1x1 conv", "permute to NHWC between BN and sign", "reshape before the Linear",
                 "last layer Linear with bias and no BN", "last layer followed by a scale",
                 "ties planted (sign(0) = +1)", "dynamic batch export"),
-        build=WhereGeCNN, input="u8_nhwc", export="dynamic", hidden=3, exact_input=True,
+        build=WhereGeCNN, input="u8_nhwc", export="dynamic", hidden=3, exact_float32=True,
         finish=_where_ge_finish, min_accuracy=0.4),
     Outside(
         name="finn_lfc",
@@ -398,7 +398,7 @@ MODELS = [
                 "x.view(x.shape[0], -1)", "2.0 * x - torch.tensor([1.0])",
                 "float input 0..255, N x 1 x H x W", "TensorNorm: last layer followed by a scalar BN "
                 "written by hand", "nn.ModuleList loop", "dynamic batch export"),
-        build=LFC, input="f32_nchw", export="dynamic", hidden=2, exact_input=False,
+        build=LFC, input="f32_nchw", export="dynamic", hidden=2, exact_float32=False,
         min_accuracy=0.5),
     Outside(
         name="hand_bn_mlp",
@@ -407,7 +407,7 @@ MODELS = [
         idioms=("(x - m)/sqrt(v + eps) * g + b with constant tensors", "where(x >= 0, 1., -1.) "
                 "in autograd.Function, on weights too", "x.flatten(1).float() / 255 * 2 - 1",
                 "biases", "zero and negative gammas, ties", "dynamic batch export"),
-        build=HandBNMLP, input="u8_nhw", export="dynamic", hidden=2, exact_input=False,
+        build=HandBNMLP, input="u8_nhw", export="dynamic", hidden=2, exact_float32=False,
         finish=_hand_bn_finish, min_accuracy=0.5),
     Outside(
         name="pm1_buffer_cnn",
@@ -417,13 +417,13 @@ MODELS = [
                 "BN -> sign -> max-pool (pool after sign)", "biases", "nn.Flatten", "x/255",
                 "random weights, real BN statistics only", "dynamic batch export"),
         build=Pm1BufferCNN, input="u8_nhw", export="dynamic", train_steps=0, hidden=2,
-        exact_input=False, finish=_pm1_finish),
+        exact_float32=False, finish=_pm1_finish),
     Outside(
         name="conv1d_bnn",
         source="1-D BNNs (keyword-spotting style) with nn.Conv1d; detach STE on where(x >= 0)",
         idioms=("nn.Conv1d / F.conv1d", "x + (where(x >= 0, 1., -1.) - x).detach()", "x.view(N, 1, -1)",
                 "x/255", "bias on a binary layer", "ties planted",
                 "dynamic batch export with Dim.AUTO"),
-        build=Conv1dBNN, input="u8_nhw", export="auto", hidden=2, exact_input=False,
+        build=Conv1dBNN, input="u8_nhw", export="auto", hidden=2, exact_float32=False,
         finish=_conv1d_finish, min_accuracy=0.4),
 ]

@@ -336,7 +336,7 @@ MODELS = [
                 "BN eps=1e-4", "conv -> ReLU -> max-pool -> BN -> sign", "biases on binary layers",
                 "dropout", "view(x.size(0), N) after the sign", "input uint8 N x 1 x H x W",
                 "(x/255 - mean)/std scalar", "dynamic batch export"),
-        build=LeNet5, input="u8_nchw", export="dynamic", hidden=3, exact_input=False,
+        build=LeNet5, input="u8_nchw", export="dynamic", hidden=3, exact_float32=False,
         freeze=_xnor_binarize, min_accuracy=0.5,
         notes="trained with real weights (BinOp's binarize/restore loop not reproduced), "
               "binarized with BinOp before export, then evaluated as is"),
@@ -348,7 +348,7 @@ MODELS = [
                 "where(w > 0, alpha, -alpha) weights", "hand-written BN (x - m)/(sqrt(v) + 1e-6)",
                 "BN before max-pool, then sign", "zero and negative gammas", "1x1 conv",
                 "float input 0..255, x/255", "dynamic batch export"),
-        build=DarknetTiny, input="f32_nhw", export="dynamic", hidden=3, exact_input=False,
+        build=DarknetTiny, input="f32_nhw", export="dynamic", hidden=3, exact_float32=False,
         finish=_darknet_finish, min_accuracy=0.15),
     Outside(
         name="xnor_plus_plus",
@@ -357,7 +357,7 @@ MODELS = [
         idioms=("torch.sign(W) conv, output * alpha.view(1,-1,1,1)", "x.sign() in autograd.Function",
                 "stride-2 binary conv instead of pooling", "x * (2/255) - 1", "Linear * alpha -> BN",
                 "negative and zero gammas", "dynamic batch export"),
-        build=XnorPlusPlus, input="u8_nhw", export="dynamic", hidden=2, exact_input=False,
+        build=XnorPlusPlus, input="u8_nhw", export="dynamic", hidden=2, exact_float32=False,
         finish=_xnorpp_finish, min_accuracy=0.15),
     Outside(
         name="xnor_alpha_mlp",
@@ -367,7 +367,7 @@ MODELS = [
                 "activations and weights",
                 "BN affine=False", "(x/255 - 0.5)/0.5 with float32 buffers", "input uint8 N x 1 x H x W",
                 "dynamic batch export"),
-        build=XnorMLP, input="u8_nchw", export="dynamic", hidden=2, exact_input=False,
+        build=XnorMLP, input="u8_nchw", export="dynamic", hidden=2, exact_float32=False,
         min_accuracy=0.5),
     Outside(
         name="alexnet_pools",
@@ -376,6 +376,6 @@ MODELS = [
         idioms=("MaxPool2d(3, stride 2, padding 1) after the sign", "MaxPool2d(3, stride 2) before BN",
                 "20 and 50 channels (word tails)", "x.sign() in autograd.Function (BinActive)",
                 "bias on a binary conv", "BN eps=1e-4", "dynamic batch export"),
-        build=AlexNetPools, input="u8_nhw", export="dynamic", hidden=2, exact_input=True,
+        build=AlexNetPools, input="u8_nhw", export="dynamic", hidden=2, exact_float32=True,
         min_accuracy=0.5),
 ]
