@@ -156,7 +156,9 @@ def refused(tmp_path_factory):
         if name not in cache:
             r = REFUSAL_BY_NAME[name]
             torch.manual_seed(0)
-            ep = torch.export.export(r.build().eval(), (_refusal_example(r),),
+            module = r.build()
+            module.train(r.train_mode)
+            ep = torch.export.export(module, (_refusal_example(r),),
                                      dynamic_shapes=({0: torch.export.Dim("batch")},))
             path = folder / f"{name}.pt"
             with open(path, "wb") as f:

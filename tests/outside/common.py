@@ -176,3 +176,4 @@ class Refusal:
     channels: int = 1
     extra: tuple = field(default=())  # further words the message must hold (e.g. "channel")
     nth: int | None = None           # the culprit is the nth node running one of `ops`; None: any
+    train_mode: bool = False         # exported without model.eval() (a common slip)

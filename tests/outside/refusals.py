@@ -11,6 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .common import Refusal
+from .tutorial_style import dingke_mlp
 from .xnor_style import BinActive
 
 
@@ -191,4 +192,7 @@ REFUSALS = [
     Refusal("torch_sign_zero_weight", "itayhubara/BinaryNet.pytorch Binarize (tensor.sign()) on "
             "a weight that is exactly 0", "torch.sign(0) = 0 in a weight", TorchSignZeroWeight,
             ops=("linear",), nth=1),
+    Refusal("exported_in_train_mode", "any model exported without model.eval() (here DingKe's MLP): "
+            "batch norm uses the batch's statistics", "batch norm in training mode", dingke_mlp,
+            ops=("batch_norm",), nth=0, extra=("eval",), train_mode=True),
 ]
