@@ -44,16 +44,16 @@ def _one_torch_thread():
 
 @pytest.fixture(scope="session")
 def outside(fashion, tmp_path_factory):
-    """name -> (module, ExportedProgram, saved .pt2 path); each model built once per session."""
+    """name -> (ExportedProgram, saved .pt2 path); each model built once per session."""
     folder = tmp_path_factory.mktemp("outside")
     cache = {}
 
     def get(name):
         if name not in cache:
-            module, ep = make(BY_NAME[name], fashion)
+            _, ep = make(BY_NAME[name], fashion)
             path = folder / f"{name}.pt2"
             torch.export.save(ep, str(path))  # the torch.export docs' way
-            cache[name] = (module, ep, path)
+            cache[name] = (ep, path)
         return cache[name]
 
     return get
@@ -75,7 +75,7 @@ def _float32_counts(notes: list) -> tuple[int | None, int | None]:
 @pytest.mark.parametrize("name", [m.name for m in MODELS])
 def test_outside_model_is_bit_exact_on_fashion_mnist(name, outside, fashion):
     spec = BY_NAME[name]
-    _, ep, _ = outside(name)
+    ep, _ = outside(name)
     model = convert_program(ep, name)
     rep = verify_against_pytorch(ep, model, fashion.test_x, fashion.test_y)
     print(f"\n{name} ({spec.source})\n{report_table(rep)}")
@@ -92,7 +92,7 @@ def test_outside_model_is_bit_exact_on_fashion_mnist(name, outside, fashion):
         bits, agree = _float32_counts(rep.notes)
         # DESIGN.md §2: float32 PyTorch's disagreements are counted and reported, never hidden
         assert bits is not None and agree is not None, rep.notes
-        print(f"{name}: float32 PyTorch differs on {bits} first-layer bits, "
+        print(f"{name}: float32 PyTorch differs on {bits} hidden bits, "
               f"agrees on {agree}/10000 predictions")
     assert rep.correct_dev / rep.vectors >= spec.min_accuracy  # it learned: the check is not vacuous
 
@@ -106,7 +106,7 @@ def _cli(*args, timeout=600) -> subprocess.CompletedProcess:
 def test_cli_verify_emulator_on_static_batch_export(name, outside):
     """`bnn-mcu verify` runs PyTorch in batches of 500: a program exported with x[:4] or x[:1]
     must still be verified (issue 15, item 4), not die on torch's batch guard."""
-    _, _, path = outside(name)
+    _, path = outside(name)
     r = _cli("verify", str(path), "--target", "emulator", "--data", "fashion-mnist", "--limit", "1000")
     assert "Traceback" not in r.stderr, r.stderr[-2000:]
     assert r.returncode == 0, r.stderr
@@ -116,7 +116,7 @@ def test_cli_verify_emulator_on_static_batch_export(name, outside):
 @pytest.mark.skipif(not have("gcc"), reason="needs gcc")
 @pytest.mark.parametrize("name", HOST_MODELS)
 def test_generated_c_on_the_host_matches(name, outside, tmp_path):
-    _, _, path = outside(name)
+    _, path = outside(name)
     r = _cli("generate", str(path), "-o", str(tmp_path / "gen"))
     assert r.returncode == 0, r.stderr
     assert any((tmp_path / "gen").rglob("*.c"))
@@ -130,7 +130,7 @@ def test_generated_c_on_the_host_matches(name, outside, tmp_path):
                     reason="needs gcc-arm-none-eabi and qemu-system-arm (make setup)")
 def test_mixed_outside_model_on_qemu_m4(outside):
     """Issue 15's done-when: the mixed BinaryNet-style model on qemu:mps2-an386, 0 mismatches."""
-    _, _, path = outside("mixed_binarynet_cnn")
+    _, path = outside("mixed_binarynet_cnn")
     r = _cli("verify", str(path), "--target", "qemu:mps2-an386", "--data", "fashion-mnist",
              "--limit", "1000", "--no-count")
     assert r.returncode == 0, r.stderr + r.stdout
