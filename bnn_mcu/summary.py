@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from tabulate import tabulate
 
 from .codegen.plan import plan_arena
-from .ir.ops import BConv2d, BDense, IntModel, MaxPool2d
+from .ir.ops import BConv2d, BDense, IntModel
 
 
 @dataclass
@@ -34,7 +34,7 @@ def layer_rows(model: IntModel) -> list[LayerRow]:
     in_bytes = model.input_bytes
     for i, op in enumerate(model.ops):
         binary = isinstance(op, (BDense, BConv2d))
-        wbits = 0 if isinstance(op, MaxPool2d) else op.weights.nbytes * 8
+        wbits = op.weights.nbytes * 8 if hasattr(op, "weights") else 0
         rows.append(LayerRow(i, op.name, op.c_function, op.in_shape, op.out_shape,
                              op.macs if binary else 0, 0 if binary else op.macs, wbits,
                              op.param_bytes, op.out_bytes, in_bytes + op.out_bytes))

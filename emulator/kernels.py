@@ -180,10 +180,16 @@ def maxpool2d_b1(x: np.ndarray, op) -> np.ndarray:
     return ((all_and & ~m) | (any_or & m)).astype(np.uint32)
 
 
+def binarize_u8_b1(x: np.ndarray, op) -> np.ndarray:
+    """bnn_binarize_u8_b1: bit 1 (= -1) where the pixel is below the threshold."""
+    return pack_bits((x < op.threshold).astype(np.uint8))
+
+
 KERNELS = {
     "dense_u8": dense_u8,
     "conv2d_u8": conv2d_u8,
     "bdense": bdense,
     "bconv2d": bconv2d,
     "maxpool2d": maxpool2d_b1,
+    "binarize_u8": binarize_u8_b1,
 }

@@ -258,10 +258,11 @@ def test_importer_refuses_non_aten_targets_and_huge_constants():
     node.target = os.getcwd  # any Python callable
     with pytest.raises(ModelError, match="not an ATen operator"):
         import_program(ep, "evil")
-    ep = fresh()
-    first = next(n for n in ep.graph.nodes if n.op == "call_function")
-    with ep.graph.inserting_before(first):
-        ep.graph.call_function(torch.ops.aten.full.default, ([1 << 15, 1 << 15], 1.0))
+    ep = fresh()  # a huge constant the output depends on (dead nodes are never evaluated)
+    ge = next(n for n in ep.graph.nodes if n.op == "call_function" and "ge" in str(n.target))
+    with ep.graph.inserting_before(ge):
+        huge = ep.graph.call_function(torch.ops.aten.full.default, ([1 << 15, 1 << 15], 1.0))
+    ge.args = (huge,) + tuple(ge.args[1:])
     with pytest.raises(ModelError, match="would compute 1,073,741,824 elements"):
         import_program(ep, "evil")
     ep = torch.export.load(io.BytesIO(T.seed_program_bytes("cnn")))

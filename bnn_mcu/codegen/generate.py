@@ -11,7 +11,8 @@ import numpy as np
 from .. import __version__
 from ..ir.bits import words_for
 from ..ir.bnnfile import model_hash
-from ..ir.ops import BConv2d, BDense, Conv2dU8, DenseU8, IntModel, MaxPool2d, Threshold
+from ..ir.ops import (BConv2d, BDense, BinarizeU8, Conv2dU8, DenseU8, IntModel, MaxPool2d,
+                      Threshold)
 from ..resources import templates_dir
 from .plan import ArenaPlan, plan_arena
 
@@ -99,7 +100,12 @@ def _layer_view(i: int, op, plan: ArenaPlan, model: IntModel) -> LayerView:
         in_expr = f"(const uint32_t *)(arena + {plan.offsets[i - 1] // 4}u)"
     out_expr = "scores" if op.out_is_scores else f"(uint32_t *)(arena + {plan.offsets[i] // 4}u)"
     arrays: list = []
-    if isinstance(op, MaxPool2d):
+    if isinstance(op, BinarizeU8):
+        h, w, c = op.in_shape
+        ptype = "bnn_binarize_u8_t"
+        init = f"{{ {h * w}u, {c}u, {op.threshold}u }}"
+        detail = f"binarized input: -1 where pixel < {op.threshold}"
+    elif isinstance(op, MaxPool2d):
         arrays.append(("uint32_t", f"{sym}_or_mask", len(op.or_mask), c_array(op.or_mask)))
         (h, w, c), (ho, wo, _) = op.in_shape, op.out_shape
         init = (f"{{ {h}u, {w}u, {c}u, {ho}u, {wo}u, {op.kernel[0]}u, {op.kernel[1]}u, "

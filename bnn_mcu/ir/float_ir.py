@@ -58,3 +58,5 @@ class FloatModel:
     trace_layouts: dict = field(default_factory=dict)
     # source node name -> how the importer read it (`bnn-mcu inspect --graph`)
     reading: dict = field(default_factory=dict)
+    # a binarized input image: (threshold, traced node): pixels below the threshold are -1
+    binarized_input: tuple | None = None

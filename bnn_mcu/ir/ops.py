@@ -234,7 +234,20 @@ class MaxPool2d(Op):
         return self.or_mask.nbytes
 
 
-OP_TYPES = {cls.kind: cls for cls in (DenseU8, Conv2dU8, BDense, BConv2d, MaxPool2d)}
+@dataclass
+class BinarizeU8(Op):
+    """A binarized input image: uint8 pixels -> packed bits, bit 1 (= -1) where the pixel is
+    below the threshold (FINN's LFC: the sign of the scaled pixel). Same H x W x C."""
+
+    threshold: int = 128  # 0..256: pixels < threshold are -1
+    kind = "binarize_u8"
+
+    @property
+    def out_shape(self) -> tuple:
+        return tuple(self.in_shape)
+
+
+OP_TYPES = {cls.kind: cls for cls in (DenseU8, Conv2dU8, BDense, BConv2d, MaxPool2d, BinarizeU8)}
 
 
 @dataclass

@@ -13,8 +13,8 @@ import numpy as np
 from ..errors import ModelError
 from .bits import pack_bits, words_for
 from .float_ir import FloatLayer, FloatModel
-from .ops import (INT32_MAX, INT32_MIN, BConv2d, BDense, Conv2dU8, DenseU8, IntModel, MaxPool2d,
-                  Scores, Threshold)
+from .ops import (INT32_MAX, INT32_MIN, BConv2d, BDense, BinarizeU8, Conv2dU8, DenseU8, IntModel,
+                  MaxPool2d, Scores, Threshold)
 from .validate import max_abs_acc, validate
 
 
@@ -159,13 +159,17 @@ def lower_layer(layer: FloatLayer, last: bool) -> list:
 
 def lower(model: FloatModel) -> IntModel:
     """The pass list: every float layer lowered, then the whole model validated."""
-    ops = []
+    ops, trace = [], []
+    if model.binarized_input is not None:
+        threshold, node = model.binarized_input
+        ops.append(BinarizeU8("input.binarize", tuple(model.input_shape), threshold=threshold))
+        trace.append(node)
     for i, layer in enumerate(model.layers):
         ops += lower_layer(layer, last=i == len(model.layers) - 1)
     meta = dict(model.meta)
     meta["exact_float32"] = model.exact_float32
-    meta["trace"] = [n for layer in model.layers for n in
-                     (layer.trace_nodes[:1] if layer.pool is None else layer.trace_nodes)]
+    meta["trace"] = trace + [n for layer in model.layers for n in
+                             (layer.trace_nodes[:1] if layer.pool is None else layer.trace_nodes)]
     int_model = IntModel(tuple(model.input_shape), ops, ops[-1].out_channels, meta,
                          trace_layouts=dict(model.trace_layouts), reading=dict(model.reading))
     validate(int_model, meta.get("name", "model"))

@@ -6,9 +6,10 @@ import numpy as np
 
 from ..errors import ModelError
 from .bits import tail_mask, words_for
-from .ops import BConv2d, BDense, Conv2dU8, DenseU8, IntModel, MaxPool2d, Scores, Threshold
+from .ops import (BConv2d, BDense, BinarizeU8, Conv2dU8, DenseU8, IntModel, MaxPool2d, Scores,
+                  Threshold)
 
-_U8_OPS = (DenseU8, Conv2dU8)
+_U8_OPS = (DenseU8, Conv2dU8, BinarizeU8)
 
 
 def _check(cond: bool, where: str, msg: str) -> None:
@@ -92,10 +93,14 @@ def validate(model: IntModel, name: str = "model") -> None:
                 _check_array(op.weights, where + ".weights", np.uint32, (n, kh, kwid, words_for(c)))
                 _check_tails(op.weights, c, where + ".weights")
                 _check(op.pad_value in (1, -1, 0), where, "pad_value must be +1, -1 or 0")
-        if isinstance(op, _U8_OPS):
+        if isinstance(op, (DenseU8, Conv2dU8)):
             _check(isinstance(op.zero_point, int) and 0 <= op.zero_point <= 255, where,
                    "zero_point must be an integer in 0..255")
-        if isinstance(op, MaxPool2d):
+        if isinstance(op, BinarizeU8):
+            _check(not last, where, "a model cannot end in a binarization")
+            _check(isinstance(op.threshold, int) and 0 <= op.threshold <= 256, where,
+                   "threshold must be an integer in 0..256")
+        elif isinstance(op, MaxPool2d):
             _check(not last, where, "a model cannot end in a pool")
             _check_array(op.or_mask, where + ".or_mask", np.uint32, (words_for(c),))
             _check_tails(op.or_mask, c, where + ".or_mask")

@@ -101,6 +101,9 @@ class Pixels:
     a: float = 1.0  # intended affine real = a * x + b, tracked in float64
     b: float = 0.0
     pad: tuple = (0, 0, 0, 0)  # a pad op on the pixels (top, left, bottom, right), value 0 only
+    affine: bool = True  # only affine ops so far (else the table alone says what was done)
+    node: object = None  # the last op on the pixels
+    nonaffine_node: object = None  # the last op that was not a scaling (e.g. the sign)
 
 
 @dataclass

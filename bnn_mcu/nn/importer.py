@@ -158,6 +158,7 @@ class GraphImporter:
         self.input_shape = None
         self.dynamic = True
         self.batch = 1  # the batch the index maps carry (the exported one when it is fixed)
+        self.binarized = None  # (threshold, traced node) of a binarized input image
         self.trace_layouts: dict = {}  # traced node -> (ids in HWC order, (H, W, C))
         self.reading: dict = {}  # node name -> what the importer made of it (inspect --graph)
 
@@ -218,7 +219,7 @@ class GraphImporter:
             meta["ignored_output_op"] = _opname(result.ignored_output_op).split(".")[0].lstrip("_")
         return FloatModel(self.input_shape, self.layers, meta,
                           exact_float32=self.exact_float32, trace_layouts=self.trace_layouts,
-                          reading=self.reading)
+                          reading=self.reading, binarized_input=self.binarized)
 
     def _live_nodes(self) -> set:
         """Nodes the output depends on, with in-place writes into them (a masked write
@@ -434,9 +435,9 @@ class GraphImporter:
         self._check_dropout(node, name, args)
         idx = self._apply_layout(node, name, x.index, args, kwargs)
         if name in _CASTS:
-            return replace(x, table=self._table_op(node, x, args, kwargs))
+            return replace(x, table=self._table_op(node, x, args, kwargs), node=node)
         if idx is not None:
-            return replace(x, index=idx)
+            return replace(x, index=idx, node=node)
         if name in ("pad", "constant_pad_nd"):
             return replace(x, pad=self._pad(node, args, real_zero_only=True))
         if name in ("sub", "add", "mul", "div", "rsub", "neg"):
@@ -458,11 +459,13 @@ class GraphImporter:
                 a, b = -alpha * a, s - alpha * b
             elif name == "neg":
                 a, b = -a, -b
-            return replace(x, a=a, b=b, table=self._table_op(node, x, args, kwargs))
-        if name in ("sign", "where", "ge", "gt", "heaviside", "hardtanh", "clamp", "sgn"):
-            raise self._err(node, "binarizes or clips the input image; bnn-mcu's first layer "
-                                  "takes the 8-bit pixels (scaled by constants): remove this op "
-                                  "from the input")
+            return replace(x, a=a, b=b, table=self._table_op(node, x, args, kwargs), node=node)
+        if self._is_elementwise(node, name):  # e.g. a sign: the table says what it does
+            for v in list(args) + list(kwargs.values()):
+                if isinstance(v, torch.Tensor) and v.numel() > 1:
+                    self._scalar(node, v)  # per-pixel constants: refused there
+            return replace(x, table=self._table_op(node, x, args, kwargs), affine=False, node=node,
+                           nonaffine_node=node)
         raise self._err(node, "cannot be applied to the input image exactly (allowed: scaling by "
                               "constants, type casts, reshapes, zero padding)")
 
@@ -728,6 +731,8 @@ class GraphImporter:
             raise self._err(node, "the weights depend on the input")
         if bias is not None and not isinstance(bias, torch.Tensor):
             raise self._err(node, "the bias depends on the input")
+        if isinstance(x, Pixels) and not x.affine:
+            x = self._binarized_input(node, x)
         w, alpha = self._binary_weights(node, weight.detach())
         if name in ("conv2d", "conv1d", "convolution"):
             acc = self._conv(node, name, x, w, bias, args)
@@ -741,6 +746,30 @@ class GraphImporter:
         self.reading[node.name] = (f"binary {acc.layer.kind} {acc.layer.name!r}"
                                    + (" (per-channel weight scale)" if alpha is not None else ""))
         return acc
+
+    def _binarized_input(self, node, x: Pixels) -> Bin:
+        """Pixels through a sign-like op (FINN's LFC: sign(2x/255 - 1)): when every pixel value
+        gives exactly +-1, -1 below a threshold, the image is binarized on the device."""
+        t = x.table.double()
+        if not bool(((t == 1) | (t == -1)).all()):
+            v = int(torch.nonzero((t != 1) & (t != -1))[0])
+            raise self._err(x.nonaffine_node, f"the input image is neither scaled by constants nor "
+                                    f"binarized (pixel {v} becomes {float(t[v]):g}); bnn-mcu's "
+                                    "first layer takes 8-bit pixels scaled as a*x + b, or their "
+                                    "sign")
+        threshold = int((t == -1).sum())
+        if not torch.equal(t == -1, torch.arange(256) < threshold):
+            raise self._err(x.nonaffine_node, "binarizes the input image with -1 for bright "
+                                              "pixels; write it so that pixels below a threshold "
+                                              "are -1 (e.g. sign(x / 127.5 - 1))")
+        if self.binarized is not None:
+            raise self._err(node, "the binarized input image feeds a second layer")
+        if any(x.pad):
+            raise self._err(x.node, "pads the input image before binarizing it; pad in the "
+                                    "convolution instead (padding=...)")
+        self.binarized = (threshold, self._trace(x.node, x.index, self.input_shape))
+        self.reading[x.node.name] = f"binarized input image: -1 where pixel < {threshold}"
+        return Bin(x.index, self.input_shape, pad=x.pad, pad_value=0)
 
     def _binary_weights(self, node, w: torch.Tensor):
         """+-1 weights, or +-alpha_c per output channel (XNOR-Net's mean |W| scale, alpha > 0):

@@ -91,6 +91,13 @@ typedef struct {
     const uint32_t *or_mask; /* [BNN_WORDS(ch)] */
 } bnn_maxpool2d_t;
 
+/* A binarized input image: bit 1 (= -1) where pixel < threshold (0..256).
+ * in [pixels][ch] uint8, out [pixels][BNN_WORDS(ch)]. */
+typedef struct {
+    uint32_t pixels;
+    uint16_t ch, threshold;
+} bnn_binarize_u8_t;
+
 void bnn_bdense_b1(const bnn_bdense_t *p, const uint32_t *in, uint32_t *out);
 void bnn_bdense_s32(const bnn_bdense_t *p, const uint32_t *in, int32_t *scores);
 void bnn_dense_u8_b1(const bnn_dense_u8_t *p, const uint8_t *in, uint32_t *out);
@@ -98,6 +105,7 @@ void bnn_dense_u8_s32(const bnn_dense_u8_t *p, const uint8_t *in, int32_t *score
 void bnn_bconv2d_b1(const bnn_bconv2d_t *p, const uint32_t *in, uint32_t *out);
 void bnn_conv2d_u8_b1(const bnn_conv2d_u8_t *p, const uint8_t *in, uint32_t *out);
 void bnn_maxpool2d_b1(const bnn_maxpool2d_t *p, const uint32_t *in, uint32_t *out);
+void bnn_binarize_u8_b1(const bnn_binarize_u8_t *p, const uint8_t *in, uint32_t *out);
 
 /* First index of the maximum of n scores (like torch.argmax). */
 int32_t bnn_argmax_s32(const int32_t *scores, uint32_t n);
