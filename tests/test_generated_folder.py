@@ -1,0 +1,267 @@
+"""The generated folder as a firmware engineer takes it (issue 16 items 1-2, issue 14 item 4):
+one flat folder that `cc -c *.c` builds, only the kernels the model calls, a symbol prefix so
+two models link into one program (and give the emulator's scores there), a header that refuses
+another model's source, and README/header figures equal to what -fstack-usage and the linker
+map say."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bnn_mcu import emulator
+from bnn_mcu.codegen.cores import get_core
+from bnn_mcu.codegen.project import generate_project
+from bnn_mcu.ir.synthetic import random_model
+from conftest import have
+
+WARN = ["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror"]
+needs_arm = pytest.mark.skipif(not have("arm-none-eabi-gcc"), reason="needs gcc-arm-none-eabi")
+
+
+def dense_model(seed: int = 21):
+    return random_model(seed, input_shape=(8, 8, 1), layers=[("dense", dict(out=48)),
+                                                             ("dense", dict(out=10))])
+
+
+def conv_model(seed: int = 22):
+    return random_model(seed, input_shape=(12, 12, 1), layers=[
+        ("conv", dict(out=8, k=3, pad=1)), ("pool", dict(k=2)),
+        ("conv", dict(out=16, k=3, pad=1)), ("dense", dict(out=5))])
+
+
+def run(cmd, cwd=None, ok=True) -> subprocess.CompletedProcess:
+    p = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True)
+    if ok:
+        assert p.returncode == 0, (cmd, p.stderr)
+    return p
+
+
+def sources(folder: Path) -> list[str]:
+    return sorted(str(p) for p in folder.glob("*.c"))
+
+
+def test_flat_folder_with_only_the_kernels_the_model_calls(tmp_path):
+    out = tmp_path / "g"
+    generate_project(dense_model(), out, with_figures=False)
+    assert not [p for p in out.iterdir() if p.is_dir()]
+    assert {p.name for p in out.glob("*.c")} == {
+        "bnn_model.c", "bnn_dense_u8_b1.c", "bnn_bdense_s32.c", "bnn_argmax_s32.c"}
+    # every quoted #include resolves in the folder; the generated model names no other file
+    for f in out.iterdir():
+        if f.suffix in (".c", ".h"):
+            for name in re.findall(r'#\s*include\s*"([^"]+)"', f.read_text()):
+                assert (out / name).is_file(), (f.name, name)
+    for f in ("bnn_model.c", "bnn_model.h", "README.md"):
+        for name in re.findall(r"[\w./-]+\.(?:[ch]|py|bnn)\b", (out / f).read_text()):
+            assert (out / name).is_file() or name.startswith("*"), (f, name)
+    # a conv model gets the conv kernels and not the dense ones
+    generate_project(conv_model(), tmp_path / "c", with_figures=False)
+    assert {p.name for p in (tmp_path / "c").glob("*.c")} == {
+        "bnn_model.c", "bnn_conv2d_u8_b1.c", "bnn_maxpool2d_b1.c", "bnn_bconv2d_b1.c",
+        "bnn_bdense_s32.c", "bnn_argmax_s32.c"}
+
+
+@pytest.mark.parametrize("core", ["cortex-m0plus", "cortex-m4", "host"])
+def test_cc_star_c_builds_without_include_paths(tmp_path, core):
+    c = get_core(core)
+    if not have(c.gcc):
+        pytest.skip(f"needs {c.gcc}")
+    out = tmp_path / "g"
+    generate_project(conv_model(), out, core=core, prefix="kws_", with_figures=False)
+    for opt in ("-O2", "-Os"):
+        p = run([c.gcc, *WARN, opt, *c.gcc_flags, "-c", *sources(out)], cwd=tmp_path)
+        assert not p.stderr, p.stderr
+
+
+@pytest.mark.skipif(not have("clang"), reason="needs clang")
+def test_clang_compiles_the_generated_model_for_every_core(tmp_path):
+    """The generated C (data + schedule) under clang --target=arm-none-eabi, warning-free."""
+    out = tmp_path / "g"
+    generate_project(conv_model(), out, prefix="kws_", with_figures=False)
+    for name in ("cortex-m0", "cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7",
+                 "cortex-m33", "cortex-m55", "cortex-m85"):
+        for opt in ("-O2", "-Os"):
+            p = run(["clang", *get_core(name).clang_flags, *WARN, opt, "-c",
+                     out / "kws_bnn_model.c", "-o", tmp_path / "m.o"])
+            assert not p.stderr, (name, opt, p.stderr)
+
+
+@pytest.mark.skipif(not have("clang"), reason="needs clang")
+@pytest.mark.xfail(strict=True, reason="the kernels' inline assembly does not build under clang "
+                   "yet (issue 13 item 5, another branch): remove this mark when it lands")
+@pytest.mark.parametrize("core", ["cortex-m0plus", "cortex-m4"])
+def test_clang_builds_the_whole_folder(tmp_path, core):
+    out = tmp_path / "g"
+    generate_project(conv_model(), out, with_figures=False)
+    run(["clang", *get_core(core).clang_flags, "--sysroot=/usr/lib/arm-none-eabi", *WARN, "-O2",
+         "-c", *sources(out)], cwd=tmp_path)
+
+
+MAIN = r"""
+#include <stdio.h>
+#include "kws_bnn_model.h"
+#include "bnn_model.h"
+
+/* argv[1]: N images for kws_ then N for the unprefixed model; writes both models' scores. */
+int main(int argc, char **argv)
+{
+    static uint8_t a[KWS_BNN_MODEL_INPUT_BYTES], b[BNN_MODEL_INPUT_BYTES];
+    int32_t sa[KWS_BNN_MODEL_NUM_CLASSES], sb[BNN_MODEL_NUM_CLASSES];
+    FILE *in = argc > 1 ? fopen(argv[1], "rb") : NULL;
+    if (!in) return 2;
+    while (fread(a, 1, sizeof a, in) == sizeof a && fread(b, 1, sizeof b, in) == sizeof b) {
+        int ca = kws_bnn_model_run(a, sa), cb = bnn_model_run(b, sb);
+        fwrite(sa, sizeof sa, 1, stdout);
+        fwrite(sb, sizeof sb, 1, stdout);
+        fwrite(&ca, sizeof ca, 1, stdout);
+        fwrite(&cb, sizeof cb, 1, stdout);
+    }
+    return 0;
+}
+"""
+
+
+def test_two_models_link_into_one_program_and_match_the_emulator(tmp_path):
+    ma, mb = conv_model(), dense_model()
+    generate_project(ma, tmp_path / "kws", prefix="kws_", with_figures=False)
+    generate_project(mb, tmp_path / "plain", with_figures=False)
+    (tmp_path / "main.c").write_text(MAIN)
+    obj = tmp_path / "obj"  # both folders' objects in one directory: no name clashes
+    obj.mkdir()
+    srcs = sources(tmp_path / "kws") + sources(tmp_path / "plain")
+    run(["gcc", *WARN, "-O2", "-c", *srcs], cwd=obj)
+    assert len(list(obj.glob("*.o"))) == len(srcs)
+    # every external symbol of the prefixed folder starts with the prefix
+    for o in obj.glob("kws_*.o"):
+        defined = run(["nm", "-g", "--defined-only", o]).stdout.split()[2::3]
+        assert defined and all(s.startswith("kws_") for s in defined), (o.name, defined)
+    run(["gcc", *WARN, "-O2", f"-I{tmp_path / 'kws'}", f"-I{tmp_path / 'plain'}",
+         tmp_path / "main.c", *sorted(obj.glob("*.o")), "-o", tmp_path / "prog"])
+    rng = np.random.default_rng(5)
+    n = 40
+    xa = rng.integers(0, 256, (n, *ma.input_shape), dtype=np.uint8)
+    xb = rng.integers(0, 256, (n, *mb.input_shape), dtype=np.uint8)
+    (tmp_path / "in.bin").write_bytes(b"".join(xa[i].tobytes() + xb[i].tobytes() for i in range(n)))
+    raw = subprocess.run([tmp_path / "prog", tmp_path / "in.bin"], capture_output=True,
+                         check=True).stdout
+    rec = np.frombuffer(raw, np.int32).reshape(n, ma.num_classes + mb.num_classes + 2)
+    ra, rb = emulator.run(ma, xa), emulator.run(mb, xb)
+    assert np.array_equal(rec[:, :ma.num_classes], ra.scores)
+    assert np.array_equal(rec[:, ma.num_classes:-2], rb.scores)
+    assert np.array_equal(rec[:, -2], ra.scores.argmax(1))
+    assert np.array_equal(rec[:, -1], rb.scores.argmax(1))
+
+
+@needs_arm
+@pytest.mark.parametrize("core", ["cortex-m0plus", "cortex-m4"])
+def test_two_models_link_into_one_arm_firmware(tmp_path, core):
+    c = get_core(core)
+    generate_project(conv_model(), tmp_path / "kws", prefix="kws_", core=core, with_figures=False)
+    generate_project(conv_model(23), tmp_path / "img", prefix="img_", core=core,
+                     with_figures=False)
+    (tmp_path / "main.c").write_text(
+        '#include "kws_bnn_model.h"\n#include "img_bnn_model.h"\n'
+        "static uint8_t a[KWS_BNN_MODEL_INPUT_BYTES], b[IMG_BNN_MODEL_INPUT_BYTES];\n"
+        "static int32_t sa[KWS_BNN_MODEL_NUM_CLASSES], sb[IMG_BNN_MODEL_NUM_CLASSES];\n"
+        "int main(void) { return kws_bnn_model_run(a, sa) + img_bnn_model_run(b, sb); }\n")
+    run([c.gcc, *WARN, "-O2", *c.gcc_flags, f"-I{tmp_path / 'kws'}", f"-I{tmp_path / 'img'}",
+         "--specs=nano.specs", "--specs=nosys.specs", "-Wl,--gc-sections", tmp_path / "main.c",
+         *sources(tmp_path / "kws"), *sources(tmp_path / "img"), "-o", tmp_path / "fw.elf"])
+    syms = run([c.gcc.replace("gcc", "nm"), tmp_path / "fw.elf"]).stdout
+    assert " T kws_bnn_bconv2d_b1" in syms and " T img_bnn_bconv2d_b1" in syms
+
+
+def test_a_header_from_another_model_does_not_build(tmp_path):
+    generate_project(conv_model(), tmp_path / "a", prefix="kws_", with_figures=False)
+    generate_project(conv_model(24), tmp_path / "b", prefix="kws_", with_figures=False)
+    run(["gcc", *WARN, "-c", tmp_path / "a" / "kws_bnn_model.c", "-o", tmp_path / "ok.o"])
+    shutil.copy(tmp_path / "b" / "kws_bnn_model.h", tmp_path / "a" / "kws_bnn_model.h")
+    p = run(["gcc", *WARN, "-c", tmp_path / "a" / "kws_bnn_model.c", "-o", tmp_path / "x.o"],
+            ok=False)
+    assert p.returncode != 0
+    assert "#error" in p.stderr and "kws_bnn_model.h is from another model" in p.stderr
+
+
+# ---- figures ---------------------------------------------------------------------------------
+
+def _readme_rows(readme: str) -> dict[str, list[int]]:
+    """{opt: [stack, code, constants, library, total, arena]} from the README's memory table."""
+    rows = {}
+    for line in readme.splitlines():
+        m = re.match(r"\| `(-O\w)` \|(.*)\|$", line)
+        if m:
+            rows[m.group(1)] = [int(re.match(r"\s*([\d,]+)", cell).group(1).replace(",", ""))
+                                for cell in m.group(2).split("|")]
+    return rows
+
+
+def _map_by_object(mapfile: Path, objects: set) -> dict[str, int]:
+    """Bytes per output section that the map attributes to `objects` (a second, simple reading
+    of the GNU ld map: input section lines name their object file last)."""
+    sums: dict[str, int] = {}
+    section = None
+    text = mapfile.read_text().split("Linker script and memory map", 1)[1]
+    for line in text.splitlines():
+        if line[:1] == ".":
+            section = line.split()[0]
+        m = re.search(r"0x[0-9a-f]+\s+0x([0-9a-f]+)\s+(\S+\.o)$", line)
+        if m and Path(m.group(2)).name in objects:
+            sums[section] = sums.get(section, 0) + int(m.group(1), 16)
+    return sums
+
+
+@needs_arm
+@pytest.mark.parametrize("core", ["cortex-m0plus", "cortex-m4"])
+def test_readme_and_header_figures_are_what_stack_usage_and_the_linker_say(tmp_path, core):
+    c = get_core(core)
+    out = tmp_path / "g"
+    generate_project(conv_model(), out, core=core, prefix="kws_")
+    readme, header = (out / "README.md").read_text(), (out / "kws_bnn_model.h").read_text()
+    rows = _readme_rows(readme)
+    chains = dict(re.findall(r"^- `(-O\w)`: (.+)$", readme, re.M))
+    assert set(rows) == set(chains) == {"-O2", "-Os"}
+    build_line = re.search(r"```sh\n(arm-none-eabi-gcc .*) -c \*\.c\n", readme).group(1).split()
+    assert build_line[0] == c.gcc and "-O2" in build_line
+    main = tmp_path / "main.c"
+    main.write_text('#include "kws_bnn_model.h"\nstatic uint8_t in[KWS_BNN_MODEL_INPUT_BYTES];\n'
+                    "static int32_t s[KWS_BNN_MODEL_NUM_CLASSES];\n"
+                    "int main(void) { return kws_bnn_model_run(in, s); }\n")
+    for opt, (stack, code, consts, lib, total, arena) in rows.items():
+        objdir = tmp_path / opt
+        objdir.mkdir()
+        flags = [f if f != "-O2" else opt for f in build_line[1:]]
+        run([c.gcc, *flags, "-fstack-usage", "-c", *sources(out)], cwd=objdir)
+        su = {}
+        for f in objdir.glob("*.su"):
+            for line in f.read_text().splitlines():
+                where, size, _ = line.split("\t")
+                su[where.rsplit(":", 1)[1]] = max(su.get(where.rsplit(":", 1)[1], 0), int(size))
+        # the chain: each frame is the -fstack-usage figure (C library functions have none)
+        chain = [(n, int(b)) for n, b in re.findall(r"(\S+) (\d+)", chains[opt])]
+        assert chain[0][0] == "kws_bnn_model_run" and sum(b for _, b in chain) == stack
+        for name, frame in chain:
+            key = re.sub(r"(\.\w+)\.\d+$", r"\1", name)
+            assert su.get(key, frame) == frame, (name, su.get(key))
+            assert key in su or name in ("memset", "memcpy"), name
+        # no kernel the schedule calls has a bigger frame than the chain's total
+        assert max(v for k, v in su.items()) <= stack
+        # a firmware's link: the map's bytes from the folder's objects are the README's
+        objs = sorted(objdir.glob("*.o"))
+        run([c.gcc, *flags, "--specs=nano.specs", "--specs=nosys.specs", "-Wl,--gc-sections",
+             f"-Wl,-Map={objdir / 'fw.map'}", f"-I{out}", main, *objs, "-o", objdir / "fw.elf"])
+        got = _map_by_object(objdir / "fw.map", {o.name for o in objs})
+        assert got.get(".text", 0) == code, (opt, got)
+        assert got.get(".rodata", 0) + got.get(".data", 0) == consts, (opt, got)
+        assert got.get(".bss", 0) == arena == int(re.search(
+            r"KWS_BNN_MODEL_ARENA_BYTES\s+(\d+)u", header).group(1))
+        assert total == code + consts + lib
+    header_stack = int(re.search(r"#define KWS_BNN_MODEL_STACK_BYTES\s+(\d+)u", header).group(1))
+    assert header_stack == max(r[0] for r in rows.values())
+    assert int(re.search(r"#define KWS_BNN_MODEL_FLASH_BYTES\s+(\d+)u", header).group(1)) == \
+        max(r[4] for r in rows.values())
