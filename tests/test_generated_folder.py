@@ -265,3 +265,52 @@ def test_readme_and_header_figures_are_what_stack_usage_and_the_linker_say(tmp_p
     assert header_stack == max(r[0] for r in rows.values())
     assert int(re.search(r"#define KWS_BNN_MODEL_FLASH_BYTES\s+(\d+)u", header).group(1)) == \
         max(r[4] for r in rows.values())
+
+
+def test_pio_project_accepts_the_same_model_under_another_name(tmp_path):
+    """verify --target pio:... checks the project's model hash: a renamed copy of the model is
+    the same model; other weights are another model (issue 16 item 3)."""
+    import copy
+
+    from bnn_mcu.errors import TargetError
+    from bnn_mcu.platformio.project import generate_pio_project
+    from bnn_mcu.platformio.target import check_model
+
+    model = dense_model()
+    model.meta.update(name="m.pt", source="m.pt")
+    generate_pio_project(model, tmp_path / "proj", boards=["qemu-mps2-an386"])
+    renamed = copy.deepcopy(model)
+    renamed.meta.update(name="renamed copy.ckpt", source="renamed copy.ckpt")
+    check_model(tmp_path / "proj", renamed)
+    other = copy.deepcopy(model)
+    other.ops[0].weights[0, 0] ^= 1
+    with pytest.raises(TargetError, match="was generated from another model"):
+        check_model(tmp_path / "proj", other)
+
+
+def test_cli_generate_core_and_prefix(tmp_path):
+    import sys
+
+    from bnn_mcu.ir import bnnfile
+    bnnfile.save(dense_model(), tmp_path / "m.bnn")
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "bnn_mcu.cli", "generate", tmp_path / "m.bnn",
+                               *args], capture_output=True, text=True)
+    p = cli("-o", tmp_path / "a", "--core", "m0+", "--prefix", "kws_")
+    assert p.returncode == 0 and "core cortex-m0plus" in p.stdout, p.stderr
+    assert (tmp_path / "a" / "kws_bnn_model.c").is_file()
+    if have("arm-none-eabi-gcc"):
+        assert "#define KWS_BNN_MODEL_STACK_BYTES" in (tmp_path / "a" / "kws_bnn_model.h").read_text()
+    for args, msg in ((["--prefix", "9x"], "bad --prefix '9x'"),
+                      (["--prefix", "a-b"], "bad --prefix 'a-b'"),
+                      (["--core", "m99"], "unknown core 'm99'; choose one of cortex-m0, cortex-m0plus")):
+        p = cli("-o", tmp_path / "b", *args)
+        lines = p.stderr.strip().splitlines()
+        assert p.returncode != 0 and len(lines) == 1 and msg in lines[0], p.stderr
+        assert not (tmp_path / "b").exists()
+    # the host core: nothing to measure, and the README says so
+    p = cli("-o", tmp_path / "h", "--core", "host")
+    assert p.returncode == 0, p.stderr
+    assert "STACK_BYTES" not in (tmp_path / "h" / "bnn_model.h").read_text()
+    assert "were not measured" in (tmp_path / "h" / "README.md").read_text()
