@@ -27,7 +27,7 @@ from ..ir import bnnfile
 from ..ir.ops import IntModel
 from ..resources import templates_dir
 from ..summary import summary_table, totals
-from .cores import Core, cores, get_core
+from .cores import CLANG_BUILDS_KERNELS, Core, cores, get_core
 from .footprint import BUILD_FLAGS, OPTS, Footprint, chain_text, measure
 from .generate import check_prefix, render_model_sources
 from .runtime import runtime_contents
@@ -122,7 +122,7 @@ def _readme(model: IntModel, core: Core, prefix: str, footprint: Footprint | Non
     return env.get_template("README.md.j2").render(
         version=__version__, model=model, name=model.meta.get("name", "model"),
         hash=bnnfile.model_hash(model)[:16], core=core, p=prefix, P=prefix.upper(),
-        build_flags=" ".join(BUILD_FLAGS), opts=OPTS, footprint=footprint, chain_text=chain_text,
+        build_flags=" ".join(BUILD_FLAGS), opts=OPTS, clang_ok=CLANG_BUILDS_KERNELS, footprint=footprint, chain_text=chain_text,
         table=summary_table(model, fmt="github"), totals=totals(model),
         sources=[n for n, _ in files if n.endswith(".c")],
         headers=[n for n, _ in files if n.endswith(".h")])
