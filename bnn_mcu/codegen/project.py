@@ -38,10 +38,6 @@ def core_flags() -> dict[str, tuple]:
     return {name: c.gcc_flags for name, c in cores().items()}
 
 
-def normalize_core(core: str) -> str:
-    return get_core(core).name
-
-
 def _prepare_outdir(out: Path, force: bool) -> None:
     if out.exists() and not out.is_dir():
         raise BnnError(f"{out}: exists and is not a folder")
