@@ -319,3 +319,12 @@ def test_cli_generate_core_and_prefix(tmp_path):
     assert p.returncode == 0, p.stderr
     assert "STACK_BYTES" not in (tmp_path / "h" / "bnn_model.h").read_text()
     assert "were not measured" in (tmp_path / "h" / "README.md").read_text()
+
+
+def test_without_the_cross_compiler_the_figures_are_left_out_and_said_so(tmp_path, monkeypatch):
+    import bnn_mcu.codegen.footprint as footprint
+    monkeypatch.setattr(footprint.shutil, "which", lambda tool: None)
+    generate_project(dense_model(), tmp_path / "g", core="cortex-m4")
+    assert "STACK_BYTES" not in (tmp_path / "g" / "bnn_model.h").read_text()
+    assert "arm-none-eabi-gcc was not found when this folder was generated" in \
+        (tmp_path / "g" / "README.md").read_text()
