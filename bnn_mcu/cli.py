@@ -222,8 +222,13 @@ def cmd_generate(args) -> int:
     model = _load(args)
     written = generate_project(model, Path(args.output), core=core, force=args.force,
                                flash_kb=args.flash_kb, ram_kb=args.ram_kb, prefix=args.prefix)
-    print(f"wrote {len(written)} files to {args.output} (core {core}); stack and flash: "
-          f"{Path(args.output) / 'README.md'}")
+    print(f"wrote {len(written)} files to {args.output} (core {core}; API and build line in "
+          f"{Path(args.output) / 'README.md'})")
+    fp = written.footprint
+    if fp is not None:
+        from .codegen.project import footprint_table
+        print(f"measured with {fp.compiler} (stack: -fstack-usage, deepest chain; flash and "
+              f"arena: linker map)\n{footprint_table(fp)}")
     return 0
 
 

@@ -98,16 +98,33 @@ def _measured(model: IntModel, core: Core, prefix: str, runtime: list) -> Footpr
         return measure(Path(tmp), core, prefix)
 
 
+class Written(list):
+    """The paths generate_project wrote, and the figures it measured (None: not measured)."""
+
+    footprint: Footprint | None = None
+
+
 def folder_files(model: IntModel, core: Core, prefix: str = "",
-                 with_figures: bool = True) -> list[tuple[str, bytes]]:
-    """(name, bytes) of every file of the generated folder, in writing order."""
+                 with_figures: bool = True) -> tuple[list[tuple[str, bytes]], Footprint | None]:
+    """(name, bytes) of every file of the generated folder, in writing order; the figures."""
     runtime = runtime_contents(model, prefix)
     footprint = _measured(model, core, prefix, runtime) if with_figures else None
     files = [(name, text.encode()) for name, text in render_model_sources(model, prefix, footprint)]
     files += runtime
     files.append(("model.bnn", bnnfile.serialize(model)))
     files.append(("README.md", _readme(model, core, prefix, footprint, files).encode()))
-    return files
+    return files, footprint
+
+
+def footprint_table(footprint: Footprint) -> str:
+    """The measured figures as a plain table (what `generate` prints)."""
+    rows = [("build", "stack", "code", "constants", "C library", "flash total", "arena")]
+    for b in footprint.builds:
+        rows.append((b.opt, *(f"{n:,} B" for n in (b.stack, b.text, b.rodata + b.data,
+                                                  b.lib_flash, b.flash, b.data + b.bss))))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(r, widths))) for r in rows)
 
 
 def _readme(model: IntModel, core: Core, prefix: str, footprint: Footprint | None,
@@ -126,7 +143,7 @@ def _readme(model: IntModel, core: Core, prefix: str, footprint: Footprint | Non
 
 def generate_project(model: IntModel, out: Path, core: str = "cortex-m4", force: bool = False,
                      flash_kb: int | None = None, ram_kb: int | None = None, prefix: str = "",
-                     with_figures: bool = True) -> list[Path]:
+                     with_figures: bool = True) -> Written:
     """Write the folder; with_figures=False skips compiling it for the README's stack and
     flash figures (they are then not stated)."""
     core_ = get_core(core)
@@ -134,9 +151,10 @@ def generate_project(model: IntModel, out: Path, core: str = "cortex-m4", force:
     check_budget(model, flash_kb, ram_kb)
     out = Path(out)
     _prepare_outdir(out, force)
-    files = folder_files(model, core_, prefix, with_figures)
+    files, footprint = folder_files(model, core_, prefix, with_figures)
     _check_targets(out, [name for name, _ in files])
-    written: list[Path] = []
+    written = Written()
     for name, data in files:
         _write(out / name, data, written)
+    written.footprint = footprint
     return written
