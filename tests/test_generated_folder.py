@@ -306,7 +306,11 @@ def test_cli_generate_core_and_prefix(tmp_path):
     assert p.returncode == 0 and "core cortex-m0plus" in p.stdout, p.stderr
     assert (tmp_path / "a" / "kws_bnn_model.c").is_file()
     if have("arm-none-eabi-gcc"):
-        assert "#define KWS_BNN_MODEL_STACK_BYTES" in (tmp_path / "a" / "kws_bnn_model.h").read_text()
+        header = (tmp_path / "a" / "kws_bnn_model.h").read_text()
+        stack = int(re.search(r"#define KWS_BNN_MODEL_STACK_BYTES\s+(\d+)u", header).group(1))
+        rows = {line.split()[0]: line for line in p.stdout.splitlines() if line.startswith("-O")}
+        assert set(rows) == {"-O2", "-Os"}  # the printed table: the header's figure is its max
+        assert max(int(r.split()[1].replace(",", "")) for r in rows.values()) == stack
     for args, msg in ((["--prefix", "9x"], "bad --prefix '9x'"),
                       (["--prefix", "a-b"], "bad --prefix 'a-b'"),
                       (["--core", "m99"], "unknown core 'm99'; choose one of cortex-m0, cortex-m0plus")):
