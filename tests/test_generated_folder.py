@@ -332,3 +332,76 @@ def test_without_the_cross_compiler_the_figures_are_left_out_and_said_so(tmp_pat
     assert "STACK_BYTES" not in (tmp_path / "g" / "bnn_model.h").read_text()
     assert "arm-none-eabi-gcc was not found when this folder was generated" in \
         (tmp_path / "g" / "README.md").read_text()
+
+
+QEMU_MAIN = r"""
+#include "bnn_port.h"
+#include "kws_bnn_model.h"
+#include "img_bnn_model.h"
+#include "vectors.h"
+
+/* Both models on every vector, scores to the host; exit once the host says it has read all. */
+int main(void)
+{
+    static int32_t sa[KWS_BNN_MODEL_NUM_CLASSES], sb[IMG_BNN_MODEL_NUM_CLASSES];
+    uint32_t i;
+    bnn_port_init();
+    for (i = 0; i < N_VECTORS; ++i) {
+        (void)kws_bnn_model_run(xa[i], sa);
+        (void)img_bnn_model_run(xb[i], sb);
+        bnn_port_write((const uint8_t *)sa, (uint32_t)sizeof sa);
+        bnn_port_write((const uint8_t *)sb, (uint32_t)sizeof sb);
+    }
+    (void)bnn_port_read_byte();
+    bnn_port_exit(0);
+    return 0;
+}
+"""
+
+
+def _c_rows(x: np.ndarray) -> str:
+    return ",\n".join("{" + ", ".join(str(int(v)) for v in row.reshape(-1)) + "}" for row in x)
+
+
+@pytest.mark.qemu
+@needs_arm
+@pytest.mark.skipif(not have("qemu-system-arm"), reason="needs qemu-system-arm")
+@pytest.mark.parametrize("board", ["mps2-an386", "microbit"])
+def test_two_models_in_one_firmware_on_qemu_match_the_emulator(tmp_path, board):
+    """Two prefixed folders, their own kernels only (no firmware runtime), one image on a QEMU
+    board (Cortex-M4, Cortex-M0): both models give the emulator's scores."""
+    import time
+
+    from bnn_mcu.targets.boards import get_board
+    from bnn_mcu.targets.build import build_firmware
+    from bnn_mcu.targets.qemu import start_target
+
+    ma, mb = conv_model(), dense_model()
+    core = get_board(board).core
+    generate_project(ma, tmp_path / "kws", prefix="kws_", core=core, with_figures=False)
+    generate_project(mb, tmp_path / "img", prefix="img_", core=core, with_figures=False)
+    n = 12
+    rng = np.random.default_rng(8)
+    xa = rng.integers(0, 256, (n, *ma.input_shape), dtype=np.uint8)
+    xb = rng.integers(0, 256, (n, *mb.input_shape), dtype=np.uint8)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "vectors.h").write_text(
+        f"#define N_VECTORS {n}u\n"
+        f"static const uint8_t xa[{n}][{xa[0].size}] = {{\n{_c_rows(xa)}\n}};\n"
+        f"static const uint8_t xb[{n}][{xb[0].size}] = {{\n{_c_rows(xb)}\n}};\n")
+    (app / "main.c").write_text(QEMU_MAIN)
+    elf = build_firmware(board, None, tmp_path / "build", runtime=False, jobs=2,
+                         app=[app / "main.c", *sources(tmp_path / "kws"), *sources(tmp_path / "img")],
+                         extra_cflags=[f"-I{app}", f"-I{tmp_path / 'kws'}", f"-I{tmp_path / 'img'}"])
+    want = n * 4 * (ma.num_classes + mb.num_classes)
+    with start_target(board, elf) as ser:
+        buf, deadline = bytearray(), time.monotonic() + 30
+        while len(buf) < want and time.monotonic() < deadline:
+            ser.timeout = 0.2
+            buf += ser.read(want - len(buf))
+        ser.write(b"x")
+    assert len(buf) == want
+    rec = np.frombuffer(bytes(buf), "<i4").reshape(n, ma.num_classes + mb.num_classes)
+    assert np.array_equal(rec[:, :ma.num_classes], emulator.run(ma, xa).scores)
+    assert np.array_equal(rec[:, ma.num_classes:], emulator.run(mb, xb).scores)
