@@ -5,7 +5,7 @@
     OUT/[P]bnn_<kernel>.c, [P]bnn_*.h    only the runtime kernels the model calls, the private
                                          headers they include, the kernel contract and API types
     OUT/model.bnn                        the integer model they were generated from
-    OUT/README.md                        API, build lines (gcc, clang), memory measured for --core
+    OUT/README.md                        API, build line, memory measured for --core
 
 `cc -c *.c` builds it, with no -I. [P] is the optional symbol prefix (`--prefix kws_`): it
 starts every file name and every external symbol, so two folders link into one firmware
@@ -53,7 +53,7 @@ def _prepare_outdir(out: Path, force: bool) -> None:
 
 def _check_targets(out: Path, relpaths: list) -> None:
     """Every file generate writes lands inside `out`: refuse to write through a symbolic link
-    (README.md -> ~/.bashrc, runtime -> /etc) or into anything but a regular file (a FIFO
+    (README.md -> ~/.bashrc, bnn_kernels.h -> /etc/x) or into anything but a regular file (a FIFO
     would block forever) that a previous run or another program left in the folder."""
     root = out.resolve()
     for rel in relpaths:
