@@ -214,10 +214,21 @@ def cmd_generate(args) -> int:
         print(f"wrote {len(written)} files to {args.output}: PlatformIO project with envs "
               f"{', '.join(e.name for e in envs)}")
         return 0
+    from .codegen.cores import get_core
+    from .codegen.generate import check_prefix
+
+    core = get_core(args.core).name  # bad --core or --prefix: before the model is loaded
+    check_prefix(args.prefix)
     model = _load(args)
-    written = generate_project(model, Path(args.output), core=args.core, force=args.force,
-                               flash_kb=args.flash_kb, ram_kb=args.ram_kb)
-    print(f"wrote {len(written)} files to {args.output} (core {args.core})")
+    written = generate_project(model, Path(args.output), core=core, force=args.force,
+                               flash_kb=args.flash_kb, ram_kb=args.ram_kb, prefix=args.prefix)
+    print(f"wrote {len(written)} files to {args.output} (core {core}; API and build line in "
+          f"{Path(args.output) / 'README.md'})")
+    fp = written.footprint
+    if fp is not None:
+        from .codegen.project import footprint_table
+        print(f"measured with {fp.compiler} (stack: -fstack-usage, deepest chain; flash and "
+              f"arena: linker map)\n{footprint_table(fp)}")
     return 0
 
 
@@ -403,7 +414,12 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(g)
     g.add_argument("-o", "--output", required=True, help="output folder")
     g.add_argument("--core", default="cortex-m4",
-                   help="cortex-m0, cortex-m3, cortex-m4, cortex-m7, cortex-m33, cortex-m55 or host")
+                   help="cortex-m0, cortex-m0plus, cortex-m3, cortex-m4, cortex-m7, cortex-m33, "
+                        "cortex-m55, cortex-m85 (or m4, m0+, ...) or host: the build line, and "
+                        "the stack and flash figures measured for it (default cortex-m4)")
+    g.add_argument("--prefix", default="",
+                   help="start every file name and external symbol with this (e.g. kws_), so "
+                        "two generated models link into one firmware")
     g.add_argument("--force", action="store_true", help="write into a non-empty folder")
     g.add_argument("--flash-kb", type=POSITIVE, help="refuse models whose constants exceed this")
     g.add_argument("--ram-kb", type=POSITIVE, help="refuse models whose RAM exceeds this")

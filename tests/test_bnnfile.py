@@ -1,5 +1,7 @@
 """The .bnn format: round trip, hash, and clean errors on damaged or hostile files."""
 
+import copy
+import hashlib
 import struct
 
 import numpy as np
@@ -21,9 +23,25 @@ def test_round_trip_is_identical(model, tmp_path):
     digest = bnnfile.save(model, path)
     again = bnnfile.load(path)
     assert bnnfile.serialize(again) == path.read_bytes()
-    assert digest == bnnfile.model_hash(again) == path.read_bytes()[-32:].hex()
+    assert digest == bnnfile.model_hash(again)
+    assert hashlib.sha256(path.read_bytes()[:-32]).digest() == path.read_bytes()[-32:]  # checksum
     x = np.random.default_rng(0).integers(0, 256, (20, 28, 28, 1), dtype=np.uint8)
     assert np.array_equal(emulator.run(model, x).scores, emulator.run(again, x).scores)
+
+
+def test_model_hash_is_the_content_not_the_file_name(model):
+    """meta (source file name, PyTorch node names) is not the model: same content, same hash;
+    one weight bit or one threshold changes it."""
+    renamed = copy.deepcopy(model)
+    renamed.meta = {"name": "other.ckpt", "source": "other.ckpt", "trace": ["x"]}
+    assert bnnfile.serialize(renamed) != bnnfile.serialize(model)  # the file keeps the names
+    assert bnnfile.model_hash(renamed) == bnnfile.model_hash(model)
+    flipped = copy.deepcopy(model)
+    flipped.ops[2].weights[0, 0] ^= 1
+    assert bnnfile.model_hash(flipped) != bnnfile.model_hash(model)
+    moved = copy.deepcopy(model)
+    moved.ops[0].out.thresholds[3] += 1
+    assert bnnfile.model_hash(moved) != bnnfile.model_hash(model)
 
 
 def test_every_flipped_byte_is_detected(model):

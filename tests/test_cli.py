@@ -84,6 +84,21 @@ def test_evaluate_convert_inspect_predict_verify(trained):
     assert rc == 0 and "PARITY OK" in out, out + err
 
 
+def test_model_hash_same_from_pt_ckpt_bnn_any_name(trained, tmp_path):
+    """issue 16 item 3: the hash is the integer model's content, not the file it came from."""
+    import re
+    import shutil
+    shutil.copy(trained / "m.pt", tmp_path / "renamed copy.pt")
+    rc, out, err = cli("convert", tmp_path / "renamed copy.pt", "-o", tmp_path / "x.bnn")
+    assert rc == 0, err
+    hashes = set(re.findall(r"hash ([0-9a-f]{16})", out))
+    for f in (trained / "m.pt", trained / "m.ckpt", tmp_path / "renamed copy.pt", tmp_path / "x.bnn"):
+        rc, out, err = cli("inspect", f)
+        assert rc == 0, err
+        hashes |= set(re.findall(r"hash ([0-9a-f]{16})", out.splitlines()[0]))
+    assert len(hashes) == 1, hashes
+
+
 def test_bad_inputs_one_line_errors(trained, tmp_path):
     one_line_error(*cli("train", "--preset", "resnet", "--data", "digits", "-o", tmp_path / "x.pt")[::2],
                    "unknown preset 'resnet'; choose one of mlp, cnn")

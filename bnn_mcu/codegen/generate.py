@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,14 +10,29 @@ import jinja2
 import numpy as np
 
 from .. import __version__
+from ..errors import BnnError
 from ..ir.bits import words_for
 from ..ir.bnnfile import model_hash
 from ..ir.ops import (BConv2d, BDense, BinarizeU8, Conv2dU8, DenseU8, IntModel, MaxPool2d,
                       Threshold)
 from ..resources import templates_dir
+from .footprint import chain_text
 from .plan import ArenaPlan, plan_arena
 
 MODEL_FILES = ("bnn_model.h", "bnn_model.c")
+#: A symbol prefix (`generate --prefix`): a C identifier start, short enough for any linker.
+PREFIX_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,30}")
+
+
+def check_prefix(prefix: str) -> str:
+    if prefix and not PREFIX_RE.fullmatch(prefix):
+        raise BnnError(f"bad --prefix {prefix!r}: use letters, digits and _ (a C identifier start, "
+                       "at most 31 characters), e.g. kws_")
+    return prefix
+
+
+def model_files(prefix: str = "") -> tuple[str, ...]:
+    return tuple(prefix + name for name in MODEL_FILES)
 
 
 def c_array(values: np.ndarray, per_line: int = 8, indent: str = "    ") -> str:
@@ -153,11 +169,15 @@ def _env() -> jinja2.Environment:
     return env
 
 
-def model_context(model: IntModel) -> dict:
+def model_context(model: IntModel, prefix: str = "", footprint=None) -> dict:
+    """prefix: prepended to every external symbol (and upper-cased to every macro);
+    footprint: measured stack and flash (footprint.py) for the header, or None."""
     plan = plan_arena(model)
     digest = model_hash(model)
     h, w, c = model.input_shape
     return {
+        "p": check_prefix(prefix), "P": prefix.upper(), "footprint": footprint,
+        "chain_text": chain_text,
         "version": __version__,
         "model": model,
         "name": model.meta.get("name", "model"),
@@ -171,15 +191,21 @@ def model_context(model: IntModel) -> dict:
     }
 
 
-def generate_model_sources(model: IntModel, outdir: str | Path) -> list[Path]:
-    """Write bnn_model.h and bnn_model.c into outdir; deterministic for a given model."""
+def render_model_sources(model: IntModel, prefix: str = "", footprint=None) -> list[tuple[str, str]]:
+    """(file name, text) of [prefix]bnn_model.h and [prefix]bnn_model.c; deterministic for a
+    given model, prefix and footprint."""
+    ctx = model_context(model, prefix, footprint)
+    env = _env()
+    return [(prefix + name, env.get_template(name + ".j2").render(**ctx)) for name in MODEL_FILES]
+
+
+def generate_model_sources(model: IntModel, outdir: str | Path, prefix: str = "",
+                           footprint=None) -> list[Path]:
+    """Write [prefix]bnn_model.h and [prefix]bnn_model.c into outdir."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    ctx = model_context(model)
-    env = _env()
     written = []
-    for name in MODEL_FILES:
-        text = env.get_template(name + ".j2").render(**ctx)
+    for name, text in render_model_sources(model, prefix, footprint):
         path = outdir / name
         path.write_text(text)
         written.append(path)

@@ -1,15 +1,22 @@
-"""`bnn-mcu generate`: a self-contained folder a firmware engineer drops into any project.
+"""`bnn-mcu generate`: one flat folder a firmware engineer drops into any project.
 
-    OUT/bnn_model.h, bnn_model.c     the model (data + schedule)
-    OUT/model.bnn                    the integer model they were generated from (hash source)
-    OUT/runtime/include/*.h          kernel contract and model API
-    OUT/runtime/src/*.c, *.h         the runtime kernels
-    OUT/README.md                    API, memory table, build line for the chosen core
+    OUT/[P]bnn_model.h, [P]bnn_model.c   the model (data + schedule); the header carries the
+                                         model hash, the source refuses another model's header
+    OUT/[P]bnn_<kernel>.c, [P]bnn_*.h    only the runtime kernels the model calls, the private
+                                         headers they include, the kernel contract and API types
+    OUT/model.bnn                        the integer model they were generated from
+    OUT/README.md                        API, build line, memory measured for --core
+
+`cc -c *.c` builds it, with no -I. [P] is the optional symbol prefix (`--prefix kws_`): it
+starts every file name and every external symbol, so two folders link into one firmware
+(bnn_mcu/codegen/runtime.py). Stack and flash come from compiling and linking the folder for
+the core at generation time (bnn_mcu/codegen/footprint.py).
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import jinja2
@@ -18,36 +25,17 @@ from .. import __version__
 from ..errors import BnnError
 from ..ir import bnnfile
 from ..ir.ops import IntModel
-from ..resources import firmware_dir, templates_dir
+from ..resources import templates_dir
 from ..summary import summary_table, totals
-from .generate import MODEL_FILES, generate_model_sources
-
-RUNTIME_HEADERS = ("bnn_kernels.h", "bnn_model_api.h")
+from .cores import CLANG_BUILDS_KERNELS, Core, cores, get_core
+from .footprint import BUILD_FLAGS, OPTS, Footprint, chain_text, measure
+from .generate import check_prefix, render_model_sources
+from .runtime import runtime_contents
 
 
 def core_flags() -> dict[str, tuple]:
-    """gcc flags per core, from the board table (one source of truth), plus the host."""
-    from ..targets.boards import BOARDS
-
-    flags = {"host": ()}
-    for b in BOARDS.values():
-        if not b.is_host:
-            flags.setdefault(b.core, b.cflags)
-    return flags
-
-
-def normalize_core(core: str) -> str:
-    cores = core_flags()
-    name = core if core in cores or core.startswith("cortex-") else f"cortex-{core}"
-    if name not in cores:
-        raise BnnError(f"unknown core {core!r}; choose one of {', '.join(sorted(cores))}")
-    return name
-
-
-def runtime_sources() -> list[Path]:
-    """Every runtime kernel source and private header, sorted (deterministic output)."""
-    kdir = firmware_dir() / "src" / "kernels"
-    return sorted(p for p in kdir.iterdir() if p.suffix in (".c", ".h"))
+    """gcc flags per core name (bnn_mcu/codegen/cores.py)."""
+    return {name: c.gcc_flags for name, c in cores().items()}
 
 
 def _prepare_outdir(out: Path, force: bool) -> None:
@@ -65,7 +53,7 @@ def _prepare_outdir(out: Path, force: bool) -> None:
 
 def _check_targets(out: Path, relpaths: list) -> None:
     """Every file generate writes lands inside `out`: refuse to write through a symbolic link
-    (README.md -> ~/.bashrc, runtime -> /etc) or into anything but a regular file (a FIFO
+    (README.md -> ~/.bashrc, bnn_kernels.h -> /etc/x) or into anything but a regular file (a FIFO
     would block forever) that a previous run or another program left in the folder."""
     root = out.resolve()
     for rel in relpaths:
@@ -100,32 +88,73 @@ def _write(path: Path, data: bytes, written: list) -> None:
     written.append(path)
 
 
-def generate_project(model: IntModel, out: Path, core: str = "cortex-m4", force: bool = False,
-                     flash_kb: int | None = None, ram_kb: int | None = None) -> list[Path]:
-    core = normalize_core(core)
-    check_budget(model, flash_kb, ram_kb)
-    out = Path(out)
-    _prepare_outdir(out, force)
-    _check_targets(out, list(MODEL_FILES) + ["model.bnn", "README.md"] +
-                   [f"runtime/include/{n}" for n in RUNTIME_HEADERS] +
-                   [f"runtime/src/{p.name}" for p in runtime_sources()])
-    written: list[Path] = []
-    written += generate_model_sources(model, out)
-    _write(out / "model.bnn", bnnfile.serialize(model), written)
-    inc = firmware_dir() / "include"
-    for name in RUNTIME_HEADERS:
-        _write(out / "runtime" / "include" / name, (inc / name).read_bytes(), written)
-    for src in runtime_sources():
-        _write(out / "runtime" / "src" / src.name, src.read_bytes(), written)
+def _measured(model: IntModel, core: Core, prefix: str, runtime: list) -> Footprint | None:
+    """Compile and link the folder's C in a scratch folder for the core (footprint.py)."""
+    with tempfile.TemporaryDirectory(prefix="bnn-generate-") as tmp:
+        for name, text in render_model_sources(model, prefix):
+            (Path(tmp) / name).write_text(text)
+        for name, data in runtime:
+            (Path(tmp) / name).write_bytes(data)
+        return measure(Path(tmp), core, prefix)
+
+
+class Written(list):
+    """The paths generate_project wrote, and the figures it measured (None: not measured)."""
+
+    footprint: Footprint | None = None
+
+
+def folder_files(model: IntModel, core: Core, prefix: str = "",
+                 with_figures: bool = True) -> tuple[list[tuple[str, bytes]], Footprint | None]:
+    """(name, bytes) of every file of the generated folder, in writing order; the figures."""
+    runtime = runtime_contents(model, prefix)
+    footprint = _measured(model, core, prefix, runtime) if with_figures else None
+    files = [(name, text.encode()) for name, text in render_model_sources(model, prefix, footprint)]
+    files += runtime
+    files.append(("model.bnn", bnnfile.serialize(model)))
+    files.append(("README.md", _readme(model, core, prefix, footprint, files).encode()))
+    return files, footprint
+
+
+def footprint_table(footprint: Footprint) -> str:
+    """The measured figures as a plain table (what `generate` prints)."""
+    rows = [("build", "stack", "code", "constants", "C library", "flash total", "arena")]
+    for b in footprint.builds:
+        rows.append((b.opt, *(f"{n:,} B" for n in (b.stack, b.text, b.rodata + b.data,
+                                                  b.lib_flash, b.flash, b.data + b.bss))))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(r, widths))) for r in rows)
+
+
+def _readme(model: IntModel, core: Core, prefix: str, footprint: Footprint | None,
+            files: list) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir() / "project")),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True)
-    flags = core_flags()[core]
-    cc = "cc" if core == "host" else "arm-none-eabi-gcc"
-    readme = env.get_template("README.md.j2").render(
+    return env.get_template("README.md.j2").render(
         version=__version__, model=model, name=model.meta.get("name", "model"),
-        hash=bnnfile.model_hash(model)[:16], core=core, cc=cc, flags=" ".join(flags),
+        hash=bnnfile.model_hash(model)[:16], core=core, p=prefix, P=prefix.upper(),
+        build_flags=" ".join(BUILD_FLAGS), opts=OPTS, clang_ok=CLANG_BUILDS_KERNELS, footprint=footprint, chain_text=chain_text,
         table=summary_table(model, fmt="github"), totals=totals(model),
-        sources=[p.name for p in runtime_sources() if p.suffix == ".c"])
-    _write(out / "README.md", readme.encode(), written)
+        sources=[n for n, _ in files if n.endswith(".c")],
+        headers=[n for n, _ in files if n.endswith(".h")])
+
+
+def generate_project(model: IntModel, out: Path, core: str = "cortex-m4", force: bool = False,
+                     flash_kb: int | None = None, ram_kb: int | None = None, prefix: str = "",
+                     with_figures: bool = True) -> Written:
+    """Write the folder; with_figures=False skips compiling it for the README's stack and
+    flash figures (they are then not stated)."""
+    core_ = get_core(core)
+    check_prefix(prefix)
+    check_budget(model, flash_kb, ram_kb)
+    out = Path(out)
+    _prepare_outdir(out, force)
+    files, footprint = folder_files(model, core_, prefix, with_figures)
+    _check_targets(out, [name for name, _ in files])
+    written = Written()
+    for name, data in files:
+        _write(out / name, data, written)
+    written.footprint = footprint
     return written

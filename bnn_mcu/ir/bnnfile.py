@@ -7,8 +7,12 @@ Layout (little-endian):
     u64       blob length L
     H bytes   header: canonical JSON (model fields, ops, tensor table)
     L bytes   blob: the tensors, each at an 8-byte aligned offset
-    32 bytes  SHA-256 of everything above = the model's content hash
-The firmware reports the first 8 bytes of that hash; the host refuses a board that differs.
+    32 bytes  SHA-256 of everything above: the file's checksum (damage is detected)
+The model hash (`model_hash`) is another SHA-256: of the integer model's content only (shapes,
+layer names, packed weights, thresholds, scores), without `meta` (the source file name, the
+PyTorch node names verify traces), so the same model gives the same hash from a .pt, the .ckpt
+of the same run, a .bnn, under any file name. The firmware reports its first 8 bytes; the host
+refuses a board that differs.
 """
 
 from __future__ import annotations
@@ -74,33 +78,36 @@ def _add_tensor(a: np.ndarray, blob: bytearray) -> dict:
     return {"tensor": dt, "shape": list(a.shape), "offset": off, "nbytes": len(data)}
 
 
-def serialize(model: IntModel) -> bytes:
-    """The file's bytes, deterministic for a given model."""
+def serialize(model: IntModel, with_meta: bool = True) -> bytes:
+    """The file's bytes, deterministic for a given model (without meta: the bytes the model
+    hash covers)."""
     blob = bytearray()
     header = {
         "input_shape": list(model.input_shape),
         "num_classes": model.num_classes,
-        "meta": model.meta,
         "ops": [_op_to_json(op, blob) for op in model.ops],
     }
+    if with_meta:
+        header["meta"] = model.meta
     hbytes = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     body = _PREFIX.pack(MAGIC, VERSION, len(hbytes), len(blob)) + hbytes + bytes(blob)
     return body + hashlib.sha256(body).digest()
 
 
 def model_hash(model: IntModel) -> str:
-    """Hex SHA-256 content hash (the last 32 bytes of the model's .bnn file)."""
-    return serialize(model)[-_HASH_BYTES:].hex()
+    """Hex SHA-256 of the integer model's content (no meta: file names do not count)."""
+    return serialize(model, with_meta=False)[-_HASH_BYTES:].hex()
 
 
 def save(model: IntModel, path: str | Path) -> str:
+    """Write the .bnn file; returns the model hash."""
     data = serialize(model)
     path = Path(path)
     try:
         path.write_bytes(data)
     except OSError as e:
         raise ModelError(f"{path}: cannot write ({e.strerror})") from None
-    return data[-_HASH_BYTES:].hex()
+    return model_hash(model)
 
 
 def _tensor(spec, blob: memoryview, where: str) -> np.ndarray:

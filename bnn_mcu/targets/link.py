@@ -41,7 +41,7 @@ from .protocol import (REPLY, TRANSIENT_ERRORS, VERSION, BadFrame, DeviceInfo, F
                        Msg, ProtocolError, describe_error, encode_frame, parse_bench,
                        parse_bulk_result, parse_error, parse_info, parse_result, parse_trace_layer)
 
-MODEL_ABI_VERSION = 1  # BNN_MODEL_ABI_VERSION in firmware/include/bnn_model_api.h
+MODEL_ABI_VERSION = 1  # BNN_MODEL_ABI_VERSION in firmware/include/bnn_model_types.h
 NO_REPLY_HINT = "is the firmware running and the baud rate right?"
 LINK_HINT = "check the cable, baud rate and firmware version"
 # Failed attempts in a row, per retry, before a link that completes nothing is given up: a link
