@@ -121,6 +121,9 @@ def fmt_seconds(t: float) -> str:
     return f"{t * 1e6:.3g} us"
 
 
+_PRODUCER = re.compile(r"DW_AT_producer\s*:\s*(?:\(indirect string, offset: \w+\):\s*)?(.*)")
+
+
 def compiler_record(elf: Path) -> str:
     """The compiler and flags the firmware's C was built with: the most common DWARF producer
     string of its compile units (-g is always on), e.g. "GNU C99 12.2.1 ... -mcpu=cortex-m4 -O2"."""
@@ -129,8 +132,7 @@ def compiler_record(elf: Path) -> str:
                              capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.TimeoutExpired):
         return ""
-    producers = Counter(line.split(": ", 2)[-1].strip() for line in out.splitlines()
-                        if "DW_AT_producer" in line)
+    producers = Counter(m.group(1).strip() for m in _PRODUCER.finditer(out))
     return producers.most_common(1)[0][0] if producers else ""
 
 
