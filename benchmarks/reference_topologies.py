@@ -213,6 +213,19 @@ def markdown(models: dict, results: dict, boards: list, names: list) -> str:
     return "\n".join(out)
 
 
+BEGIN, END = "<!-- figures:begin (benchmarks/reference_topologies.py) -->", "<!-- figures:end -->"
+
+
+def update_readme(path: Path, tables: str) -> None:
+    """Replace what lies between the two markers with the generated tables."""
+    text = path.read_text()
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{path}: no {BEGIN} ... {END} markers to replace between")
+    head, rest = text.split(BEGIN, 1)
+    path.write_text(head + BEGIN + "\n" + tables + "\n" + END + rest.split(END, 1)[1])
+    print(f"updated {path}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--boards", default=",".join(QEMU_BOARDS),
@@ -222,6 +235,8 @@ def main(argv=None) -> int:
     ap.add_argument("--opt", default="-O2")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", type=Path, help="also write every figure to this file")
+    ap.add_argument("--update-readme", type=Path, metavar="README",
+                    help="replace the tables between the figures markers of this README")
     args = ap.parse_args(argv)
 
     boards = [b for b in args.boards.split(",") if b]
@@ -273,7 +288,10 @@ def main(argv=None) -> int:
           f"{args.runs} runs of every measurement")
 
     print("\n=== README 'Figures' tables (generated) ===\n")
-    print(markdown(models, results, boards, names))
+    tables = markdown(models, results, boards, names)
+    print(tables)
+    if args.update_readme:
+        update_readme(args.update_readme, tables)
     if args.json:
         args.json.write_text(json.dumps({f"{b}/{n}": m for (b, n), m in results.items()}, indent=2))
     return 0 if all(verdicts) else 1

@@ -441,7 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="do not pip-install the pinned PlatformIO and SCons when missing")
     ps.set_defaults(func=cmd_pio_setup)
 
-    b = sub.add_parser("bench", help="exact per-layer instruction counts and memory on a target")
+    b = sub.add_parser("bench", help="exact per-layer instruction counts, estimated cycles and memory "
+                                     "on a target")
     _model_args(b)
     b.add_argument("--target", default="qemu:mps2-an386",
                    help="qemu:BOARD (exact instructions), qemu:all, host (ns) or serial:PORT "
