@@ -111,9 +111,12 @@ def _verdict(ok: bool) -> str:
 def _board_section(r, model, clock_hz: int, idx: int) -> str:
     clock = clock_hz or r.clock_hz
     est = r.cycles_est is not None
-    # time: estimated cycles (QEMU) or measured cycles (a board's DWT) at the clock
+    # time: estimated (QEMU) or measured (a board's DWT) cycles at the clock, or the firmware
+    # timer's ticks at their own rate (host: ns)
     time_basis = (lambda l: l.cycles_est) if est else \
-        ((lambda l: l.count) if r.unit == "cycles" else None)
+        ((lambda l: l.count) if r.unit in ("cycles", "ticks") else None)
+    if r.unit == "ticks" and not est:
+        clock = r.counter_hz
     geo = {row.name: row for row in layer_rows(model)}
     rows = []
     for i, l in enumerate(r.layers):
@@ -124,7 +127,7 @@ def _board_section(r, model, clock_hz: int, idx: int) -> str:
                      fmt_seconds(cyc / clock) if (cyc is not None and clock) else "-",
                      f"{l.macs / l.count:.2f}" if l.count and l.macs else "-",
                      f"{g.flash_bytes:,}" if g else "-", f"{g.peak_ram:,}" if g else "-"])
-    total_cyc = r.cycles_est if est else (r.per_inference if r.unit == "cycles" else None)
+    total_cyc = r.cycles_est if est else (r.per_inference if time_basis else None)
     rows.append(["", "argmax + return", "", "", "", "", f"{r.tail:,}",
                  f"{r.tail_cycles_est:,}" if est else "-", "", "", "", ""])
     rows.append(["", "<b>per inference</b>", "", "", "", f"<b>{sum(l.macs for l in r.layers):,}</b>",
@@ -134,7 +137,9 @@ def _board_section(r, model, clock_hz: int, idx: int) -> str:
                  f"{r.flash_bytes:,}", f"arena {r.arena_bytes:,}"])
     unit = r.unit
     headers = ["#", "layer", "kernel", "input", "output", "MACs", unit,
-               "cycles (estimated)", f"time at {clock / 1e6:g} MHz" if clock else "time",
+               "cycles (estimated)",
+               ("time (ticks at their rate)" if r.unit == "ticks" and not est else
+                f"time at {clock / 1e6:g} MHz") if clock else "time",
                f"MACs/{unit[:5]}.", "flash B", "activations B (in+out)"]
     parts = [f'<h2 id="board-{idx}">{_e(r.board)} ({_e(r.core)})</h2>',
              _table(headers, rows, "layers", left=5)]
