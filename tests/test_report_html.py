@@ -83,7 +83,7 @@ def test_bench_report_renders_record_table_and_charts(model_file, tmp_path):
 def test_verify_report_records_parity_and_accuracy(model_file, tmp_path):
     page = tmp_path / "verify.html"
     out = cli("verify", model_file, "--target", "qemu:microbit", "--limit", "10", "--report", page)
-    assert "PARITY OK" in out.stdout
+    assert "PARITY OK" in out.stdout and "est. cycles" in out.stdout
     dom = chromium("--dump-dom", page.as_uri()).stdout
     assert "bnn-mcu verify report" in dom and "fashion-mnist test set, 10 images" in dom
     parity = re.search(r'<table class="parity">.*?</table>', dom, re.S).group(0)

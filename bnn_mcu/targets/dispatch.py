@@ -112,10 +112,10 @@ def _verify_devices(args, data) -> int:
                      else bench_firmware(model, t, x[0], repeats=3))
             benches.append(bench)
             if t.kind == "qemu":
-                row.instructions = bench.per_inference
+                row.instructions, row.cycles_est = bench.per_inference, bench.cycles_est
         elif t.kind == "qemu" and not args.no_count:
-            row.instructions = count_instructions(model, t.name, x[0],
-                                                  emulated_memory=args.emulated_memory).per_inference
+            ic = count_instructions(model, t.name, x[0], emulated_memory=args.emulated_memory)
+            row.instructions, row.cycles_est = ic.per_inference, ic.cycles_per_inference
         rows.append(row)
     print(f"{Path(args.model).name} on {data.name} test set: device vs emulator "
           "(every score of every vector; per-layer bits of the first "
