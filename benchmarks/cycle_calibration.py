@@ -66,6 +66,8 @@ CASES = [
          setup=_RAM_SETUP + "ldr r1, =0x100\n ldr r2, =0x20000000\n"),
     Case("LDR R0,[R1,R5]; LDR R1,[R2]; LDR R2,[R3,#4]", "mps2-an385", "cortex-m3", 4, M34_TRM,
          body="ldr r0, [r1, r5]\n ldr r1, [r2]\n ldr r2, [r3, #4]", setup=_RAM_SETUP),
+    Case("ADD R1,R1,#0; LDR R0,[R1] (address interlock)", "mps2-an386", "cortex-m4", 1 + 2 + 1,
+         M34_TRM, body="adds r1, r1, #0\n ldr r0, [r1]", setup=_RAM_SETUP),
     Case("LDR PC,[R1] (taken)", "mps2-an386", "cortex-m4", 5, M34_TRM, at_least=True,
          body="ldr.w pc, [r1]\n nop\n nop\n 9:",
          setup="ldr r2, =(9f + 1)\n ldr r1, =0x20000300\n str r2, [r1]\n"),

@@ -45,6 +45,11 @@ CLASSES = [
     ("mps2-an386", "cortex-m4", "cbz r3, 9f\n nop\n 9:", 2, 2),
     ("microbit", "cortex-m0", "ldr r0, [r1]\n ldr r0, [r1]\n str r0, [r2]", 6, 3),  # no pipelining
     ("microbit", "cortex-m0", "muls r0, r3, r0", 1, 1),
+    ("microbit", "cortex-m0", "adds r1, r1, #0\n ldr r0, [r1]", 1 + 2, 2),  # no interlock on M0
+    ("mps2-an386", "cortex-m4", "ldr r1, [r2]\n ldr r0, [r1]", 2 + 2, 2),  # dependent: not pipelined
+    ("mps2-an386", "cortex-m4", "add.w r1, r1, #0\n ldr.w r0, [r1, #4]", 1 + 2 + 1, 2),  # 32-bit
+    ("mps2-an386", "cortex-m4", "add.w r4, r1, #0\n ldr.w r0, [r1, #4]", 1 + 2, 2),  # independent
+    ("mps2-an386", "cortex-m4", "sub sp, #8\n str r0, [sp, #4]\n add sp, #8", 1 + 1 + 1 + 1, 3),
     ("microbit", "cortex-m0", "cmp r3, #3\n beq 9f\n nop\n 9:", 1 + 3, 2),
     ("microbit", "cortex-m0plus", "cmp r3, #3\n beq 9f\n nop\n 9:", 1 + 2, 2),
 ]

@@ -14,8 +14,10 @@
  * docs/performance.md). Taken branches add a pipeline-refill penalty: a branch always ends a
  * translation block in QEMU, so the next executed block's start address tells taken (it is not
  * the branch's fall-through address) from not taken. Single loads followed by a load or store
- * in the same block pipeline (Cortex-M3/M4: the second costs one cycle less). Not modelled:
- * wait states, address-dependency stalls, M7 dual issue, branch predictors beyond one fixed
+ * in the same block pipeline (Cortex-M3/M4: the second costs one cycle less); a load or store
+ * whose address register the previous instruction computed stalls one cycle (Cortex-M3/M4: no
+ * forwarding path to address generation). Not modelled: wait states, M7 dual issue, branch
+ * predictors beyond one fixed
  * penalty per kind, MVE beat overlap. The estimate is deterministic: the same run gives the same
  * cycles.
  *
@@ -98,17 +100,18 @@ struct timing {
     uint8_t taken_bl;   /* BL (its base cost is alu) */
     uint8_t taken_reg;  /* BX, BLX, MOV/ADD PC */
     uint8_t taken_load; /* POP {..,PC}, LDR PC, LDM {..,PC}, TBB/TBH */
+    uint8_t agu_stall;  /* a load/store whose address uses the previous data-processing result */
 };
 
 static const struct timing timings[] = {
-    /*            core           alu ld sti str pipe mul dual mul mla mull mlal div fp fpld vec  tc tb tbl treg tld */
-    {"cortex-m0",                  1, 2, 2,  2,  0,  1,  3,   1,  1,  1,   1,   1,  1, 2,   0,  2, 2, 3,  2,   3},
-    {"cortex-m0plus",              1, 2, 2,  2,  0,  1,  3,   1,  1,  1,   1,   1,  1, 2,   0,  1, 1, 2,  1,   2},
-    {"cortex-m3",                  1, 2, 1,  2,  1,  1,  3,   1,  2,  4,   5,   7,  1, 2,   0,  2, 2, 2,  2,   3},
-    {"cortex-m4",                  1, 2, 1,  2,  1,  1,  3,   1,  1,  1,   1,   7,  1, 2,   0,  2, 2, 2,  2,   3},
-    {"cortex-m7",                  1, 1, 1,  1,  0,  1,  2,   1,  1,  1,   1,   7,  1, 1,   0,  1, 1, 1,  2,   3},
-    {"cortex-m33",                 1, 2, 1,  2,  1,  1,  3,   1,  1,  1,   1,   7,  1, 2,   0,  2, 2, 2,  2,   3},
-    {"cortex-m55",                 1, 2, 1,  2,  1,  1,  3,   1,  1,  1,   1,   7,  1, 2,   2,  2, 2, 2,  2,   3},
+    /*            core           alu ld sti str pipe mul dual mul mla mull mlal div fp fpld vec  tc tb tbl treg tld agu */
+    {"cortex-m0",                  1, 2, 2,  2,  0,  1,  3,   1,  1,  1,   1,   1,  1, 2,   0,  2, 2, 3,  2,   3, 0},
+    {"cortex-m0plus",              1, 2, 2,  2,  0,  1,  3,   1,  1,  1,   1,   1,  1, 2,   0,  1, 1, 2,  1,   2, 0},
+    {"cortex-m3",                  1, 2, 1,  2,  1,  1,  3,   1,  2,  4,   5,   7,  1, 2,   0,  2, 2, 2,  2,   3, 1},
+    {"cortex-m4",                  1, 2, 1,  2,  1,  1,  3,   1,  1,  1,   1,   7,  1, 2,   0,  2, 2, 2,  2,   3, 1},
+    {"cortex-m7",                  1, 1, 1,  1,  0,  1,  2,   1,  1,  1,   1,   7,  1, 1,   0,  1, 1, 1,  2,   3, 0},
+    {"cortex-m33",                 1, 2, 1,  2,  1,  1,  3,   1,  1,  1,   1,   7,  1, 2,   0,  2, 2, 2,  2,   3, 1},
+    {"cortex-m55",                 1, 2, 1,  2,  1,  1,  3,   1,  1,  1,   1,   7,  1, 2,   2,  2, 2, 2,  2,   3, 1},
 };
 static const struct timing *T = &timings[3];
 
@@ -119,7 +122,12 @@ struct cost {
     bool branch;       /* may change control flow */
     bool single_load;  /* a single LDR* (for load pipelining) */
     bool single_mem;   /* a single LDR* or STR* */
+    uint16_t writes;   /* registers a data-processing or multiply instruction writes */
+    uint16_t addr;     /* registers a load/store forms its address from */
+    uint16_t loaded;   /* the register a single load writes */
 };
+
+#define R(n) ((uint16_t)(1u << (n)))
 
 static unsigned popcount16(unsigned v)
 {
@@ -133,7 +141,20 @@ static unsigned popcount16(unsigned v)
 /* 16-bit Thumb (ARMv6-M / ARMv7-M encodings). */
 static struct cost classify16(unsigned h)
 {
-    struct cost c = {T->alu, 0, false, false, false};
+    struct cost c = {T->alu, 0, false, false, false, 0, 0, 0};
+    if (h < 0x2000 || (h & 0xf000) == 0x3000 || (h & 0xf800) == 0x2000) {
+        /* shifts, ADD/SUB register or imm3 (Rd = bits 2:0); MOV/ADD/SUB imm8 (Rd = 10:8) */
+        c.writes = h < 0x2000 ? R(h & 7) : R((h >> 8) & 7);
+    } else if ((h & 0xfc00) == 0x4000) { /* data processing: TST, CMP, CMN write nothing */
+        unsigned op = (h >> 6) & 0xf;
+        c.writes = (op == 8 || op == 0xa || op == 0xb) ? 0 : R(h & 7);
+    } else if ((h & 0xf000) == 0xa000) { /* ADR, ADD Rd, SP, #imm */
+        c.writes = R((h >> 8) & 7);
+    } else if ((h & 0xff00) == 0xb000) { /* ADD/SUB SP, SP, #imm */
+        c.writes = R(13);
+    } else if ((h & 0xff00) == 0xb200 || (h & 0xff00) == 0xba00) { /* extend, REV */
+        c.writes = R(h & 7);
+    }
     if ((h & 0xff00) == 0x4700) { /* BX / BLX register */
         c.branch = true;
         c.taken = T->taken_reg;
@@ -142,27 +163,34 @@ static struct cost classify16(unsigned h)
         if ((h & 0x0300) != 0x0100 && rd == 15) {
             c.branch = true;
             c.taken = T->taken_reg;
+        } else if ((h & 0x0300) != 0x0100) {
+            c.writes = R(rd);
         }
     } else if ((h & 0xffc0) == 0x4340) { /* MULS */
         c.base = T->mul;
     } else if ((h & 0xf800) == 0x4800) { /* LDR literal */
         c.base = T->load;
         c.single_load = c.single_mem = true;
+        c.loaded = R((h >> 8) & 7);
     } else if ((h & 0xf000) == 0x5000) { /* load/store, register offset */
         unsigned op = (h >> 9) & 7;
         c.single_mem = true;
+        c.addr = R((h >> 3) & 7) | R((h >> 6) & 7);
         if (op < 3) {
             c.base = T->store_reg;
         } else {
             c.base = T->load;
             c.single_load = true;
+            c.loaded = R(h & 7);
         }
     } else if ((h & 0xe000) == 0x6000 || (h & 0xe000) == 0x8000) {
         /* LDR/STR(B) immediate, LDRH/STRH immediate, LDR/STR SP-relative: bit 11 = load */
         c.single_mem = true;
+        c.addr = (h & 0xf000) == 0x9000 ? R(13) : R((h >> 3) & 7);
         if (h & 0x0800) {
             c.base = T->load;
             c.single_load = true;
+            c.loaded = (h & 0xf000) == 0x9000 ? R((h >> 8) & 7) : R(h & 7);
         } else {
             c.base = T->store_imm;
         }
@@ -170,8 +198,10 @@ static struct cost classify16(unsigned h)
     if ((h & 0xf000) == 0xb000) { /* miscellaneous */
         if ((h & 0xfe00) == 0xb400) { /* PUSH */
             c.base = T->multiple + popcount16(h & 0x1ff);
+            c.addr = R(13);
         } else if ((h & 0xfe00) == 0xbc00) { /* POP */
             c.base = T->multiple + popcount16(h & 0x1ff);
+            c.addr = R(13);
             if (h & 0x0100) {
                 c.branch = true;
                 c.taken = T->taken_load;
@@ -182,6 +212,7 @@ static struct cost classify16(unsigned h)
         }
     } else if ((h & 0xf000) == 0xc000) { /* LDM / STM */
         c.base = T->multiple + popcount16(h & 0xff);
+        c.addr = R((h >> 8) & 7);
     } else if ((h & 0xf000) == 0xd000 && (h & 0x0e00) != 0x0e00) { /* B<cond> */
         c.branch = true;
         c.taken = T->taken_cond;
@@ -195,14 +226,17 @@ static struct cost classify16(unsigned h)
 /* 32-bit Thumb-2 (ARMv7-M, ARMv8-M, ARMv8.1-M encodings). */
 static struct cost classify32(unsigned h1, unsigned h2)
 {
-    struct cost c = {T->alu, 0, false, false, false};
+    struct cost c = {T->alu, 0, false, false, false, 0, 0, 0};
+    unsigned rd = (h2 >> 8) & 0xf; /* data processing and multiplies: Rd */
     if ((h1 & 0xfe40) == 0xe800) { /* load/store multiple (incl. PUSH.W / POP.W) */
         c.base = T->multiple + popcount16(h2);
+        c.addr = R(h1 & 0xf);
         if ((h1 & 0x0010) && (h2 & 0x8000)) {
             c.branch = true;
             c.taken = T->taken_load;
         }
     } else if ((h1 & 0xfe40) == 0xe840) { /* dual, exclusive, table branch */
+        c.addr = R(h1 & 0xf);
         if ((h1 & 0xfff0) == 0xe8d0 && (h2 & 0xffe0) == 0xf000) { /* TBB / TBH */
             c.base = T->load + T->alu;
             c.branch = true;
@@ -216,6 +250,7 @@ static struct cost classify32(unsigned h1, unsigned h2)
         }
     } else if ((h1 & 0xfe00) == 0xea00) { /* data processing, shifted register */
         c.base = T->alu;
+        c.writes = rd == 15 ? 0 : R(rd); /* Rd = PC: TST/TEQ/CMP/CMN */
     } else if ((h1 & 0xec00) == 0xec00) { /* coprocessor space: FPU, MVE */
         unsigned cp = (h2 >> 8) & 0xf;
         bool vfp = cp == 10 || cp == 11;
@@ -253,14 +288,17 @@ static struct cost classify32(unsigned h1, unsigned h2)
         }
     } else if ((h1 & 0xf800) == 0xf000) { /* data processing, immediate */
         c.base = T->alu;
+        c.writes = rd == 15 ? 0 : R(rd);
     } else if ((h1 & 0xfe00) == 0xf800) { /* load/store single */
         bool load = (h1 & 0x0010) != 0;
         unsigned rt = h2 >> 12;
         bool reg_offset = (h1 & 0x0080) == 0 && (h2 & 0x0fc0) == 0 && (h1 & 0x000f) != 0xf;
         c.single_mem = true;
+        c.addr = ((h1 & 0xf) == 15 ? 0 : R(h1 & 0xf)) | (reg_offset ? R(h2 & 0xf) : 0);
         if (load) {
             c.base = T->load;
             c.single_load = true;
+            c.loaded = R(rt);
             if (rt == 15 && (h1 & 0x0060) == 0x0040) { /* LDR PC */
                 c.branch = true;
                 c.taken = T->taken_load;
@@ -270,9 +308,11 @@ static struct cost classify32(unsigned h1, unsigned h2)
         }
     } else if ((h1 & 0xff00) == 0xfa00) { /* data processing register, parallel add/sub */
         c.base = T->alu;
+        c.writes = R(rd);
     } else if ((h1 & 0xff80) == 0xfb00) { /* multiply, multiply-accumulate, USAD8/USADA8 */
         unsigned op1 = (h1 >> 4) & 7, ra = h2 >> 12;
         c.base = (op1 == 0 && ra == 15 && (h2 & 0x00f0) == 0) ? T->mul : T->mla;
+        c.writes = R(rd);
     } else if ((h1 & 0xff80) == 0xfb80) { /* long multiply, divide */
         unsigned op1 = (h1 >> 4) & 7;
         if (op1 == 1 || op1 == 3) {
@@ -281,6 +321,11 @@ static struct cost classify32(unsigned h1, unsigned h2)
             c.base = T->mull;
         } else {
             c.base = T->mlal;
+        }
+        if (op1 != 1 && op1 != 3) {
+            c.writes = R(h2 >> 12) | R(rd); /* RdLo, RdHi */
+        } else {
+            c.writes = R(rd);
         }
     }
     return c;
@@ -356,6 +401,7 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
     size_t i, n = qemu_plugin_tb_n_insns(tb);
     struct block_exit *exit_info = calloc(1, sizeof *exit_info);
     bool prev_load = false;
+    uint16_t prev_writes = 0, prev_loaded = 0;
     (void)id;
     if (exit_info == NULL) {
         out_of_memory = true;
@@ -368,10 +414,15 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
         struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
         struct cost c = classify(insn);
         uint64_t base = c.base;
-        if (prev_load && c.single_mem && base > 1) {
+        if (prev_load && c.single_mem && base > 1 && !(c.addr & prev_loaded)) {
             base -= T->load_pipe; /* LDR; LDR/STR: the address phases overlap */
         }
+        if (c.addr & prev_writes) {
+            base += T->agu_stall; /* no forwarding to address generation (M3/M4 TRM) */
+        }
         prev_load = c.single_load;
+        prev_writes = c.writes;
+        prev_loaded = c.loaded;
         if (i + 1 == n && c.branch) {
             exit_info->branch = true;
             exit_info->taken = c.taken;
