@@ -139,7 +139,7 @@ def _board_section(r, model, clock_hz: int, idx: int) -> str:
     headers = ["#", "layer", "kernel", "input", "output", "MACs", unit,
                "cycles (estimated)",
                ("time (ticks at their rate)" if r.unit == "ticks" and not est else
-                f"time at {clock / 1e6:g} MHz") if clock else "time",
+                f"{'est. ' if est else ''}time at {clock / 1e6:g} MHz") if clock else "time",
                f"MACs/{unit[:5]}.", "flash B", "activations B (in+out)"]
     parts = [f'<h2 id="board-{idx}">{_e(r.board)} ({_e(r.core)})</h2>',
              _table(headers, rows, "layers", left=5)]
