@@ -5,6 +5,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -33,9 +34,10 @@ def cli(*args):
 
 def chromium(*args, timeout=60):
     # --no-sandbox: CI runs as root; a private profile keeps runs independent
-    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-                           "--hide-scrollbars", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+                               "--hide-scrollbars", f"--user-data-dir={profile}", *map(str, args)],
+                              capture_output=True, text=True, timeout=timeout)
 
 
 def colour_counts(png) -> dict:
