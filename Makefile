@@ -11,7 +11,7 @@ PIP          := $(VENV)/bin/pip
 TORCH_PIN    := torch==2.13.0
 APT_PACKAGES := gcc gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm \
                 dataset-fashion-mnist python3-venv make \
-                clang libclang-rt-14-dev cppcheck clang-tidy
+                clang libclang-rt-14-dev cppcheck clang-tidy chromium
 PYTEST_ARGS  ?=
 
 .PHONY: demo test setup apt venv clean

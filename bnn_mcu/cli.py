@@ -191,6 +191,8 @@ def cmd_predict(args) -> int:
 def cmd_verify(args) -> int:
     from .targets.dispatch import verify_on_target
 
+    if args.report:  # before minutes of verifying
+        check_writable(args.report, "the report")
     return verify_on_target(args)
 
 
@@ -265,10 +267,21 @@ def cmd_bench(args) -> int:
     else:
         print("\n\n".join(bench_table(r) for r in reports))
     if args.report:
-        from .report_html import write_report
-        write_report(reports, model, Path(args.report))
+        from .report_html import clock_hz, write_report
+        h, w, c = model.input_shape
+        write_report(Path(args.report), model, reports, clock_hz=clock_hz(args.clock_mhz),
+                     input_note=f"one {h}x{w}x{c} image: the first test image of {args.data} when "
+                                "it fits the model, else a fixed random image (seed 0)")
         print(f"wrote {args.report}", file=sys.stderr)
     return 0
+
+
+def _report_args(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--report", metavar="HTML",
+                   help=f"also write a self-contained HTML {what} report (model hash, compiler and "
+                        "flags, per-layer table, charts)")
+    p.add_argument("--clock-mhz", type=_float_in(0), metavar="MHZ",
+                   help="core clock for the report's times (default: the board's clock)")
 
 
 def _bench_input(args, model):
@@ -408,6 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per-layer trace parity on the first N vectors (device targets, default 8)")
     v.add_argument("--no-count", action="store_true",
                    help="skip the exact instruction count on QEMU boards")
+    _report_args(v, "validation")
     v.set_defaults(func=cmd_verify)
 
     g = sub.add_parser("generate", help="generate C for a microcontroller")
@@ -443,14 +457,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="do not pip-install the pinned PlatformIO and SCons when missing")
     ps.set_defaults(func=cmd_pio_setup)
 
-    b = sub.add_parser("bench", help="exact per-layer instruction counts and memory on a target")
+    b = sub.add_parser("bench", help="exact per-layer instruction counts, estimated cycles and memory "
+                                     "on a target")
     _model_args(b)
     b.add_argument("--target", default="qemu:mps2-an386",
                    help="qemu:BOARD (exact instructions), qemu:all, host (ns) or serial:PORT "
                         "(cycles); default qemu:mps2-an386")
     b.add_argument("--data", default="fashion-mnist", help="the input is its first test image")
     b.add_argument("--json", action="store_true", help="print one JSON object (a list for qemu:all)")
-    b.add_argument("--report", metavar="HTML", help="also write an HTML report with charts")
+    _report_args(b, "bench")
     b.add_argument("--repeats", type=POSITIVE, default=5, help="firmware-counter targets: best of N")
     _device_args(b)
     b.set_defaults(func=cmd_bench)

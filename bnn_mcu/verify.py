@@ -148,6 +148,7 @@ class DeviceParity:
     first_layer: str | None = None
     first_channel: int | None = None
     instructions: int | None = None  # per inference (QEMU plugin)
+    cycles_est: int | None = None  # per inference, the plugin's estimate for the core
     flash_bytes: int | None = None
     ram_bytes: int | None = None
     stack_bytes: int | None = None
@@ -219,10 +220,11 @@ def device_table(rows: list) -> str:
                      f"{r.score_mismatches:,}", f"{r.trace_mismatching_bits:,}/{r.trace_bits:,}",
                      f"{r.correct / max(1, r.vectors):.4f}",
                      "-" if r.instructions is None else f"{r.instructions:,}",
+                     "-" if r.cycles_est is None else f"{r.cycles_est:,}",
                      "-" if not r.flash_bytes else f"{r.flash_bytes:,}",
                      "-" if not r.ram_bytes else f"{r.ram_bytes:,}",
                      "-" if r.stack_bytes is None else f"{r.stack_bytes:,}", where])
     return tabulate(body, headers=["target", "core", "vectors", "mismatching scores",
                                    "trace bits differing", "accuracy", "instr/inference",
-                                   "flash B", "RAM B", "stack B", "first mismatch"],
+                                   "est. cycles", "flash B", "RAM B", "stack B", "first mismatch"],
                     tablefmt="simple", disable_numparse=True)

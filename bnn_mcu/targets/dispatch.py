@@ -51,6 +51,9 @@ def verify_on_target(args) -> int:
 
     check_target(args.target)
     if args.target == "emulator":
+        if getattr(args, "report", None):
+            raise BnnError("verify --report records a device run: give --target host, qemu:BOARD, "
+                           "qemu:all or serial:PORT")
         if is_bnn_file(args.model):
             raise BnnError(f"{args.model}: --target emulator compares the PyTorch model with the "
                            "emulator; give the .pt model (a .bnn has no PyTorch reference)")
@@ -91,7 +94,7 @@ def _verify_devices(args, data) -> int:
     x = fitted
     trace_n = args.trace if args.trace is not None else min(len(x), 8)
     emu = emulator.run(model, x, trace=True)
-    rows = []
+    rows, benches = [], []
     for t in targets:
         print(f"{t.label}: {len(x):,} vectors ...", file=sys.stderr)
         res = run_on_device(model, t, x, stream=args.stream, trace=trace_n,
@@ -103,9 +106,16 @@ def _verify_devices(args, data) -> int:
             sub = emulator.run(model, x[row.first_vector:row.first_vector + 1], trace=True)
             row.first_layer, row.first_channel = first_layer_difference(
                 model, again.traces[0], sub.layers, 0)
-        if t.kind == "qemu" and not args.no_count:
-            row.instructions = count_instructions(model, t.name, x[0],
-                                                  emulated_memory=args.emulated_memory).per_inference
+        if getattr(args, "report", None):  # the per-layer record: one more run, the first image
+            from ..bench import bench_firmware, bench_qemu
+            bench = (bench_qemu(model, t.name, x[0], args.emulated_memory) if t.kind == "qemu"
+                     else bench_firmware(model, t, x[0], repeats=3))
+            benches.append(bench)
+            if t.kind == "qemu":
+                row.instructions, row.cycles_est = bench.per_inference, bench.cycles_est
+        elif t.kind == "qemu" and not args.no_count:
+            ic = count_instructions(model, t.name, x[0], emulated_memory=args.emulated_memory)
+            row.instructions, row.cycles_est = ic.per_inference, ic.cycles_per_inference
         rows.append(row)
     print(f"{Path(args.model).name} on {data.name} test set: device vs emulator "
           "(every score of every vector; per-layer bits of the first "
@@ -113,6 +123,13 @@ def _verify_devices(args, data) -> int:
     print(device_table(rows))
     bad = [r for r in rows if not r.ok]
     print("PARITY OK" if not bad else "PARITY FAILED")
+    if getattr(args, "report", None):  # written whatever the verdict: a failure is a record too
+        from ..report_html import clock_hz, write_report
+        write_report(Path(args.report), model, benches, kind="verify", parity=rows,
+                     data_name=f"{data.name} test set, {len(x):,} images",
+                     clock_hz=clock_hz(args.clock_mhz),
+                     input_note="per-layer figures: the first test image")
+        print(f"wrote {args.report}", file=sys.stderr)
     if bad:
         r = bad[0]
         raise MismatchError(f"{r.target}: {r.score_mismatches} vectors with differing scores, "

@@ -12,7 +12,9 @@ Its UART output is also logged to a file, which is where a "BNN-FAULT ..." line 
 
 Instruction counting loads firmware/tools/qemu-plugin/bnn_icount.c (built once with the host
 gcc into a cache folder): it counts every executed instruction and records the running count
-each time bnn_port_mark() is entered. Differences between marks are exact and identical on
+each time bnn_port_mark() is entered. Beside it, the plugin keeps a cycle estimate for the
+board's core (each instruction weighed by its class per the core's Technical Reference Manual,
+taken branches with their pipeline refill: docs/performance.md). Differences between marks are exact and identical on
 every run; absolute counts and the total also include the time the firmware spent polling its
 UART, which depends on the host. `icount_shift=N` adds `-icount shift=N,align=off,sleep=off`:
 virtual time then advances 2**N ns per instruction, so the firmware's own timer counts become
@@ -42,15 +44,23 @@ PLUGIN_SOURCE = Path("tools") / "qemu-plugin" / "bnn_icount.c"
 @dataclass(frozen=True)
 class Counts:
     """Executed instructions: the running count at each entry of bnn_port_mark(), in order, and
-    the total at exit."""
+    the total at exit; beside them the estimated cycles at the same points (for `core`)."""
 
     total: int
     marks: tuple[int, ...]
+    cycles_total: int = 0
+    cycle_marks: tuple[int, ...] = ()
+    core: str = ""
 
     @property
     def deltas(self) -> tuple[int, ...]:
         """Instructions between consecutive marks (the measured regions)."""
         return tuple(b - a for a, b in zip(self.marks, self.marks[1:]))
+
+    @property
+    def cycle_deltas(self) -> tuple[int, ...]:
+        """Estimated cycles between consecutive marks."""
+        return tuple(b - a for a, b in zip(self.cycle_marks, self.cycle_marks[1:]))
 
 
 def qemu_available() -> bool:
@@ -97,7 +107,8 @@ class QemuProcess(SerialProcess):
             cmd += ["-icount", f"shift={int(self.icount_shift)},align=off,sleep=off"]
         if self.count_instructions:
             mark = symbol_address(self.elf, MARK_SYMBOL)
-            cmd += ["-plugin", f"{icount_plugin()},mark=0x{mark:x},out={self._counts_path}"]
+            cmd += ["-plugin", f"{icount_plugin()},mark=0x{mark:x},core={b.core},"
+                               f"out={self._counts_path}"]
         return cmd + list(self.extra_args)
 
     @property
@@ -117,15 +128,18 @@ class QemuProcess(SerialProcess):
             text = self._counts_path.read_text()
         except OSError:
             return  # killed before its exit handlers ran
-        total, marks = None, []
+        total, cycles, marks, cycle_marks, core = None, 0, [], [], ""
         for line in text.splitlines():
-            key, _, value = line.partition(" ")
-            if key == "total":
-                total = int(value)
+            key, *values = line.split()
+            if key == "core":
+                core = values[0]
+            elif key == "total":
+                total, cycles = int(values[0]), int(values[1])
             elif key == "mark":
-                marks.append(int(value))
+                marks.append(int(values[0]))
+                cycle_marks.append(int(values[1]))
         if total is not None and "error" not in text:
-            self._counts = Counts(total=total, marks=tuple(marks))
+            self._counts = Counts(total, tuple(marks), cycles, tuple(cycle_marks), core)
 
     @property
     def counts(self) -> Counts:

@@ -244,10 +244,16 @@ class InstructionCounts:
     firmware_bench: object  # the firmware's own BenchResult (its counter)
     stack_used: int  # bytes, high-water mark after the run
     firmware: Firmware
+    cycles_layers: list = field(default_factory=list)  # estimated cycles per layer (the plugin)
+    cycles_tail: int = 0
 
     @property
     def per_inference(self) -> int:
         return int(sum(self.layers) + self.tail)
+
+    @property
+    def cycles_per_inference(self) -> int:
+        return int(sum(self.cycles_layers) + self.cycles_tail)
 
 
 def count_instructions(model, board: str, x: np.ndarray, emulated_memory: bool = False,
@@ -264,4 +270,6 @@ def count_instructions(model, board: str, x: np.ndarray, emulated_memory: bool =
     if not per:
         raise TargetError(f"QEMU {board}: the instruction counter recorded no bench marks")
     counts = per[0]
-    return InstructionCounts(list(counts[:-1]), int(counts[-1]), fw_bench, stack, fw)
+    cycles = bench_marks(proc.counts.cycle_marks, len(model.ops))[0]
+    return InstructionCounts(list(counts[:-1]), int(counts[-1]), fw_bench, stack, fw,
+                             [int(c) for c in cycles[:-1]], int(cycles[-1]))
