@@ -266,7 +266,7 @@ def test_pio_target_errors(work, capsys):
     for target, pattern in cases:
         code, _, err = run_cli(capsys, "verify", work / "m.pt", "--target", target, "--data",
                                "digits")
-        assert code == 3 and re.search(pattern, one_line(err)), (target, err)
+        assert code == 2 and re.search(pattern, one_line(err)), (target, err)
 
 
 def test_pio_run_is_bounded_by_a_timeout(work, core, monkeypatch):
