@@ -23,10 +23,14 @@ whose .ok is False. Nothing imports torch until a PyTorch model is read.
 
 __version__ = "0.1.0"
 
+# Importing a submodule binds its name on this package, and bench.py and verify.py are named
+# like two API functions: they are imported first, so the functions bound below win.
+from . import bench as _bench_module, verify as _verify_module  # noqa: F401,E402
 from .api import (BenchResult, Generated, Model, Prediction, VerifyResult, bench, convert,
                   evaluate, generate, load, predict, train, verify)
+from .data import load_dataset
 from .errors import BnnError
 
 __all__ = ["load", "convert", "train", "evaluate", "predict", "verify", "generate", "bench",
-           "Model", "Prediction", "VerifyResult", "Generated", "BenchResult", "BnnError",
-           "__version__"]
+           "load_dataset", "Model", "Prediction", "VerifyResult", "Generated", "BenchResult",
+           "BnnError", "__version__"]

@@ -266,6 +266,7 @@ def _float_in(low: float, high: float | None = None, low_ok: bool = False):
 
 
 POSITIVE = _int_from(1)
+DATA_HELP = "fashion-mnist, mnist5k, digits or idx:/path/to/folder (default fashion-mnist)"
 
 
 def _device_args(p: argparse.ArgumentParser) -> None:
@@ -287,27 +288,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a BNN preset on a data set")
     t.add_argument("--preset", required=True, help="one of: " + ", ".join(PRESET_NAMES))
-    t.add_argument("--data", default="fashion-mnist",
-                   help="fashion-mnist, mnist5k, digits or idx:/path/to/folder (default fashion-mnist)")
-    t.add_argument("--epochs", type=POSITIVE, default=10)
+    t.add_argument("--data", default="fashion-mnist", help=DATA_HELP)
+    t.add_argument("--epochs", type=POSITIVE, default=10,
+                   help="passes over the training set (default 10); the best on validation is kept")
     t.add_argument("-o", "--output", required=True, help="model.pt to write (plus .ckpt and .json)")
     t.add_argument("--width", type=POSITIVE, help="hidden units (MLP) or base channels (CNN)")
     t.add_argument("--depth", type=POSITIVE, help="hidden layers (MLP) or conv blocks (CNN)")
-    t.add_argument("--batch-size", type=POSITIVE, default=100)
-    t.add_argument("--lr-start", type=_float_in(0.0), default=3e-3)
-    t.add_argument("--lr-end", type=_float_in(0.0), default=3e-7)
+    t.add_argument("--batch-size", type=POSITIVE, default=100,
+                   help="images per step (default 100; per process under torchrun)")
+    t.add_argument("--lr-start", type=_float_in(0.0), default=3e-3,
+                   help="Adam learning rate of the first epoch (default 3e-3)")
+    t.add_argument("--lr-end", type=_float_in(0.0), default=3e-7,
+                   help="learning rate of the last epoch, reached by exponential decay "
+                        "(default 3e-7)")
     t.add_argument("--loss", choices=["ce", "hinge"], default="ce",
                    help="cross-entropy (default) or BinaryNet's squared hinge on +-1 targets")
     t.add_argument("--glorot-lr", action=argparse.BooleanOptionalAction, default=True,
                    help="BinaryNet per-layer Glorot learning-rate scaling of binary weights "
                         "(default on)")
-    t.add_argument("--dropout-in", type=_float_in(0.0, 1.0, low_ok=True))
-    t.add_argument("--dropout-hidden", type=_float_in(0.0, 1.0, low_ok=True))
+    t.add_argument("--dropout-in", type=_float_in(0.0, 1.0, low_ok=True),
+                   help="dropout rate on the input (default: the preset's)")
+    t.add_argument("--dropout-hidden", type=_float_in(0.0, 1.0, low_ok=True),
+                   help="dropout rate on hidden layers (default: the preset's)")
     t.add_argument("--stochastic", action="store_true",
                    help="stochastic (hard-sigmoid) binarization of activations while training")
     t.add_argument("--augment", choices=["none", "shift", "shift-flip"], default="none",
                    help="random +-2 px shifts (and horizontal flips) of training images")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0,
+                   help="initialization, shuffling and augmentation seed (default 0)")
     t.add_argument("--threads", type=POSITIVE, help="torch CPU threads")
     t.add_argument("--resume", type=Path, help="continue from a .ckpt written by train")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -315,13 +323,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="test accuracy of a model")
     _model_args(e)
-    e.add_argument("--data", default="fashion-mnist")
-    e.add_argument("--limit", type=POSITIVE)
+    e.add_argument("--data", default="fashion-mnist", help=DATA_HELP)
+    e.add_argument("--limit", type=POSITIVE, help="first N test images only")
     e.set_defaults(func=cmd_evaluate)
 
     c = sub.add_parser("convert", help="convert a PyTorch BNN to an integer .bnn model")
     _model_args(c)
-    c.add_argument("-o", "--output", required=True)
+    c.add_argument("-o", "--output", required=True, help="the .bnn file to write")
     c.set_defaults(func=cmd_convert)
 
     i = sub.add_parser("inspect", help="per-layer table of the deployed model")
@@ -346,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--target", default="emulator",
                    help="emulator (PyTorch vs emulator), host, qemu:BOARD, qemu:all, serial:PORT, "
                         "pio:PROJECT:ENV (a QEMU env of a generated PlatformIO project)")
-    v.add_argument("--data", default="fashion-mnist")
+    v.add_argument("--data", default="fashion-mnist", help=DATA_HELP)
     v.add_argument("--limit", type=POSITIVE, help="first N test images only")
     _device_args(v)
     v.add_argument("--trace", type=_int_from(0), default=None, metavar="N",
@@ -397,7 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="the whole chain on a built-in default")
     d.add_argument("--out", default="out/demo", help="work folder (default out/demo)")
-    d.add_argument("--epochs", type=POSITIVE, default=None)
+    d.add_argument("--epochs", type=POSITIVE, default=None,
+                   help="training epochs of the demo's MLP (default 8)")
     d.set_defaults(func=cmd_demo)
     return p
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from .errors import BnnError
+from .outputs import check_writable
+
 DEMO_PRESET = "mlp"
 DEMO_EPOCHS = 8
 DEMO_DATA = "fashion-mnist"
@@ -37,7 +40,9 @@ def run_demo(args) -> int:
     from . import emulator
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise BnnError(f"{out}: is a file; --out names a folder for the demo's files")
+    check_writable(out / "model.pt", "the demo's files")  # makes the folder; before training
     t_all = time.time()
     epochs = args.epochs or DEMO_EPOCHS
 
