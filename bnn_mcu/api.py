@@ -255,9 +255,8 @@ def train(preset: str, output: str | Path, *, data: Any = "fashion-mnist", epoch
     recipe; write `output` (a torch.export .pt), its .ckpt (resumable) and .json (metrics).
     Returns the trained Model (``.metrics`` holds the figures), or None on the processes
     other than rank 0 under torchrun. `on_data(dataset)` is called once the data is loaded."""
-    from .nn.presets import PRESETS, ModelConfig, build_model
-    if preset not in PRESETS:  # before minutes of data loading
-        raise BnnError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    from .nn.presets import ModelConfig, build_model, check_preset
+    check_preset(preset)  # before minutes of data loading
     from .data import Dataset, load_dataset
     from .nn.train import TrainConfig, train as train_model
 
@@ -385,6 +384,8 @@ def verify(model: Model | str | Path, data: Any = "fashion-mnist", *, target: st
         raise BnnError(f"{model.name}: --target emulator compares the PyTorch model with the "
                        "emulator; give the .pt model (a .bnn has no PyTorch reference)")
     name, x, y = _test_set(data, limit)
+    if x.ndim == 3:  # N x H x W arrays of one-channel images
+        x = x[..., None]
     if x.shape[1:] != model.input_shape:  # before any build: the emulator says it too
         raise InputShapeError.for_shapes(model.input_shape, x.shape[1:])
     if target == "emulator":

@@ -116,7 +116,8 @@ def test_errors_are_one_line_and_come_first(small, tmp_path):
         bnn_mcu.convert(42)
 
 
-def test_generate_accepts_the_target_spelling_of_a_qemu_board(small, tmp_path):
+def test_generate_accepts_the_target_spelling_of_a_qemu_board(small, tmp_path, monkeypatch):
+    monkeypatch.setenv("BNN_PIO_CORE_DIR", str(tmp_path / "core"))  # QEMU envs write its platform
     g = bnn_mcu.generate(small, tmp_path / "p", platformio=True, boards=["qemu:mps2-an386"])
     assert g.envs == ["qemu-mps2-an386"]
     assert "[env:qemu-mps2-an386]" in (tmp_path / "p" / "platformio.ini").read_text()
