@@ -433,7 +433,7 @@ class Generated:
     folder: Path
     files: list  # every file written
     envs: list = field(default_factory=list)  # PlatformIO env names (platformio=True)
-    left_out: list = field(default_factory=list)  # boards the model does not fit, with why
+    notes: list = field(default_factory=list)  # boards left out (and why), set-up still needed
 
 
 def generate(model: Model | str | Path, out: str | Path, *, core: str = "cortex-m4",
@@ -458,7 +458,12 @@ def generate(model: Model | str | Path, out: str | Path, *, core: str = "cortex-
         model = _as_model(model)
         written, envs, left_out = generate_pio_project(model.ir, out, boards=boards, force=force,
                                                        flash_kb=flash_kb, ram_kb=ram_kb)
-        return Generated(out, written, [e.name for e in envs], list(left_out))
+        notes = [f"left out {note}" for note in left_out]
+        if any(e.qemu for e in envs):
+            from .platformio.pieces import SETUP_HINT, missing_pieces
+            if missing_pieces():
+                notes.append(f"the QEMU envs build offline once you {SETUP_HINT}")
+        return Generated(out, written, [e.name for e in envs], notes)
     from .codegen.project import generate_project, normalize_core
     core = normalize_core(core)
     model = _as_model(model)

@@ -194,8 +194,8 @@ def cmd_generate(args) -> int:
 
     g = generate(_load(args), args.output, core=args.core, platformio=args.platformio,
                  boards=args.board, force=args.force, flash_kb=args.flash_kb, ram_kb=args.ram_kb)
-    for note in g.left_out:
-        print(f"left out {note}", file=sys.stderr)
+    for note in g.notes:
+        print(note, file=sys.stderr)
     if args.platformio:
         print(f"wrote {len(g.files)} files to {args.output}: PlatformIO project with envs "
               f"{', '.join(g.envs)}")
