@@ -254,7 +254,8 @@ def train(preset: str, output: str | Path, *, data: Any = "fashion-mnist", epoch
     """Train a preset ("mlp", "cnn", "binarynet-mlp", "binarynet-cifar") with the BinaryNet
     recipe; write `output` (a torch.export .pt), its .ckpt (resumable) and .json (metrics).
     Returns the trained Model (``.metrics`` holds the figures), or None on the processes
-    other than rank 0 under torchrun. `on_data(dataset)` is called once the data is loaded."""
+    other than rank 0 under torchrun. `on_data(dataset)` is called once the data is loaded.
+    An interrupted run keeps the .ckpt of its last finished epoch: pass it as `resume`."""
     from .nn.presets import ModelConfig, build_model, check_preset
     check_preset(preset)  # before minutes of data loading
     from .data import Dataset, load_dataset
