@@ -230,16 +230,16 @@ def check_images(x, input_shape: Sequence[int], where: str = "inputs"):
     """x as N x H x W x C uint8 for a model taking (H, W, C), or a one-line error."""
     import numpy as np
 
+    from .ir.geometry import conform_images
     h, w, c = input_shape
     x = np.asarray(x)
     if x.dtype != np.uint8:
         raise InputShapeError(f"{where}: holds {x.dtype}; inputs must be raw uint8 pixels")
-    if x.shape[1:] == (h, w) and c == 1:
-        x = x[..., None]
-    if x.ndim != 4 or x.shape[1:] != (h, w, c):
+    fitted = conform_images(x, tuple(input_shape)) if x.ndim > 1 else None
+    if fitted is None:
         want = f"N x {h} x {w}" + (f" x {c}" if c != 1 else "")
         raise InputShapeError(f"{where}: shape {x.shape}, the model takes {want}")
-    return x
+    return fitted
 
 
 # -- train / evaluate -----------------------------------------------------------------------
@@ -282,18 +282,20 @@ def evaluate(model: Model | str | Path, data: Any = "fashion-mnist", *,
              limit: int | None = None) -> tuple[float, str]:
     """Test accuracy: of the PyTorch model when there is one, else of the integer model (in
     the emulator). Returns (accuracy, what was run). A path is read without converting it."""
+    from .ir.geometry import conform_images
     model = _as_model(model)
     _, x, y = _test_set(data, limit)
     if model.program is None:
-        if x.shape[1:] != model.input_shape:
+        fitted = conform_images(x, model.input_shape)
+        if fitted is None:
             raise InputShapeError.for_shapes(model.input_shape, x.shape[1:])
-        return float((predict(model, x).classes == y).mean()), "integer model (emulator)"
+        return float((predict(model, fitted).classes == y).mean()), "integer model (emulator)"
     from .nn.export import program_input_shape
-    from .nn.train import evaluate as torch_accuracy
+    from .nn.reference import predict as torch_predict
     shape = program_input_shape(model.program)
-    if shape is not None and shape != tuple(x.shape[1:]):
+    if shape is not None and conform_images(x[:1], shape) is None:
         raise InputShapeError.for_shapes(shape, x.shape[1:])
-    return torch_accuracy(model.program.module(), x, y), "PyTorch model"
+    return float((torch_predict(model.program, x) == y).mean()), "PyTorch model"
 
 
 # -- predict / verify ------------------------------------------------------------------------
@@ -385,14 +387,15 @@ def verify(model: Model | str | Path, data: Any = "fashion-mnist", *, target: st
         raise BnnError(f"{model.name}: --target emulator compares the PyTorch model with the "
                        "emulator; give the .pt model (a .bnn has no PyTorch reference)")
     name, x, y = _test_set(data, limit)
-    if x.ndim == 3:  # N x H x W arrays of one-channel images
-        x = x[..., None]
-    if x.shape[1:] != model.input_shape:  # before any build: the emulator says it too
-        raise InputShapeError.for_shapes(model.input_shape, x.shape[1:])
-    if target == "emulator":
+    if target == "emulator":  # the images as they are: each side reads them its own way
         from .verify import verify_against_pytorch
         return VerifyResult(model.name, name, target,
                             emulator=verify_against_pytorch(model.program, model.ir, x, y))
+    from .ir.geometry import conform_images
+    fitted = conform_images(x, model.input_shape)
+    if fitted is None:  # before any build: the emulator says it too
+        raise InputShapeError.for_shapes(model.input_shape, x.shape[1:])
+    x = fitted
     return _verify_devices(model, name, x, y, target, stream, trace, count, emulated_memory,
                            baud, progress)
 
