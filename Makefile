@@ -9,6 +9,9 @@ VENV         := .venv
 PY           := $(VENV)/bin/python
 PIP          := $(VENV)/bin/pip
 TORCH_PIN    := torch==2.13.0
+# PyPI's Linux torch wheels bundle CUDA (GBs): the CPU build comes from PyTorch's own index.
+# (Where that index is unreachable pip retries it, then takes a local wheel, e.g. find-links.)
+TORCH_INDEX  ?= https://download.pytorch.org/whl/cpu
 APT_PACKAGES := gcc gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm \
                 dataset-fashion-mnist python3-venv make \
                 clang libclang-rt-14-dev cppcheck clang-tidy chromium
@@ -40,8 +43,8 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	# Pin the CPU build first: an unpinned torch pulls a multi-GB CUDA build.
-	$(PIP) install -q $(TORCH_PIN)
+	# torch first, from the CPU index: `pip install torch==2.13.0` alone pulls the CUDA build.
+	$(PIP) install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH_PIN)
 	$(PIP) install -q -e '.[test]'
 	touch $@
 

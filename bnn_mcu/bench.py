@@ -166,6 +166,11 @@ def bench_qemu(model: IntModel, board: str, x: np.ndarray, emulated_memory: bool
                        clock_hz=b.clock_hz, compiler=compiler_record(fw.elf), **run_record(model))
 
 
+# Column header and "per ..." wording of each counter unit ("ns"[:-1] would read "n").
+UNIT_SHORT = {"instructions": "instr.", "cycles": "cycle", "ticks": "tick", "ns": "ns"}
+UNIT_ONE = {"instructions": "instruction", "cycles": "cycle", "ticks": "tick", "ns": "ns"}
+
+
 def bench_table(r: BenchReport) -> str:
     est = r.cycles_est is not None
     rows = []
@@ -180,7 +185,7 @@ def bench_table(r: BenchReport) -> str:
     unit = r.unit
     table = tabulate(rows, headers=["#", "layer", "kernel", "input", "output", "binary MACs",
                                     "int8 MACs", unit] + (["cycles (est.)"] if est else [])
-                     + [f"MACs/{unit[:5]}.", "share"],
+                     + [f"MACs/{UNIT_SHORT.get(unit, unit)}", "share"],
                      tablefmt="simple", disable_numparse=True)
     macs = sum(l.macs for l in r.layers)
     rate = f", {r.counter_hz:,} ticks/s" if r.counter_hz else ""
@@ -193,7 +198,7 @@ def bench_table(r: BenchReport) -> str:
                     "TRM weights, docs/performance.md)"]
     return "\n".join([
         f"{r.board} ({r.core}): {r.per_inference:,} {unit} per inference "
-        f"({macs / max(1, r.per_inference):.2f} MACs per {unit[:-1]}{rate})",
+        f"({macs / max(1, r.per_inference):.2f} MACs per {UNIT_ONE.get(unit, unit)}{rate})",
         *estimate, table, "",
         f"weights+thresholds (flash) {r.flash_bytes:,} B   code (kernels+model) {r.code_bytes:,} B   "
         f"arena {r.arena_bytes:,} B   stack high-water {r.stack_bytes:,} B",

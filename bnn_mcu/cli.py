@@ -37,31 +37,38 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args):
-    from .models import load_model
-    return load_model(args.model, args.trust_pickle, args.input_shape)
+    """The MODEL argument, read when the API first needs it (after its other checks)."""
+    from .api import Model
+    return Model._from_file(args.model, args.trust_pickle, args.input_shape)
 
+
+# Each command is a function of bnn_mcu.api (the Python API) plus printing.
 
 # -- train / evaluate ------------------------------------------------------------------------
 
 def cmd_train(args) -> int:
-    from .data import load_dataset
-    from .nn.presets import ModelConfig
+    import time
+    from .api import train
     from .nn.distributed import join
-    from .nn.train import TrainConfig, train
 
     world = join()  # under torchrun: one of several processes; only rank 0 prints
-    data = load_dataset(args.data)
-    if world.main:
-        print(data.summary())
-    mcfg = ModelConfig(args.preset, data.image_shape, data.num_classes, args.width, args.depth,
-                       args.dropout_in, args.dropout_hidden, args.stochastic)
-    from .nn.presets import build_model
-    build_model(mcfg)  # validate the preset and shapes before any work
-    tcfg = TrainConfig(args.epochs, args.batch_size, args.lr_start, args.lr_end, args.loss,
-                       args.glorot_lr, args.seed, args.threads, augment=args.augment)
-    m = train(mcfg, tcfg, data, Path(args.output), resume=args.resume, progress=not args.quiet)
-    if m is None:
+    started = time.time()
+    try:
+        model = train(args.preset, args.output, data=args.data, epochs=args.epochs,
+                      width=args.width, depth=args.depth, batch_size=args.batch_size,
+                      lr_start=args.lr_start, lr_end=args.lr_end, loss=args.loss,
+                      glorot_lr=args.glorot_lr, dropout_in=args.dropout_in,
+                      dropout_hidden=args.dropout_hidden, stochastic=args.stochastic,
+                      augment=args.augment, seed=args.seed, threads=args.threads,
+                      resume=args.resume, progress=not args.quiet,
+                      on_data=lambda data: world.main and print(data.summary()))
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; {_kept_checkpoint(Path(args.output), started)}",
+              file=sys.stderr)
+        return 130
+    if model is None:
         return 0
+    m = model.metrics
     print(f"best epoch {m['best_epoch']}: validation accuracy {m['val_acc']:.4f}, "
           f"test accuracy {m['test_acc']:.4f} ({m['minutes']:.1f} min)")
     print(f"wrote {m['model']} (torch.export), {m['checkpoint']} (resumable), "
@@ -69,61 +76,51 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _kept_checkpoint(output: Path, started: float) -> str:
+    """What an interrupted train leaves: the .ckpt of the last finished epoch, if any."""
+    ckpt = output.with_suffix(".ckpt")
+    try:
+        fresh = ckpt.stat().st_mtime >= started
+    except OSError:
+        fresh = False
+    if not fresh:
+        return "no epoch finished, so no checkpoint was written"
+    return (f"{ckpt} holds the last finished epoch: continue with the same command plus "
+            f"--resume {ckpt}")
+
+
 def cmd_evaluate(args) -> int:
+    from .api import evaluate
     from .data import load_dataset
-    from .errors import InputShapeError
-    from .nn.export import load_program, program_input_shape
-    from .ir.geometry import conform_images
-    from .nn.reference import predict
 
     data = load_dataset(args.data)
-    x, y = data.test_x[: args.limit], data.test_y[: args.limit]
-    path = Path(args.model)
-    from .models import is_bnn_file
-    if is_bnn_file(path):
-        from . import emulator
-        from .ir import bnnfile
-        pred = emulator.run(bnnfile.load(path), x).predictions
-        acc = float((pred == y).mean())
-        kind = "integer model (emulator)"
-    else:
-        ep = load_program(path, args.trust_pickle, args.input_shape)
-        shape = program_input_shape(ep)
-        if shape is not None and conform_images(x[:1], shape) is None:
-            raise InputShapeError.for_shapes(shape, data.image_shape)
-        acc = float((predict(ep, x) == y).mean())
-        kind = "PyTorch model"
-    print(f"{path.name}: {kind}, {data.name} test set, {len(y):,} images: accuracy {acc:.4f}")
+    acc, kind = evaluate(_load(args), data, limit=args.limit)
+    n = len(data.test_y[: args.limit])
+    print(f"{Path(args.model).name}: {kind}, {data.name} test set, {n:,} images: accuracy {acc:.4f}")
     return 0
 
 
 # -- convert / inspect / predict / verify -----------------------------------------------------
 
 def cmd_convert(args) -> int:
-    from .ir import bnnfile
-    from .summary import totals
-
     check_writable(args.output, "the .bnn")  # creates missing folders, as train does
     model = _load(args)
-    digest = bnnfile.save(model, args.output)
-    t = totals(model)
-    print(f"wrote {args.output}: {len(model.ops)} layers, {t['flash_bytes']:,} B constant data, "
+    digest = model.save(args.output)
+    t = model.totals()
+    print(f"wrote {args.output}: {len(model.ir.ops)} layers, {t['flash_bytes']:,} B constant data, "
           f"{t['arena_bytes']:,} B arena, hash {digest[:16]}")
     return 0
 
 
 def cmd_inspect(args) -> int:
-    from .ir.bnnfile import model_hash
-    from .summary import summary_table
-
     if args.graph:
         return _inspect_graph(args)
     model = _load(args)
     h, w, c = model.input_shape
     print(f"{Path(args.model).name}: input {h}x{w}x{c} uint8, {model.num_classes} classes, "
-          f"hash {model_hash(model)[:16]}")
-    print(summary_table(model))
-    ignored = model.meta.get("ignored_output_op")
+          f"hash {model.hash[:16]}")
+    print(model.summary())
+    ignored = model.ir.meta.get("ignored_output_op")
     if ignored:
         print(f"note: the model's final {ignored} is not computed on the device: it keeps the "
               "order of the scores, so the predicted class is the same")
@@ -147,90 +144,75 @@ def _inspect_graph(args) -> int:
     return 0
 
 
-def _inputs(path: str, model):
+def _save_npy(path: str, array, what: str) -> None:
+    """Exactly at `path` (numpy.save would append .npy to any other name)."""
     import numpy as np
     try:
-        x = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise BnnError(f"{path}: no such file") from None
-    except (ValueError, OSError) as e:
-        raise BnnError(f"{path}: not a .npy array ({e})") from None
-    h, w, c = model.input_shape
-    if x.dtype != np.uint8:
-        raise BnnError(f"{path}: holds {x.dtype}; inputs must be raw uint8 pixels")
-    if x.shape[1:] == (h, w) and c == 1:
-        x = x[..., None]
-    if x.ndim != 4 or x.shape[1:] != (h, w, c):
-        want = f"N x {h} x {w}" + (f" x {c}" if c != 1 else "")
-        raise BnnError(f"{path}: shape {x.shape}, the model takes {want}")
-    return x
+        with open(path, "wb") as f:
+            np.save(f, array)
+    except OSError as e:
+        raise BnnError(f"cannot write {what}: {e.strerror}: {e.filename or path}") from None
 
 
 def cmd_predict(args) -> int:
     import numpy as np
-    from .targets.dispatch import check_target, predict_on_target
+    from .api import predict
+    from .targets.dispatch import check_target
 
-    check_target(args.target, allow_all=False)
+    check_target(args.target, allow_all=False)  # before the outputs' folders are made
     for out, what in ((args.output, "the predictions"), (args.scores, "the scores")):
         if out:  # before a device run that may take minutes
             check_writable(out, what)
     model = _load(args)
-    x = _inputs(args.inputs, model)
-    scores, pred = predict_on_target(model, x, args.target, args)
-    try:
-        np.save(args.output, pred.astype(np.int64))
-        if args.scores:
-            np.save(args.scores, scores.astype(np.int32))
-    except OSError as e:
-        raise BnnError(f"cannot write the predictions: {e.strerror}: {e.filename}") from None
-    print(f"{len(pred):,} predictions on {args.target} -> {args.output}"
+    p = predict(model, args.inputs, target=args.target, baud=args.baud, stream=args.stream,
+                emulated_memory=args.emulated_memory)
+    _save_npy(args.output, p.classes.astype(np.int64), "the predictions")
+    if args.scores:
+        _save_npy(args.scores, p.scores.astype(np.int32), "the scores")
+    print(f"{len(p.classes):,} predictions on {args.target} -> {args.output}"
           + (f", scores -> {args.scores}" if args.scores else ""))
     return 0
 
 
 def cmd_verify(args) -> int:
-    from .targets.dispatch import verify_on_target
+    from .api import verify
+    from .errors import MismatchError
 
-    if args.report:  # before minutes of verifying
-        check_writable(args.report, "the report")
-    return verify_on_target(args)
+    result = verify(_load(args), args.data, target=args.target, limit=args.limit,
+                    stream=args.stream, trace=args.trace, count=not args.no_count,
+                    emulated_memory=args.emulated_memory, baud=args.baud, report=args.report,
+                    clock_mhz=args.clock_mhz)
+    print(result.table())
+    if not result.ok:
+        raise MismatchError(result.failure())
+    return 0
 
 
 # -- generate ---------------------------------------------------------------------------------
 
 def cmd_generate(args) -> int:
-    from .codegen.project import generate_project
+    from .api import generate
 
-    if args.board and not args.platformio:
-        raise BnnError("--board selects the envs of a PlatformIO project: add --platformio")
-    if args.platformio:  # -- PlatformIO project (bnn_mcu/platformio) --
-        from .platformio.project import env_spec, generate_pio_project
-        for name in args.board or ():
-            env_spec(name)  # an unknown board fails before the model is loaded
-        model = _load(args)
-        written, envs, left_out = generate_pio_project(
-            model, Path(args.output), boards=args.board, force=args.force,
-            flash_kb=args.flash_kb, ram_kb=args.ram_kb)
-        for note in left_out:
-            print(f"left out {note}", file=sys.stderr)
-        print(f"wrote {len(written)} files to {args.output}: PlatformIO project with envs "
-              f"{', '.join(e.name for e in envs)}")
-        return 0
-    from .codegen.cores import get_core
-    from .codegen.generate import check_prefix
-
-    core = get_core(args.core).name  # bad --core or --prefix: before the model is loaded
-    check_prefix(args.prefix)
-    model = _load(args)
-    written = generate_project(model, Path(args.output), core=core, force=args.force,
-                               flash_kb=args.flash_kb, ram_kb=args.ram_kb, prefix=args.prefix)
-    print(f"wrote {len(written)} files to {args.output} (core {core}; API and build line in "
-          f"{Path(args.output) / 'README.md'})")
-    fp = written.footprint
-    if fp is not None:
-        from .codegen.project import footprint_table
-        print(f"measured with {fp.compiler} (stack: -fstack-usage, deepest chain; flash and "
-              f"arena: linker map)\n{footprint_table(fp)}")
+    if not args.platformio:  # a bad --core or --prefix: before the model is loaded
+        from .codegen.cores import get_core
+        from .codegen.generate import check_prefix
+        get_core(args.core)
+        check_prefix(args.prefix)
+    g = generate(_load(args), args.output, core=args.core, platformio=args.platformio,
+                 boards=args.board, force=args.force, flash_kb=args.flash_kb, ram_kb=args.ram_kb,
+                 prefix=args.prefix)
+    for note in g.notes:
+        print(note, file=sys.stderr)
+    if args.platformio:
+        print(f"wrote {len(g.files)} files to {args.output}: PlatformIO project with envs "
+              f"{', '.join(g.envs)}")
+    else:
+        print(f"wrote {len(g.files)} files to {args.output} (core {g.core}; API and build line "
+              f"in {Path(args.output) / 'README.md'})")
+        if g.footprint is not None:
+            from .codegen.project import footprint_table
+            print(f"measured with {g.footprint.compiler} (stack: -fstack-usage, deepest chain; "
+                  f"flash and arena: linker map)\n{footprint_table(g.footprint)}")
     return 0
 
 
@@ -246,57 +228,23 @@ def cmd_pio_setup(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import bench_firmware, bench_qemu, bench_table, write_json
-    from .targets.dispatch import check_target, device_targets
+    from .api import bench, check_bench_target
 
-    check_target(args.target)
-    if args.target == "emulator":
-        raise BnnError("bench needs a device target: host, qemu:BOARD, qemu:all or serial:PORT")
+    check_bench_target(args.target)
     model = _load(args)
-    x = _bench_input(args, model)
     if args.report:  # before minutes of benchmarking
         check_writable(args.report, "the report")
-    reports = []
-    for t in device_targets(args.target, args.baud):
-        if t.kind == "qemu":
-            reports.append(bench_qemu(model, t.name, x, args.emulated_memory))
-        else:
-            reports.append(bench_firmware(model, t, x, repeats=args.repeats))
-    if args.json:
-        print(write_json(reports, single=len(reports) == 1))
-    else:
-        print("\n\n".join(bench_table(r) for r in reports))
+    result = bench(model, args.target, data=args.data, repeats=args.repeats,
+                   emulated_memory=args.emulated_memory, baud=args.baud)
+    print(result.json() if args.json else result.table())
     if args.report:
-        from .report_html import clock_hz, write_report
         h, w, c = model.input_shape
-        write_report(Path(args.report), model, reports, clock_hz=clock_hz(args.clock_mhz),
-                     input_note=f"one {h}x{w}x{c} image: the first test image of {args.data} when "
-                                "it fits the model, else a fixed random image (seed 0)")
+        result.write_report(args.report, model, clock_mhz=args.clock_mhz,
+                            input_note=f"one {h}x{w}x{c} image: the first test image of "
+                                       f"{args.data} when it fits the model, else a fixed random "
+                                       "image (seed 0)")
         print(f"wrote {args.report}", file=sys.stderr)
     return 0
-
-
-def _report_args(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--report", metavar="HTML",
-                   help=f"also write a self-contained HTML {what} report (model hash, compiler and "
-                        "flags, per-layer table, charts)")
-    p.add_argument("--clock-mhz", type=_float_in(0), metavar="MHZ",
-                   help="core clock for the report's times (default: the board's clock)")
-
-
-def _bench_input(args, model):
-    """The first test image of --data when it fits the model; else a fixed random image."""
-    import numpy as np
-    from .data import load_dataset
-
-    h, w, c = model.input_shape
-    try:
-        x = load_dataset(args.data).test_x[0]
-        if x.shape == (h, w, c):
-            return x
-    except BnnError:
-        pass
-    return np.random.default_rng(0).integers(0, 256, (h, w, c), dtype=np.uint8)
 
 
 def cmd_demo(args) -> int:
@@ -334,6 +282,7 @@ def _float_in(low: float, high: float | None = None, low_ok: bool = False):
 
 
 POSITIVE = _int_from(1)
+DATA_HELP = "fashion-mnist, mnist5k, digits or idx:/path/to/folder (default fashion-mnist)"
 
 
 def _device_args(p: argparse.ArgumentParser) -> None:
@@ -346,6 +295,14 @@ def _device_args(p: argparse.ArgumentParser) -> None:
                         "model bigger than the real part")
 
 
+def _report_args(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--report", metavar="HTML",
+                   help=f"also write a self-contained HTML {what} report (model hash, compiler and "
+                        "flags, per-layer table, charts)")
+    p.add_argument("--clock-mhz", type=_float_in(0), metavar="MHZ",
+                   help="core clock for the report's times (default: the board's clock)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Binarized neural networks on "
                                 "microcontrollers: train, convert, generate C, prove bit-exactness.")
@@ -355,27 +312,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a BNN preset on a data set")
     t.add_argument("--preset", required=True, help="one of: " + ", ".join(PRESET_NAMES))
-    t.add_argument("--data", default="fashion-mnist",
-                   help="fashion-mnist, mnist5k, digits or idx:/path/to/folder (default fashion-mnist)")
-    t.add_argument("--epochs", type=POSITIVE, default=10)
+    t.add_argument("--data", default="fashion-mnist", help=DATA_HELP)
+    t.add_argument("--epochs", type=POSITIVE, default=10,
+                   help="passes over the training set (default 10); the best on validation is kept")
     t.add_argument("-o", "--output", required=True, help="model.pt to write (plus .ckpt and .json)")
     t.add_argument("--width", type=POSITIVE, help="hidden units (MLP) or base channels (CNN)")
     t.add_argument("--depth", type=POSITIVE, help="hidden layers (MLP) or conv blocks (CNN)")
-    t.add_argument("--batch-size", type=POSITIVE, default=100)
-    t.add_argument("--lr-start", type=_float_in(0.0), default=3e-3)
-    t.add_argument("--lr-end", type=_float_in(0.0), default=3e-7)
+    t.add_argument("--batch-size", type=POSITIVE, default=100,
+                   help="images per step (default 100; per process under torchrun)")
+    t.add_argument("--lr-start", type=_float_in(0.0), default=3e-3,
+                   help="Adam learning rate of the first epoch (default 3e-3)")
+    t.add_argument("--lr-end", type=_float_in(0.0), default=3e-7,
+                   help="learning rate of the last epoch, reached by exponential decay "
+                        "(default 3e-7)")
     t.add_argument("--loss", choices=["ce", "hinge"], default="ce",
                    help="cross-entropy (default) or BinaryNet's squared hinge on +-1 targets")
     t.add_argument("--glorot-lr", action=argparse.BooleanOptionalAction, default=True,
                    help="BinaryNet per-layer Glorot learning-rate scaling of binary weights "
                         "(default on)")
-    t.add_argument("--dropout-in", type=_float_in(0.0, 1.0, low_ok=True))
-    t.add_argument("--dropout-hidden", type=_float_in(0.0, 1.0, low_ok=True))
+    t.add_argument("--dropout-in", type=_float_in(0.0, 1.0, low_ok=True),
+                   help="dropout rate on the input (default: the preset's)")
+    t.add_argument("--dropout-hidden", type=_float_in(0.0, 1.0, low_ok=True),
+                   help="dropout rate on hidden layers (default: the preset's)")
     t.add_argument("--stochastic", action="store_true",
                    help="stochastic (hard-sigmoid) binarization of activations while training")
     t.add_argument("--augment", choices=["none", "shift", "shift-flip"], default="none",
                    help="random +-2 px shifts (and horizontal flips) of training images")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0,
+                   help="initialization, shuffling and augmentation seed (default 0)")
     t.add_argument("--threads", type=POSITIVE, help="torch CPU threads")
     t.add_argument("--resume", type=Path, help="continue from a .ckpt written by train")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -383,13 +347,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="test accuracy of a model")
     _model_args(e)
-    e.add_argument("--data", default="fashion-mnist")
-    e.add_argument("--limit", type=POSITIVE)
+    e.add_argument("--data", default="fashion-mnist", help=DATA_HELP)
+    e.add_argument("--limit", type=POSITIVE, help="first N test images only")
     e.set_defaults(func=cmd_evaluate)
 
     c = sub.add_parser("convert", help="convert a PyTorch BNN to an integer .bnn model")
     _model_args(c)
-    c.add_argument("-o", "--output", required=True)
+    c.add_argument("-o", "--output", required=True, help="the .bnn file to write")
     c.set_defaults(func=cmd_convert)
 
     i = sub.add_parser("inspect", help="per-layer table of the deployed model")
@@ -414,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--target", default="emulator",
                    help="emulator (PyTorch vs emulator), host, qemu:BOARD, qemu:all, serial:PORT, "
                         "pio:PROJECT:ENV (a QEMU env of a generated PlatformIO project)")
-    v.add_argument("--data", default="fashion-mnist")
+    v.add_argument("--data", default="fashion-mnist", help=DATA_HELP)
     v.add_argument("--limit", type=POSITIVE, help="first N test images only")
     _device_args(v)
     v.add_argument("--trace", type=_int_from(0), default=None, metavar="N",
@@ -457,22 +421,22 @@ def build_parser() -> argparse.ArgumentParser:
                     help="do not pip-install the pinned PlatformIO and SCons when missing")
     ps.set_defaults(func=cmd_pio_setup)
 
-    b = sub.add_parser("bench", help="exact per-layer instruction counts, estimated cycles and memory "
-                                     "on a target")
+    b = sub.add_parser("bench", help="exact per-layer instruction counts and memory on a target")
     _model_args(b)
     b.add_argument("--target", default="qemu:mps2-an386",
                    help="qemu:BOARD (exact instructions), qemu:all, host (ns) or serial:PORT "
                         "(cycles); default qemu:mps2-an386")
     b.add_argument("--data", default="fashion-mnist", help="the input is its first test image")
     b.add_argument("--json", action="store_true", help="print one JSON object (a list for qemu:all)")
-    _report_args(b, "bench")
     b.add_argument("--repeats", type=POSITIVE, default=5, help="firmware-counter targets: best of N")
     _device_args(b)
+    _report_args(b, "bench")
     b.set_defaults(func=cmd_bench)
 
     d = sub.add_parser("demo", help="the whole chain on a built-in default")
     d.add_argument("--out", default="out/demo", help="work folder (default out/demo)")
-    d.add_argument("--epochs", type=POSITIVE, default=None)
+    d.add_argument("--epochs", type=POSITIVE, default=None,
+                   help="training epochs of the demo's MLP (default 8)")
     d.set_defaults(func=cmd_demo)
     return p
 

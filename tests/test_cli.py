@@ -182,3 +182,99 @@ def test_bad_inputs_one_line_errors(trained, tmp_path):
         one_line_error(*cli(*args, "--data", "mnist5k")[::2], r"^bnn-mcu: error: the model takes "
                        r"8x8x1 images, the inputs are 28x28x1: use a data set or inputs of the "
                        r"model's size$")
+
+
+def test_small_mistakes_are_one_line(trained, tmp_path):
+    """Issue 16's list: each of these was a traceback, a wrong name or a misleading line."""
+    (tmp_path / "afile").write_text("x")
+    one_line_error(*cli("demo", "--out", "/sys/x")[::2], r"^bnn-mcu: error: /sys/x/model.pt: "
+                   r"cannot write the demo's files there")
+    one_line_error(*cli("demo", "--out", tmp_path / "afile")[::2], r"afile: is a file; --out "
+                   "names a folder")
+    # a text file is not "pickled data"
+    (tmp_path / "x.txt").write_text("1 2 3\n")
+    one_line_error(*cli("predict", trained / "ref.bnn", "--inputs", tmp_path / "x.txt", "-o",
+                        tmp_path / "p.npy")[::2], r"x.txt: not a .npy file; save the uint8 "
+                   r"images with numpy.save$")
+    # the file predict names is the file it wrote, whatever its suffix
+    np.save(tmp_path / "x.npy", np.zeros((3, 8, 8), np.uint8))
+    rc, out, err = cli("predict", trained / "ref.bnn", "--inputs", tmp_path / "x.npy", "-o",
+                       tmp_path / "p.txt")
+    assert rc == 0 and out.strip().endswith(f"-> {tmp_path / 'p.txt'}"), err
+    assert not (tmp_path / "p.txt.npy").exists() and np.load(tmp_path / "p.txt").shape == (3,)
+    # unknown names are argument mistakes: exit 2, like every other one
+    for args, pattern in ((("verify", trained / "ref.bnn", "--target", "qemu:mps9"),
+                           "unknown QEMU board 'mps9'"),
+                          (("verify", trained / "ref.bnn", "--target", "fpga"),
+                           "unknown target 'fpga'"),
+                          (("bench", trained / "ref.bnn", "--target", "qemu:mps9"),
+                           "unknown QEMU board 'mps9'"),
+                          (("generate", trained / "ref.bnn", "--platformio", "--board", "nucleo_zz",
+                            "-o", tmp_path / "proj"), "unknown board 'nucleo_zz'")):
+        one_line_error(*cli(*args)[::2], pattern, code=2)
+    # the preset is checked before the data set is read
+    one_line_error(*cli("train", "--preset", "resnet", "--data", f"idx:{tmp_path}/none", "-o",
+                        tmp_path / "m.pt")[::2], "unknown preset 'resnet'")
+
+
+def test_qemu_env_spelling_is_a_target():
+    from bnn_mcu.targets.dispatch import check_target, device_targets
+    check_target("qemu-mps2-an386")
+    (t,) = device_targets("qemu-mps2-an386", 115200)
+    assert (t.kind, t.name) == ("qemu", "mps2-an386")
+
+
+def test_every_option_has_help():
+    import argparse
+    from bnn_mcu.cli import build_parser
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [f"{name} {a.option_strings or a.dest}" for name, p in sub.choices.items()
+               for a in p._actions if not a.help]
+    assert not missing, missing
+
+
+def test_bench_table_names_each_unit():
+    from bnn_mcu.bench import BenchReport, LayerBench, bench_table
+    layer = LayerBench("d", "bnn_bdense_b1", "1x1x64", "1x1x64", 4096, 0, 1024)
+    for unit, column, per in (("instructions", "MACs/instr.", "MACs per instruction"),
+                              ("cycles", "MACs/cycle", "MACs per cycle"),
+                              ("ticks", "MACs/tick", "MACs per tick"),
+                              ("ns", "MACs/ns", "MACs per ns")):
+        text = bench_table(BenchReport("b", "c", unit, 1100, 1, 1, 1, 1, 1, 1, [layer], 76))
+        header = text.splitlines()[1]
+        assert column in header.split("  ") or f" {column} " in header, header
+        assert f"4.00 {unit}" not in text and f"({4096 / 1100:.2f} {per}" in text, text
+
+
+def test_interrupted_train_names_the_checkpoint(tmp_path):
+    import signal
+    import time
+    out = tmp_path / "m.pt"
+    p = subprocess.Popen([sys.executable, "-m", "bnn_mcu.cli", "train", "--preset", "mlp",
+                          "--width", "16", "--data", "digits", "--epochs", "1000", "-q",
+                          "-o", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not out.with_suffix(".ckpt").exists() and time.monotonic() < deadline:
+            assert p.poll() is None, p.communicate()
+            time.sleep(0.2)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    ckpt = out.with_suffix(".ckpt")
+    assert p.returncode == 130 and "Traceback" not in err, err
+    assert (f"interrupted; {ckpt} holds the last finished epoch: continue with the same "
+            f"command plus --resume {ckpt}") in err.strip().splitlines()[-1], err
+
+
+def test_docs_agree_on_the_cnn_instruction_count():
+    """README's figures table and docs/robustness.md quote the same M4 CNN count."""
+    import re
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    robust = open(os.path.join(ROOT, "docs", "robustness.md")).read()
+    row = next(l for l in readme.splitlines() if l.startswith("| CNN conv32"))
+    m4 = row.split("|")[2].strip()
+    quoted = re.search(r"M4 MLP [\d,]+, CNN\s+([\d,]+)", robust).group(1)
+    assert quoted == m4, (quoted, m4)

@@ -82,7 +82,9 @@ def work(tmp_path_factory, core):
     code = cli.main(["train", "--preset", "mlp", "--width", "64", "--data", "digits",
                      "--epochs", "1", "-q", "-o", str(d / "m.pt")])
     assert code == 0
-    assert cli.main(["generate", str(d / "m.pt"), "--platformio", "-o", str(d / "proj")]) == 0
+    with pytest.MonkeyPatch.context() as mp:  # the QEMU envs name the platform of this core dir
+        mp.setenv("BNN_PIO_CORE_DIR", str(core))
+        assert cli.main(["generate", str(d / "m.pt"), "--platformio", "-o", str(d / "proj")]) == 0
     return d
 
 
@@ -105,7 +107,7 @@ def read_ini(proj: Path) -> configparser.ConfigParser:
     return cfg
 
 
-def test_project_structure(work):
+def test_project_structure(work, core):
     proj = work / "proj"
     cfg = read_ini(proj)
     envs = [s[4:] for s in cfg.sections() if s.startswith("env:")]
@@ -121,7 +123,8 @@ def test_project_structure(work):
     ports = set()
     for name in QEMU_ENVS:
         sec = cfg[f"env:{name}"]
-        assert (sec["platform"], sec["board"], sec["framework"]) == ("bnn-qemu", name, "bnn-ports")
+        assert (sec["platform"], sec["board"], sec["framework"]) == (
+            f"symlink://{core / 'bnn' / 'bnn-qemu'}", name, "bnn-ports")
         ports.add(sec["upload_port"])
     assert len(ports) == len(QEMU_ENVS)  # two QEMU envs can run at once
     assert (proj / "src" / "main.c").is_file()
@@ -255,6 +258,30 @@ def test_missing_pieces_fail_fast(work, tmp_path, capsys, monkeypatch):
         pieces.run_pio(["run"], pieces.check_ready(core))
 
 
+def test_plain_pio_run_before_setup_fails_in_one_line(tmp_path, monkeypatch):
+    """`pio run -e qemu-...` in a core dir without the offline pieces (the user's default one,
+    or before `bnn-mcu pio-setup`): the platform says so at once, instead of pio spending a
+    minute on its registry and printing an empty HTTPClientError."""
+    from bnn_mcu.ir.synthetic import random_model
+    prepared = tmp_path / "prepared"  # what generate names; pio-setup has not run
+    monkeypatch.setenv("BNN_PIO_CORE_DIR", str(prepared))
+    bnnfile.save(random_model(0, (8, 8, 1)), tmp_path / "r.bnn")
+    assert cli.main(["generate", str(tmp_path / "r.bnn"), "--platformio", "--board",
+                     "qemu:mps2-an386", "-o", str(tmp_path / "proj")]) == 0
+    assert f"tool-scons in {prepared}" in pieces.missing_pieces(prepared)
+    t0 = time.monotonic()
+    env = {**pieces.pio_variables(tmp_path / "users-core")}
+    p = subprocess.run(["env", *(f"{k}={v}" for k, v in env.items()), *pieces.pio_command(),
+                        "run", "-d", str(tmp_path / "proj"), "-e", "qemu-mps2-an386"],
+                       capture_output=True, text=True, timeout=120)
+    last = (p.stdout + p.stderr).strip().splitlines()[-1]
+    assert p.returncode != 0 and time.monotonic() - t0 < 30, (p.returncode, last)
+    assert last == (f"UserSideException: bnn-qemu: the PlatformIO core dir {tmp_path / 'users-core'} "
+                    "lacks tool-scons and toolchain-gccarmnoneeabi (PlatformIO would try its "
+                    f"registry): run `bnn-mcu pio-setup`, then `export PLATFORMIO_CORE_DIR="
+                    f"{prepared}`"), last
+
+
 def test_pio_target_errors(work, capsys):
     proj = work / "proj"
     cases = [(f"pio:{proj}:nucleo_f401re", r"real board: flash it with `pio run -d .* -e "
@@ -266,7 +293,7 @@ def test_pio_target_errors(work, capsys):
     for target, pattern in cases:
         code, _, err = run_cli(capsys, "verify", work / "m.pt", "--target", target, "--data",
                                "digits")
-        assert code == 3 and re.search(pattern, one_line(err)), (target, err)
+        assert code == 2 and re.search(pattern, one_line(err)), (target, err)
 
 
 def test_pio_run_is_bounded_by_a_timeout(work, core, monkeypatch):

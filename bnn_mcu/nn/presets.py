@@ -143,9 +143,13 @@ PRESETS = {
 }
 
 
+def check_preset(name: str) -> None:
+    if name not in PRESETS:
+        raise BnnError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+
+
 def build_model(cfg: ModelConfig) -> BNNModel:
-    if cfg.preset not in PRESETS:
-        raise BnnError(f"unknown preset {cfg.preset!r}; choose one of {', '.join(PRESETS)}")
+    check_preset(cfg.preset)
     h, w, _ = cfg.input_shape
     if cfg.preset in ("cnn", "binarynet-cifar"):
         blocks = cfg.depth or (2 if cfg.preset == "cnn" else 3)

@@ -157,7 +157,7 @@ def _package_files(piece: Piece, folder: Path) -> None:
 
 def _write_pieces(core: Path) -> None:
     scons_dir = scons_package_dir()
-    tools, chain, platform = (p.folder(core) for p in PIECES)
+    tools, chain = PIECES[0].folder(core), PIECES[1].folder(core)
     _package_files(PIECES[0], tools)
     _write_text(tools / "scons.py", _SCONS_LAUNCHER.format(version=SCONS_VERSION))
     _symlink(tools / "SCons", scons_dir)
@@ -166,10 +166,30 @@ def _write_pieces(core: Path) -> None:
         exe = Path("/usr/bin") / f"arm-none-eabi-{tool}"
         if exe.exists():
             _symlink(chain / "bin" / exe.name, exe)
+    write_platform(core)
+
+
+def write_platform(core_dir: Path | None = None) -> Path:
+    """CORE/bnn/bnn-qemu: links to this bnn-mcu's platform files and firmware (no pio needed).
+    `generate --platformio` writes it too: the QEMU envs name it by path (platform_spec), so
+    pio loads its platform.py, which fails in one line where the other pieces are missing."""
+    folder = PIECES[2].folder(Path(core_dir) if core_dir else default_core_dir())
     src = platform_dir()
-    for name in ("platform.json", "boards", "builder"):
-        _symlink(platform / name, src / name)
-    _symlink(platform / "firmware", firmware_dir())
+    for name in ("platform.json", "platform.py", "boards", "builder"):
+        _symlink(folder / name, src / name)
+    _symlink(folder / "firmware", firmware_dir())
+    return folder
+
+
+def platform_spec(core_dir: Path | None = None) -> str:
+    """`platform =` of the QEMU envs: the platform folder by path, so that no core dir looks it
+    up in PlatformIO's registry; under $HOME written as ${sysenv.HOME}/... (one project works
+    for every user with the default core dir)."""
+    folder = PIECES[2].folder(Path(core_dir) if core_dir else default_core_dir())
+    home = Path(os.path.expanduser("~"))
+    if folder.is_relative_to(home) and home != Path("/"):
+        return "symlink://${sysenv.HOME}/" + folder.relative_to(home).as_posix()
+    return f"symlink://{folder.as_posix()}"
 
 
 def _registered(piece: Piece, core: Path) -> bool:

@@ -34,6 +34,7 @@ from ..resources import firmware_dir, templates_dir
 from ..summary import summary_table, totals
 from ..targets.boards import (BOARDS, FAULT_EXIT_CODE, KB, QEMU_BOARDS, REAL_BOARDS, STACK_PAINT,
                               RealBoard)
+from .pieces import platform_spec, write_platform
 from .qemu_boards import FRAMEWORK, PLATFORM_NAME, env_name
 
 #: First TCP port of the QEMU envs' UART servers (one port per board, in board-table order, so
@@ -281,9 +282,12 @@ def generate_pio_project(model: IntModel, out: Path, boards: list[str] | None = 
             + ", ".join(b.name for b in members), frameworks=members[0].framework,
             platforms=platforms, build={"libArchive": False}), written)
 
+    if any(spec.qemu for spec in envs):  # the QEMU envs name the local platform by path
+        write_platform()
     t = totals(model)
     ctx = dict(version=__version__, name=name, hash=digest[:16], model=model, totals=t,
                envs=envs, left_out=left_out, platform_name=PLATFORM_NAME, framework=FRAMEWORK,
+               qemu_platform=platform_spec(),
                qemu_port={env_name(b): QEMU_BASE_PORT + i for i, b in enumerate(QEMU_BOARDS)},
                board_macro=board_macro, table=summary_table(model, fmt="github"),
                kb=lambda n: f"{n // KB:,} KB")

@@ -32,23 +32,23 @@ def split_target(name: str) -> tuple[Path, str]:
     """"PROJECT:ENV" -> (project folder, env); one-line errors for what does not exist."""
     proj, sep, env = name.rpartition(":")
     if not sep or not proj or not env:
-        raise TargetError(f"pio target {name!r}: write pio:PROJECT_DIR:ENV, e.g. "
-                          "pio:out/proj:qemu-mps2-an386")
+        raise BnnError(f"pio target {name!r}: write pio:PROJECT_DIR:ENV, e.g. "
+                       "pio:out/proj:qemu-mps2-an386")
     path = Path(proj)
     ini = path / "platformio.ini"
     if not ini.is_file():
-        raise TargetError(f"{path} is not a PlatformIO project (no platformio.ini): generate it "
-                          "with `bnn-mcu generate MODEL --platformio -o DIR`")
+        raise BnnError(f"{path} is not a PlatformIO project (no platformio.ini): generate it "
+                       "with `bnn-mcu generate MODEL --platformio -o DIR`")
     envs = project_envs(ini)
     if env not in envs:
-        raise TargetError(f"{ini} has no env {env!r}; its envs: {', '.join(envs) or 'none'}")
+        raise BnnError(f"{ini} has no env {env!r}; its envs: {', '.join(envs) or 'none'}")
     if env in REAL_BOARDS:
-        raise TargetError(f"{env} is a real board: flash it with `pio run -d {path} -e {env} -t "
-                          f"upload`, then use --target serial:{REAL_BOARDS[env].port_hint}")
+        raise BnnError(f"{env} is a real board: flash it with `pio run -d {path} -e {env} -t "
+                       f"upload`, then use --target serial:{REAL_BOARDS[env].port_hint}")
     try:
         env_spec(env)
     except BnnError:
-        raise TargetError(f"env {env} of {ini} is not one of bnn-mcu's QEMU envs") from None
+        raise BnnError(f"env {env} of {ini} is not one of bnn-mcu's QEMU envs") from None
     return path, env
 
 

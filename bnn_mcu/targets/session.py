@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..codegen import generate_model_sources
-from ..errors import TargetError
+from ..errors import BnnError, TargetError
 from ..ir.bnnfile import model_hash
 from .boards import BOARDS, get_board
 
@@ -127,14 +127,14 @@ def parse_device_target(text: str, baud: int = 115200) -> Target:
         return Target("qemu", arg)
     if kind == "qemu":
         boards = ", ".join(n for n, b in BOARDS.items() if not b.is_host)
-        raise TargetError(f"unknown QEMU board {arg!r}; choose one of {boards} (or qemu:all)")
+        raise BnnError(f"unknown QEMU board {arg!r}; choose one of {boards} (or qemu:all)")
     if kind == "serial" and arg:
         return Target("serial", arg, baud)
     if kind == "pio":  # a generated PlatformIO project's QEMU env (bnn_mcu/platformio/target.py)
         from ..platformio.target import check_target
         check_target(arg)
         return Target("pio", arg)
-    raise TargetError(f"unknown target {text!r}")
+    raise BnnError(f"unknown target {text!r}")
 
 
 @contextmanager
