@@ -131,7 +131,7 @@ BNN_INLINE void bnn_conv_u8_record(const uint32_t *w, uint32_t k, int32_t t, uin
     rec[1] = (uint32_t)t ^ 0x80000000u;
 }
 
-#if defined(__GNUC__) && defined(__OPTIMIZE__) && (BNN_PATH_V7M || BNN_PATH_V6M) && \
+#if BNN_GCC_ASM && (BNN_PATH_V7M || BNN_PATH_V6M) && \
     !defined(BNN_TEST_EMULATE_V7M) && !defined(BNN_TEST_EMULATE_V6M)
 #define BNN_CONV_U8_THUMB 1
 #else
@@ -148,6 +148,7 @@ BNN_INLINE void bnn_sub_copy(uint32_t *dst, const uint32_t *src, uint32_t n, uin
     register const uint32_t *end __asm__("r6") = src + n;
     register uint32_t dd __asm__("r7") = d;
     __asm__ volatile(
+        BNN_ASM_UNIFIED
         "1:\n\t"
         "ldm r5!, {r0-r3}\n\t"
         "subs r0, r0, r7\n\t"
@@ -195,6 +196,7 @@ BNN_INLINE uint32_t bnn_conv_u8_word(const uint32_t *t1, const uint32_t *t2, con
     register const uint32_t *b __asm__("r6") = t2;
     register uint32_t word __asm__("r3") = 1u << (32u - m);
     __asm__ volatile(
+        BNN_ASM_UNIFIED
         "1:\n\t"
         "ldm r4!, {r0, r1}\n\t"
         "uxtb r2, r0\n\t"

@@ -165,6 +165,7 @@ BNN_INLINE void bnn_conv9_row_asm(const uint32_t *xc, uint32_t n, const uint32_t
     /* Two channels per loop (the sentinel is tested every second one): an odd m enters at
      * the second. */
     __asm__ volatile(
+        BNN_ASM_UNIFIED
         "push {r11}\n\t"
         "2:\n\t" /* pixel */
         "ldr r0, [sp]\n\t"
@@ -318,6 +319,7 @@ BNN_INLINE void bnn_conv9g_row_asm(const uint32_t *xc, uint32_t n, const uint32_
         "cmp lr, r1\n\t"                                                                   \
         "adcs r12, r12, r12\n\t"
     __asm__ volatile(
+        BNN_ASM_UNIFIED
         "push {r11}\n\t"
         "ldr r0, [r11, #28]\n\t" /* counter */
         "sub sp, sp, #8\n\t"

@@ -95,6 +95,7 @@ BNN_INLINE void bnn_conv_u8_pixels_asm(const uint32_t *win, uint32_t n, const ui
     job.odd = m & 1u;
     if (n >= 2u) {
         __asm__ volatile(
+            BNN_ASM_UNIFIED
             "push {r10}\n\t"
             "2:\n\t" /* pixel pair */
             "ldr r11, [sp]\n\t"

@@ -14,7 +14,7 @@
  * pointer in registers (GCC's loop takes 20: it keeps two masks in high registers). */
 BNN_INLINE uint32_t bnn_xor_lanes(const uint32_t *x, const uint32_t *w, uint32_t n)
 {
-#if defined(__GNUC__) && defined(__OPTIMIZE__) && !defined(BNN_TEST_EMULATE_V6M)
+#if BNN_GCC_ASM && !defined(BNN_TEST_EMULATE_V6M)
     register const uint32_t *xp __asm__("r0") = x;
     register const uint32_t *wp __asm__("r1") = w;
     register uint32_t lanes __asm__("r4") = 0u;
@@ -22,6 +22,7 @@ BNN_INLINE uint32_t bnn_xor_lanes(const uint32_t *x, const uint32_t *w, uint32_t
     register uint32_t m4 __asm__("r7") = 0x0F0F0F0Fu;
     const uint32_t *end = x + n;
     __asm__ volatile(
+        BNN_ASM_UNIFIED
         "1:\n\t"
         "ldm r0!, {r2}\n\t"
         "ldm r1!, {r3}\n\t"

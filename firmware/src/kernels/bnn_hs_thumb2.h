@@ -22,9 +22,9 @@
 
 #include "bnn_popcount.h"
 
-/* The assembly needs GCC's register allocation of an optimizing build (r7 is the frame pointer
- * at -O0) and a Thumb-2 DSP core; elsewhere (host tests, -O0) the C twins run. */
-#if defined(__GNUC__) && defined(__thumb2__) && defined(__OPTIMIZE__) && \
+/* The assembly needs GCC's register allocation of an optimizing build (BNN_GCC_ASM) and a
+ * Thumb-2 core; elsewhere (host tests, -O0, clang, BNN_NO_ASM) the C twins run. */
+#if BNN_GCC_ASM && defined(__thumb2__) && \
     (BNN_PATH_DSP || BNN_PATH_V7M) && !defined(BNN_EMULATE_INTRINSICS) && !defined(BNN_TEST_EMULATE_V7M)
 #define BNN_HS_ASM 1
 #else
@@ -183,6 +183,7 @@ BNN_INLINE void bnn_hs_rows_asm(const uint32_t *x, const uint32_t *w, uint32_t b
     uint32_t c0;
     if (blocks == 4u && tail == 0u && rows % 2u == 0u) {
         __asm__ volatile(
+            BNN_ASM_UNIFIED
             "ldr r8, %[w]\n\t"
             "1:\n\t"
             "ldr r7, %[x]\n\t"
@@ -206,6 +207,7 @@ BNN_INLINE void bnn_hs_rows_asm(const uint32_t *x, const uint32_t *w, uint32_t b
         return;
     }
     __asm__ volatile(
+        BNN_ASM_UNIFIED
         "ldr r8, %[w]\n\t"
         "1:\n\t" /* row */
         "ldr r7, %[x]\n\t"
@@ -253,6 +255,7 @@ BNN_INLINE uint32_t bnn_threshold_word_asm(const uint32_t *counts, const int32_t
     t += n;
     if (n % 4u == 0u) {
         __asm__ volatile(
+            BNN_ASM_UNIFIED
             "1:\n\t"
             "ldmdb %[cp]!, {r0-r3}\n\t"
             "ldmdb %[tp]!, {r4-r7}\n\t"
@@ -273,6 +276,7 @@ BNN_INLINE uint32_t bnn_threshold_word_asm(const uint32_t *counts, const int32_t
     } else {
         uint32_t c, v, tj;
         __asm__ volatile(
+            BNN_ASM_UNIFIED
             "1:\n\t"
             "ldr %[c], [%[cp], #-4]!\n\t"
             "ldr %[tj], [%[tp], #-4]!\n\t"

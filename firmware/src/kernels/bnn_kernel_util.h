@@ -27,6 +27,19 @@
 #define BNN_NONNULL
 #endif
 
+/* Inline assembly paths: GCC only, in optimizing builds (the register pinning and clobber
+ * lists assume GCC's allocator; at -O0, r7 is GCC's frame pointer). Clang (so also Keil's
+ * armclang) reserves r7 and cannot allocate around the loops that use every register, and
+ * other compilers (IAR) have no GNU asm: they build the C twins, which give the same bits.
+ * Define BNN_NO_ASM to build the C twins with GCC as well. Each asm block starts with
+ * `.syntax unified`, so no assembler flag (-masm-syntax-unified) is needed on Thumb-1. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__OPTIMIZE__) && !defined(BNN_NO_ASM)
+#define BNN_GCC_ASM 1
+#else
+#define BNN_GCC_ASM 0
+#endif
+#define BNN_ASM_UNIFIED ".syntax unified\n\t"
+
 /* Hides a value's origin from GCC so that it stays in a register: else GCC recomputes
  * addresses it can derive from others (the stack pointer, a sibling pointer) at every use. */
 #if defined(__GNUC__)
