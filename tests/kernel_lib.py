@@ -544,13 +544,13 @@ def build_case_firmware(target: str, cases: list, build_dir: Path, extra_cflags=
 
 
 def run_on_board(target: str, cases: list, build_dir: Path, timeout: float = 60.0,
-                 opt: str = "-O2", cc: str = "gcc"):
+                 opt: str = "-O2", cc: str = "gcc", extra_cflags=()):
     """Build firmware_source(cases) for `target` (see build_case_firmware), run it under QEMU
     with instruction counting. Returns (outputs, instructions): per case its output words
     (uint32, guard words included) and the instructions its kernel call took."""
     from bnn_mcu.targets.qemu import QemuProcess
 
-    elf = build_case_firmware(target, cases, build_dir, opt=opt, cc=cc)
+    elf = build_case_firmware(target, cases, build_dir, extra_cflags, opt=opt, cc=cc)
     proc = QemuProcess(target, elf, count_instructions=True)
     outputs = _board_outputs(target, proc, len(cases), timeout)
     return outputs, list(proc.counts.deltas[0::2])
