@@ -517,7 +517,7 @@ def _read_exact(proc, ser, n: int, timeout: float) -> bytes:
 
 
 def build_case_firmware(target: str, cases: list, build_dir: Path, extra_cflags=(),
-                        opt: str = "-O2", cc: str = "gcc") -> Path:
+                        opt: str = "-O2", cc: str = "gcc", stack_size: int | None = None) -> Path:
     """firmware_source(cases) built for `target` in build_dir (the source rewritten only when it
     changed, so the build is incremental) at `opt`, its kernels compiled by `cc` ("gcc", as the
     firmware Makefile does, or "clang": objects linked into the GCC-built port). Returns the ELF."""
@@ -540,17 +540,19 @@ def build_case_firmware(target: str, cases: list, build_dir: Path, extra_cflags=
         objs, _ = arm_compile(flags, opt, out / f"kernels-{_source_hash([cc, opt, *flags])}", cc)
         kwargs = {"runtime": False, "extra_ldflags": [str(o) for o in objs]}
     return build_firmware(target, None, out, app=src, extra_cflags=extra_cflags, opt=opt,
-                          emulated_memory=board.emulated_code is not None, **kwargs)
+                          emulated_memory=board.emulated_code is not None, stack_size=stack_size,
+                          **kwargs)
 
 
 def run_on_board(target: str, cases: list, build_dir: Path, timeout: float = 60.0,
-                 opt: str = "-O2", cc: str = "gcc", extra_cflags=()):
+                 opt: str = "-O2", cc: str = "gcc", extra_cflags=(), stack_size=None):
     """Build firmware_source(cases) for `target` (see build_case_firmware), run it under QEMU
     with instruction counting. Returns (outputs, instructions): per case its output words
     (uint32, guard words included) and the instructions its kernel call took."""
     from bnn_mcu.targets.qemu import QemuProcess
 
-    elf = build_case_firmware(target, cases, build_dir, extra_cflags, opt=opt, cc=cc)
+    elf = build_case_firmware(target, cases, build_dir, extra_cflags, opt=opt, cc=cc,
+                              stack_size=stack_size)
     proc = QemuProcess(target, elf, count_instructions=True)
     outputs = _board_outputs(target, proc, len(cases), timeout)
     return outputs, list(proc.counts.deltas[0::2])

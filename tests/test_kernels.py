@@ -526,7 +526,7 @@ LIBC_CALLS = {"memcpy", "memset", "__aeabi_memcpy", "__aeabi_memcpy4", "__aeabi_
               "__aeabi_memset4", "__aeabi_memclr", "__aeabi_memclr4"}
 # the naked assembly (same code with every compiler and -O): table lookups, and the table
 # build where Helium does not build it with vectors
-NAKED_ASM = {"V6M": {"bnn_u8_lookups2_asm", "bnn_u8_table_asm"},
+NAKED_ASM = {"V6M": {"bnn_u8_lookups_t1_asm", "bnn_u8_table_asm"},
              "V7M": {"bnn_u8_lookups7_asm", "bnn_u8_table_asm"},
              "DSP": {"bnn_u8_lookups7_asm", "bnn_u8_table_asm"}}
 
@@ -742,6 +742,25 @@ def test_kernels_built_by_clang_on_qemu(target, cases_for_boards, tmp_path_facto
     for (label, op, x), got in zip(cases_for_boards, outputs):
         check_case_output(f"{target} (clang)", label, op, x, got)
     print(f"\n{target} (clang -O2): {sum(instructions):,} instructions in all cases")
+
+
+@pytest.mark.qemu
+@needs_qemu
+def test_dense_u8_three_tables_on_v6m(cases_for_boards, tmp_path_factory, request):
+    """The v6-M build options for a larger stack (-DBNN_U8_BATCH=256 -DBNN_U8_TABLES=3, given a
+    4 KB stack here): the uint8 dense cases exact on the micro:bit, and the 784->64 layer
+    takes fewer instructions than with the defaults."""
+    build = _board_build_dir(request, tmp_path_factory, "bnn_kernels_u8_options")
+    picked = [c for c in cases_for_boards if c[0].startswith("dense_u8")]
+    cases = [(op, x) for _, op, x in picked]
+    counts = {}
+    for name, flags in (("defaults", ()), ("options", ("-DBNN_U8_BATCH=256", "-DBNN_U8_TABLES=3"))):
+        outputs, counts[name] = kl.run_on_board("microbit", cases, build / name, extra_cflags=flags,
+                                                stack_size=4096)
+        for (label, op, x), got in zip(picked, outputs):
+            check_case_output(f"microbit {name}", label, op, x, got)
+    big = [label for label, _, _ in picked].index("dense_u8 784->64 zp 128")
+    assert counts["options"][big] < 0.95 * counts["defaults"][big], counts
 
 
 # -Os against -O2 per kernel call. The fast paths of the README's layers (uint8 tables, the

@@ -23,8 +23,10 @@
 
 #if BNN_PATH_V6M
 /* v6-M parts (the micro:bit: 2 KB of stack): two 512 B tables, 128 sums (512 B); the Thumb-1
- * lookups take 13 instructions per channel and pass. */
+ * lookups take 13 instructions per channel and pass (BNN_U8_TABLES 3: 17 for 3 tables). */
+#ifndef BNN_U8_TABLES
 #define BNN_U8_TABLES 2u
+#endif
 #ifndef BNN_U8_BATCH
 #define BNN_U8_BATCH 128u
 #endif
@@ -36,9 +38,13 @@
 #define BNN_U8_BATCH 256u
 #endif
 #endif
-/* BNN_U8_BATCH may be set by the build: a batch covering all of a layer's channels builds its
- * tables once (on v6-M, 256 take 2 KB of stack for the kernel alone: -DBNN_U8_BATCH=256 where
- * the stack allows it, measured in the README). */
+/* The build may set BNN_U8_BATCH (a batch that covers all of a layer's channels builds each
+ * table once) and on v6-M BNN_U8_TABLES (2 or 3) where the stack allows: the micro:bit MLP's
+ * first layer takes 226 k instructions with the defaults (1.5 KB), 198 k with
+ * -DBNN_U8_BATCH=256 (2 KB), 184 k with -DBNN_U8_BATCH=256 -DBNN_U8_TABLES=3 (2.5 KB). */
+#if BNN_PATH_V6M && BNN_U8_TABLES != 2 && BNN_U8_TABLES != 3
+#error "BNN_U8_TABLES must be 2 or 3 on v6-M"
+#endif
 
 /* Table entries are written as uint32 pairs and read as uint16: the reads go through a type
  * that may alias (GCC, clang), or through bytes elsewhere. */
@@ -392,9 +398,18 @@ BNN_NAKED static void bnn_u8_lookups7_asm(const bnn_u8_pass_t *p BNN_ASM_ARG)
 }
 #define BNN_U8_LOOKUPS_ASM bnn_u8_lookups7_asm
 #elif BNN_NAKED_ASM && BNN_PATH_V6M
-/* Two tables in Thumb-1: bases r0, r1, bytes r3, sums r4, sum r5, end r8, step r9; per channel
- * 13 instructions. */
-BNN_NAKED static void bnn_u8_lookups2_asm(const bnn_u8_pass_t *p BNN_ASM_ARG)
+/* Two or three tables in Thumb-1: bases r0-r2, bytes r3, sums r4, sum r5, end r8, step r9; per
+ * channel 13 instructions (two tables) or 17 (three). */
+#if BNN_U8_TABLES == 3
+#define BNN_U8_THIRD                                                                     \
+    "ldrb r6, [r3, #2]\n\t"                                                              \
+    "lsls r6, r6, #1\n\t"                                                                \
+    "ldrh r6, [r2, r6]\n\t"                                                              \
+    "adds r5, r5, r6\n\t"
+#else
+#define BNN_U8_THIRD
+#endif
+BNN_NAKED static void bnn_u8_lookups_t1_asm(const bnn_u8_pass_t *p BNN_ASM_ARG)
 {
     __asm__ volatile(
         BNN_ASM_UNIFIED
@@ -412,6 +427,8 @@ BNN_NAKED static void bnn_u8_lookups2_asm(const bnn_u8_pass_t *p BNN_ASM_ARG)
         "movs r1, #128\n\t"
         "lsls r1, r1, #2\n\t"
         "adds r1, r0, r1\n\t"
+        "adds r2, r1, r1\n\t"
+        "subs r2, r2, r0\n\t"
         "1:\n\t"
         "ldr r5, [r4]\n\t"
         "ldrb r6, [r3]\n\t"
@@ -422,6 +439,7 @@ BNN_NAKED static void bnn_u8_lookups2_asm(const bnn_u8_pass_t *p BNN_ASM_ARG)
         "ldrh r7, [r1, r7]\n\t"
         "adds r5, r5, r6\n\t"
         "adds r5, r5, r7\n\t"
+        BNN_U8_THIRD
         "stm r4!, {r5}\n\t"
         "add r3, r9\n\t"
         "cmp r3, r8\n\t"
@@ -431,7 +449,8 @@ BNN_NAKED static void bnn_u8_lookups2_asm(const bnn_u8_pass_t *p BNN_ASM_ARG)
         "mov r9, r5\n\t"
         "pop {r4-r7, pc}\n\t");
 }
-#define BNN_U8_LOOKUPS_ASM bnn_u8_lookups2_asm
+#undef BNN_U8_THIRD
+#define BNN_U8_LOOKUPS_ASM bnn_u8_lookups_t1_asm
 #endif
 
 /* acc[c] += the entries of tables 0 .. nt-1 picked by weight bytes g0 .. g0+nt-1 of each of the
