@@ -12,17 +12,19 @@
 /* Byte lanes of popcount(x[i] ^ w[i]) summed over i < n (1 <= n <= 31: a lane gets <= 8 per
  * word). On v6-M in Thumb-1 assembly: 16 instructions a word, the three masks and the end
  * pointer in registers (GCC's loop takes 20: it keeps two masks in high registers). */
-BNN_INLINE uint32_t bnn_xor_lanes(const uint32_t *x, const uint32_t *w, uint32_t n)
+#if BNN_NAKED_ASM
+BNN_NAKED static uint32_t bnn_xor_lanes_naked(const uint32_t *x BNN_ASM_ARG,
+                                              const uint32_t *w BNN_ASM_ARG, uint32_t n BNN_ASM_ARG)
 {
-#if BNN_GCC_ASM && !defined(BNN_TEST_EMULATE_V6M)
-    register const uint32_t *xp __asm__("r0") = x;
-    register const uint32_t *wp __asm__("r1") = w;
-    register uint32_t lanes __asm__("r4") = 0u;
-    register uint32_t m1 __asm__("r5") = 0x55555555u, m2 __asm__("r6") = 0x33333333u;
-    register uint32_t m4 __asm__("r7") = 0x0F0F0F0Fu;
-    const uint32_t *end = x + n;
-    __asm__ volatile(
-        BNN_ASM_UNIFIED
+    BNN_ASM(
+        "push {r4-r7, lr}\n\t"
+        "lsls r2, r2, #2\n\t"
+        "adds r2, r0, r2\n\t"
+        "mov r12, r2\n\t" /* end of x */
+        "movs r4, #0\n\t"
+        "ldr r5, =0x55555555\n\t"
+        "ldr r6, =0x33333333\n\t"
+        "ldr r7, =0x0F0F0F0F\n\t"
         "1:\n\t"
         "ldm r0!, {r2}\n\t"
         "ldm r1!, {r3}\n\t"
@@ -38,12 +40,18 @@ BNN_INLINE uint32_t bnn_xor_lanes(const uint32_t *x, const uint32_t *w, uint32_t
         "adds r2, r2, r3\n\t"
         "ands r2, r7\n\t"
         "adds r4, r4, r2\n\t"
-        "cmp r0, %[end]\n\t"
+        "cmp r0, r12\n\t"
         "bne 1b\n\t"
-        : "+l"(xp), "+l"(wp), "+l"(lanes)
-        : "l"(m1), "l"(m2), "l"(m4), [end] "h"(end)
-        : "r2", "r3", "cc", "memory");
-    return lanes;
+        "movs r0, r4\n\t"
+        "pop {r4-r7, pc}\n\t"
+        ".ltorg\n\t");
+}
+#endif
+
+BNN_INLINE uint32_t bnn_xor_lanes(const uint32_t *x, const uint32_t *w, uint32_t n)
+{
+#if BNN_NAKED_ASM
+    return bnn_xor_lanes_naked(x, w, n);
 #else
     const bnn_masks_t k = bnn_masks();
     uint32_t lanes = 0u, i;

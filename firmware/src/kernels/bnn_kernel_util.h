@@ -37,22 +37,17 @@
 #define BNN_NONNULL
 #endif
 
-/* Inline assembly paths: GCC only, in optimizing builds (the register pinning and clobber
- * lists assume GCC's allocator; at -O0, r7 is GCC's frame pointer). Clang (so also Keil's
- * armclang) reserves r7 and cannot allocate around the loops that use every register, and
- * other compilers (IAR) have no GNU asm: they build the C twins, which give the same bits.
- * Define BNN_NO_ASM to build the C twins with GCC as well. Each asm block starts with
- * `.syntax unified`, so no assembler flag (-masm-syntax-unified) is needed on Thumb-1. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__OPTIMIZE__) && !defined(BNN_NO_ASM)
-#define BNN_GCC_ASM 1
-#else
-#define BNN_GCC_ASM 0
-#endif
+/* The assembly fast paths are whole naked functions (no compiler-made prologue; arguments in
+ * r0-r3 and on the stack as the AAPCS says): no register allocation around them, so GCC and
+ * clang (so also Keil's armclang) build the same code at every -O, -O0 and -Os included. Each
+ * piece starts with `.syntax unified`, so no assembler flag (-masm-syntax-unified) is needed on
+ * Thumb-1. Compilers without GNU asm (IAR) build the C twins, which give the same bits; define
+ * BNN_NO_ASM to build the C twins with GCC or clang as well. */
 #define BNN_ASM_UNIFIED ".syntax unified\n\t"
+/* One piece of a naked function's assembly (ISO C caps string literals at 4095 characters,
+ * and clang -Wpedantic says so: long bodies go in pieces, one assembly stream). */
+#define BNN_ASM(text) __asm__ volatile(BNN_ASM_UNIFIED text)
 
-/* Whole functions in assembly: naked (no compiler-made prologue; arguments in r0-r3 as the
- * AAPCS says), so they build the same with GCC and clang at every -O, -O0 and -Os included.
- * Little-endian Thumb cores only; BNN_NO_ASM (and the host tests' emulations) take the C twins. */
 #if defined(__GNUC__) && defined(__thumb__) && !defined(BNN_NO_ASM) && \
     defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && \
     !defined(BNN_TEST_EMULATE_DSP) && !defined(BNN_TEST_EMULATE_V7M) && !defined(BNN_TEST_EMULATE_V6M)

@@ -117,8 +117,7 @@ typedef uint16_t __attribute__((may_alias)) bnn_u16_alias_t;
 BNN_NAKED static void bnn_u8_table_asm(const uint8_t *x BNN_ASM_ARG, uint32_t zp BNN_ASM_ARG,
                                        uint32_t *tab BNN_ASM_ARG)
 {
-    __asm__ volatile(
-        BNN_ASM_UNIFIED
+    BNN_ASM(
         "push {r4-r11, lr}\n\t"
         "mov lr, r2\n\t"
         "mov r4, #2048\n\t" /* s = BNN_U8_BIAS + sum of v */
@@ -187,8 +186,7 @@ BNN_NAKED static void bnn_u8_table_asm(const uint8_t *x BNN_ASM_ARG, uint32_t zp
 BNN_NAKED static void bnn_u8_table_asm(const uint8_t *x BNN_ASM_ARG, uint32_t zp BNN_ASM_ARG,
                                        uint32_t *tab BNN_ASM_ARG)
 {
-    __asm__ volatile(
-        BNN_ASM_UNIFIED
+    BNN_ASM(
         "push {r4-r7, lr}\n\t"
         "mov r3, r8\n\t"
         "mov r4, r9\n\t"
@@ -353,8 +351,7 @@ BNN_INLINE void bnn_u8_lookups_c(const bnn_u8_pass_t *p, uint32_t nt)
  * pairs, so no load waits for the one before it). */
 BNN_NAKED static void bnn_u8_lookups7_asm(const bnn_u8_pass_t *p BNN_ASM_ARG)
 {
-    __asm__ volatile(
-        BNN_ASM_UNIFIED
+    BNN_ASM(
         "push {r4-r11, lr}\n\t"
         "ldr r8, [r0, #4]\n\t"
         "ldr r9, [r0, #8]\n\t"
@@ -411,8 +408,7 @@ BNN_NAKED static void bnn_u8_lookups7_asm(const bnn_u8_pass_t *p BNN_ASM_ARG)
 #endif
 BNN_NAKED static void bnn_u8_lookups_t1_asm(const bnn_u8_pass_t *p BNN_ASM_ARG)
 {
-    __asm__ volatile(
-        BNN_ASM_UNIFIED
+    BNN_ASM(
         "push {r4-r7, lr}\n\t"
         "mov r4, r8\n\t"
         "mov r5, r9\n\t"
