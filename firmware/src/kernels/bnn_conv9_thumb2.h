@@ -100,8 +100,7 @@ BNN_INLINE void bnn_conv9_row_c(const uint32_t *xc, uint32_t n, const uint32_t *
 /* The same in assembly: per pixel, the records are walked from the start with the sentinel
  * bit 1 << (32 - m) in the word; ADCS shifts each channel's carry (count >= C) in, and the
  * sentinel leaving the word ends the pixel. r10: combinations, r11: records, r12: word; the
- * row's parameters are reached through a pointer pushed on the stack (the frame around may be
- * too large for SP-relative operands). */
+ * row's parameters are reached through the job pointer (r1 on entry), pushed on the stack. */
 typedef struct {
     const uint32_t *records;
     uint32_t sentinel, step;

@@ -58,14 +58,6 @@
 #define BNN_NAKED_ASM 0
 #endif
 
-/* Hides a value's origin from GCC so that it stays in a register: else GCC recomputes
- * addresses it can derive from others (the stack pointer, a sibling pointer) at every use. */
-#if defined(__GNUC__)
-#define BNN_OPAQUE(v) __asm__("" : "+r"(v))
-#else
-#define BNN_OPAQUE(v) ((void)0)
-#endif
-
 /* Fully unroll the loop that follows over the rows of a block, so that per-row state stays in
  * registers (GCC keeps small arrays in memory when it only partly unrolls). */
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
