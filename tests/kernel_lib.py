@@ -159,11 +159,28 @@ def arm_toolchain() -> str | None:
     return shutil.which("arm-none-eabi-gcc")
 
 
-def arm_compile(cpu_flags: list[str], opt: str, out_dir: Path) -> tuple[list[Path], str]:
-    """Compile each kernel to an object for a Cortex-M; returns the objects and gcc's stderr."""
+# The two compilers a Cortex-M user may build the runtime with. Neither gets an assembler
+# syntax flag (the asm blocks say `.syntax unified` themselves). clang finds newlib's headers
+# (<string.h>) through the Debian toolchain's sysroot, as a user points it at their C library.
+ARM_SYSROOT = "/usr/lib/arm-none-eabi"
+ARM_COMPILERS = {
+    "gcc": ["arm-none-eabi-gcc", "-mthumb"],
+    "clang": ["clang", "--target=arm-none-eabi", f"--sysroot={ARM_SYSROOT}", "-mthumb"],
+}
+
+
+def arm_compiler_available(cc: str) -> bool:
+    return shutil.which(ARM_COMPILERS[cc][0]) is not None and arm_toolchain() is not None
+
+
+def arm_compile(cpu_flags, opt: str, out_dir: Path, cc: str = "gcc",
+                defines=()) -> tuple[list[Path], str]:
+    """Compile each kernel to an object for a Cortex-M with `cc` ("gcc" or "clang"); returns
+    the objects and the compiler's stderr."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    cmd = ["arm-none-eabi-gcc", *WARNINGS, "-mthumb", "-masm-syntax-unified", *cpu_flags, opt,
-           f"-I{INCLUDE_DIR}", "-c", *map(str, kernel_sources())]
+    flags = [f for f in cpu_flags if f != "-masm-syntax-unified"]  # boards.py still adds it
+    cmd = [*ARM_COMPILERS[cc], *WARNINGS, *flags, opt, *defines, f"-I{INCLUDE_DIR}", "-c",
+           *map(str, kernel_sources())]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=out_dir)
     if r.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)}\n{r.stderr}")
@@ -499,9 +516,11 @@ def _read_exact(proc, ser, n: int, timeout: float) -> bytes:
     return bytes(buf)
 
 
-def build_case_firmware(target: str, cases: list, build_dir: Path, extra_cflags=()) -> Path:
+def build_case_firmware(target: str, cases: list, build_dir: Path, extra_cflags=(),
+                        opt: str = "-O2", cc: str = "gcc", stack_size: int | None = None) -> Path:
     """firmware_source(cases) built for `target` in build_dir (the source rewritten only when it
-    changed, so the build is incremental). Returns the ELF."""
+    changed, so the build is incremental) at `opt`, its kernels compiled by `cc` ("gcc", as the
+    firmware Makefile does, or "clang": objects linked into the GCC-built port). Returns the ELF."""
     from bnn_mcu.targets.boards import get_board
     from bnn_mcu.targets.build import build_firmware
 
@@ -511,17 +530,29 @@ def build_case_firmware(target: str, cases: list, build_dir: Path, extra_cflags=
     text = firmware_source(cases)
     if not src.exists() or src.read_text() != text:
         src.write_text(text)
-    return build_firmware(target, None, build_dir / target, app=src, extra_cflags=extra_cflags,
-                          emulated_memory=get_board(target).emulated_code is not None)
+    board = get_board(target)
+    out = build_dir / (target if (opt, cc) == ("-O2", "gcc") else f"{target}-{cc}{opt}")
+    kwargs = {}
+    if cc != "gcc":
+        # the kernels by `cc` into a folder named after their sources and flags (make does not
+        # see objects given as link flags change), the port and the app by the Makefile
+        flags = [*board.cflags, *extra_cflags]
+        objs, _ = arm_compile(flags, opt, out / f"kernels-{_source_hash([cc, opt, *flags])}", cc)
+        kwargs = {"runtime": False, "extra_ldflags": [str(o) for o in objs]}
+    return build_firmware(target, None, out, app=src, extra_cflags=extra_cflags, opt=opt,
+                          emulated_memory=board.emulated_code is not None, stack_size=stack_size,
+                          **kwargs)
 
 
-def run_on_board(target: str, cases: list, build_dir: Path, timeout: float = 60.0):
-    """Build firmware_source(cases) for `target`, run it under QEMU with instruction counting.
-    Returns (outputs, instructions): per case its output words (uint32, guard words included)
-    and the instructions its kernel call took."""
+def run_on_board(target: str, cases: list, build_dir: Path, timeout: float = 60.0,
+                 opt: str = "-O2", cc: str = "gcc", extra_cflags=(), stack_size=None):
+    """Build firmware_source(cases) for `target` (see build_case_firmware), run it under QEMU
+    with instruction counting. Returns (outputs, instructions): per case its output words
+    (uint32, guard words included) and the instructions its kernel call took."""
     from bnn_mcu.targets.qemu import QemuProcess
 
-    elf = build_case_firmware(target, cases, build_dir)
+    elf = build_case_firmware(target, cases, build_dir, extra_cflags, opt=opt, cc=cc,
+                              stack_size=stack_size)
     proc = QemuProcess(target, elf, count_instructions=True)
     outputs = _board_outputs(target, proc, len(cases), timeout)
     return outputs, list(proc.counts.deltas[0::2])

@@ -19,6 +19,24 @@
  * Every kernel has a portable C99 path. Fast paths sit in the same function behind
  * feature macros (__ARM_FEATURE_DSP for v7E-M/v8-M mainline, __ARM_ARCH_6M__ for v6-M,
  * __ARM_FEATURE_MVE for Helium) and give identical results.
+ *
+ * Compilers     tested: arm-none-eabi-gcc 12.2 and clang 14 (--target=arm-none-eabi, with the
+ *               C library's headers, e.g. --sysroot=/usr/lib/arm-none-eabi) for Cortex-M0, M3,
+ *               M4, M7, M33 and M55 at -O2 and -Os, warning-free with -std=c99 -Wall -Wextra
+ *               -Wpedantic -Wconversion, no assembler flag needed; bit-exact on QEMU with both.
+ *               The assembly fast paths are naked functions in GNU syntax, so GCC and clang
+ *               (and, untried here, Keil's clang-based armclang) build the same code at any -O.
+ *               Compilers without GNU asm (IAR, untried) build the C twins.
+ * Build macros  (all optional)
+ *   BNN_NO_ASM             the C twins instead of the assembly (same bits, slower)
+ *   BNN_KERNELS_KEEP_OS    keep -Os for the kernels' C code under GCC (by default a pragma
+ *                          compiles it at -O2 in an -Os build: the speed stays, the code grows)
+ *   BNN_U8_BATCH           output channels per pass of the uint8 dense tables (default 256, and
+ *                          128 on v6-M: 4 bytes of stack each); a batch covering all channels
+ *                          builds each table once
+ *   BNN_U8_TABLES          v6-M only, 2 (default) or 3 tables of 512 B per pass: with
+ *                          BNN_U8_BATCH=256, the micro:bit MLP first layer takes 184 k
+ *                          instructions instead of 226 k, for 2.5 KB of stack instead of 1.5 KB
  * The emulator (bnn_mcu.emulator.kernels) is the specification: same names minus `bnn_`.
  */
 #ifndef BNN_KERNELS_H

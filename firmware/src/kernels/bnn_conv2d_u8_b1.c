@@ -131,7 +131,7 @@ BNN_INLINE void bnn_conv_u8_record(const uint32_t *w, uint32_t k, int32_t t, uin
     rec[1] = (uint32_t)t ^ 0x80000000u;
 }
 
-#if defined(__GNUC__) && defined(__OPTIMIZE__) && (BNN_PATH_V7M || BNN_PATH_V6M) && \
+#if BNN_NAKED_ASM && (BNN_PATH_V7M || BNN_PATH_V6M) && \
     !defined(BNN_TEST_EMULATE_V7M) && !defined(BNN_TEST_EMULATE_V6M)
 #define BNN_CONV_U8_THUMB 1
 #else
@@ -140,14 +140,17 @@ BNN_INLINE void bnn_conv_u8_record(const uint32_t *w, uint32_t k, int32_t t, uin
 
 /* dst[i] = src[i] - d for i < n (n a multiple of 4, >= 4): four words per LDM/STM in Thumb-1
  * assembly (2 instructions a word; GCC's loop takes 4 or 5). */
-BNN_INLINE void bnn_sub_copy(uint32_t *dst, const uint32_t *src, uint32_t n, uint32_t d)
-{
 #if BNN_CONV_U8_THUMB
-    register uint32_t *dp __asm__("r4") = dst;
-    register const uint32_t *sp_ __asm__("r5") = src;
-    register const uint32_t *end __asm__("r6") = src + n;
-    register uint32_t dd __asm__("r7") = d;
-    __asm__ volatile(
+BNN_NAKED static void bnn_sub_copy_naked(uint32_t *dst BNN_ASM_ARG, const uint32_t *src BNN_ASM_ARG,
+                                         uint32_t n BNN_ASM_ARG, uint32_t d BNN_ASM_ARG)
+{
+    BNN_ASM(
+        "push {r4-r7, lr}\n\t"
+        "movs r4, r0\n\t"
+        "movs r5, r1\n\t"
+        "lsls r2, r2, #2\n\t"
+        "adds r6, r1, r2\n\t"
+        "movs r7, r3\n\t"
         "1:\n\t"
         "ldm r5!, {r0-r3}\n\t"
         "subs r0, r0, r7\n\t"
@@ -157,9 +160,14 @@ BNN_INLINE void bnn_sub_copy(uint32_t *dst, const uint32_t *src, uint32_t n, uin
         "stm r4!, {r0-r3}\n\t"
         "cmp r5, r6\n\t"
         "bne 1b\n\t"
-        : "+l"(dp), "+l"(sp_)
-        : "l"(end), "l"(dd)
-        : "r0", "r1", "r2", "r3", "cc", "memory");
+        "pop {r4-r7, pc}\n\t");
+}
+#endif
+
+BNN_INLINE void bnn_sub_copy(uint32_t *dst, const uint32_t *src, uint32_t n, uint32_t d)
+{
+#if BNN_CONV_U8_THUMB
+    bnn_sub_copy_naked(dst, src, n, d);
 #else
     uint32_t i;
     for (i = 0; i < n; ++i) dst[i] = src[i] - d;
@@ -187,14 +195,20 @@ BNN_INLINE void bnn_subset_sums(const uint32_t *v, uint32_t n, uint32_t base, ui
 /* The channel loop in Thumb-1 (also Thumb-2) assembly: per channel, LDM of the record, two
  * table loads, the sum, CMP and ADCS of the carry (acc >= T = NOT bit) into the word, whose
  * sentinel bit 1 << (32 - m) ends the loop (9 instructions; GCC's C takes 14). */
-BNN_INLINE uint32_t bnn_conv_u8_word(const uint32_t *t1, const uint32_t *t2, const uint32_t *rec,
-                                     uint32_t m)
+BNN_NAKED static uint32_t bnn_conv_u8_word_naked(const uint32_t *t1 BNN_ASM_ARG,
+                                                 const uint32_t *t2 BNN_ASM_ARG,
+                                                 const uint32_t *rec BNN_ASM_ARG,
+                                                 uint32_t m BNN_ASM_ARG)
 {
-    register const uint32_t *rp __asm__("r4") = rec;
-    register const uint32_t *a __asm__("r5") = t1;
-    register const uint32_t *b __asm__("r6") = t2;
-    register uint32_t word __asm__("r3") = 1u << (32u - m);
-    __asm__ volatile(
+    BNN_ASM(
+        "push {r4-r6, lr}\n\t"
+        "movs r5, r0\n\t"
+        "movs r6, r1\n\t"
+        "movs r4, r2\n\t"
+        "movs r2, #32\n\t"
+        "subs r2, r2, r3\n\t"
+        "movs r3, #1\n\t"
+        "lsls r3, r2\n\t" /* the sentinel 1 << (32 - m) */
         "1:\n\t"
         "ldm r4!, {r0, r1}\n\t"
         "uxtb r2, r0\n\t"
@@ -205,11 +219,10 @@ BNN_INLINE uint32_t bnn_conv_u8_word(const uint32_t *t1, const uint32_t *t2, con
         "cmp r2, r1\n\t"
         "adcs r3, r3\n\t"
         "bcc 1b\n\t"
-        : "+l"(rp), "+l"(word)
-        : "l"(a), "l"(b)
-        : "r0", "r1", "r2", "cc", "memory");
-    return ~word;
+        "mvns r0, r3\n\t"
+        "pop {r4-r6, pc}\n\t");
 }
+#define bnn_conv_u8_word bnn_conv_u8_word_naked
 #else
 BNN_INLINE uint32_t bnn_conv_u8_word(const uint32_t *t1, const uint32_t *t2, const uint32_t *rec,
                                      uint32_t m)

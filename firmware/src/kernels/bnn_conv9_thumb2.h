@@ -100,27 +100,15 @@ BNN_INLINE void bnn_conv9_row_c(const uint32_t *xc, uint32_t n, const uint32_t *
 /* The same in assembly: per pixel, the records are walked from the start with the sentinel
  * bit 1 << (32 - m) in the word; ADCS shifts each channel's carry (count >= C) in, and the
  * sentinel leaving the word ends the pixel. r10: combinations, r11: records, r12: word; the
- * row's parameters are reached through a pointer pushed on the stack (the frame around may be
- * too large for SP-relative operands). */
-BNN_INLINE void bnn_conv9_row_asm(const uint32_t *xc, uint32_t n, const uint32_t *records,
-                                  uint32_t m, uint32_t *out, uint32_t ow, uint32_t shift)
-{
-    struct {
-        const uint32_t *records;
-        uint32_t sentinel, step;
-        const uint32_t *xend;
-        uint32_t *out;
-        uint32_t odd;
-    } job;
-    register const uint32_t *xp __asm__("r10") = xc;
-    register void *jp __asm__("r11") = &job;
-    job.records = records;
-    job.sentinel = 1u << (32u - m);
-    job.step = 4u * ow;
-    job.xend = xc + BNN_CONV9_COMBOS * n;
-    job.out = out;
-    job.odd = m & 1u;
-    (void)shift; /* batches are whole words here */
+ * row's parameters are reached through the job pointer (r1 on entry), pushed on the stack. */
+typedef struct {
+    const uint32_t *records;
+    uint32_t sentinel, step;
+    const uint32_t *xend;
+    uint32_t *out;
+    uint32_t odd;
+} bnn_conv9_job_t;
+
 #define BNN_CONV9_TRIPLE(c)                                                                   \
     "ldm r10!, {r0-r2}\n\t"                                                                \
     "ldm r11!, {r3-r5}\n\t"                                                                \
@@ -162,9 +150,15 @@ BNN_INLINE void bnn_conv9_row_asm(const uint32_t *xc, uint32_t n, const uint32_t
         "ldr r1, [r11], #4\n\t"                                                            \
         "cmp r3, r1\n\t"                                                                   \
         "adcs r12, r12, r12\n\t"
+BNN_NAKED static void bnn_conv9_row_naked(const uint32_t *xc BNN_ASM_ARG,
+                                          bnn_conv9_job_t *job BNN_ASM_ARG)
+{
     /* Two channels per loop (the sentinel is tested every second one): an odd m enters at
      * the second. */
-    __asm__ volatile(
+    BNN_ASM(
+        "push {r4-r11, lr}\n\t"
+        "mov r10, r0\n\t"
+        "mov r11, r1\n\t"
         "push {r11}\n\t"
         "2:\n\t" /* pixel */
         "ldr r0, [sp]\n\t"
@@ -173,9 +167,9 @@ BNN_INLINE void bnn_conv9_row_asm(const uint32_t *xc, uint32_t n, const uint32_t
         "cmp r1, #0\n\t"
         "bne 3f\n\t"
         "1:\n\t"
-        BNN_CONV9_CHANNEL
-        "3:\n\t"
-        BNN_CONV9_CHANNEL
+        );
+    BNN_ASM(BNN_CONV9_CHANNEL "3:\n\t");
+    BNN_ASM(BNN_CONV9_CHANNEL
         "bcc 1b\n\t"
         "ldr r0, [sp]\n\t"
         "ldrd r1, r2, [r0, #8]\n\t" /* step, xend */
@@ -187,11 +181,23 @@ BNN_INLINE void bnn_conv9_row_asm(const uint32_t *xc, uint32_t n, const uint32_t
         "cmp r10, r2\n\t"
         "bne 2b\n\t"
         "add sp, sp, #4\n\t"
-        : "+r"(xp), "+r"(jp)
-        :
-        : "r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r12", "lr", "cc", "memory");
+        "pop {r4-r11, pc}\n\t");
+}
 #undef BNN_CONV9_CHANNEL
 #undef BNN_CONV9_TRIPLE
+
+BNN_INLINE void bnn_conv9_row_asm(const uint32_t *xc, uint32_t n, const uint32_t *records,
+                                  uint32_t m, uint32_t *out, uint32_t ow, uint32_t shift)
+{
+    bnn_conv9_job_t job;
+    job.records = records;
+    job.sentinel = 1u << (32u - m);
+    job.step = 4u * ow;
+    job.xend = xc + BNN_CONV9_COMBOS * n;
+    job.out = out;
+    job.odd = m & 1u;
+    (void)shift; /* batches are whole words here */
+    bnn_conv9_row_naked(xc, &job);
 }
 #define bnn_conv9_row bnn_conv9_row_asm
 #else
@@ -252,27 +258,14 @@ BNN_INLINE void bnn_conv9g_row_c(const uint32_t *xc, uint32_t n, const uint32_t 
  * The frame holds the pixel's combinations (r10 at each channel's start) and that start
  * value, loaded together by one LDRD; r10 ends a pixel at the next one's combinations.
  * Batches of fewer than 32 channels OR their bits into the output word from bit `shift`. */
-BNN_INLINE void bnn_conv9g_row_asm(const uint32_t *xc, uint32_t n, const uint32_t *records,
-                                   uint32_t m, uint32_t *out, uint32_t ow, uint32_t shift,
-                                   uint32_t groups)
-{
-    struct {
-        const uint32_t *records;
-        uint32_t sentinel, step;
-        const uint32_t *xend;
-        uint32_t *out;
-        uint32_t shift, odd, counter;
-    } job;
-    register const uint32_t *xp __asm__("r10") = xc;
-    register void *jp __asm__("r11") = &job;
-    job.records = records;
-    job.sentinel = 1u << (32u - m);
-    job.step = 4u * ow;
-    job.xend = xc + BNN_CONV9_COMBOS * groups * n;
-    job.out = out;
-    job.shift = shift;
-    job.odd = m & 1u;
-    job.counter = (256u - groups) << 24;
+typedef struct {
+    const uint32_t *records;
+    uint32_t sentinel, step;
+    const uint32_t *xend;
+    uint32_t *out;
+    uint32_t shift, odd, counter;
+} bnn_conv9g_job_t;
+
 #define BNN_CONV9G_TRIPLE(c)                                                                  \
     "ldm r10!, {r0-r2}\n\t"                                                                \
     "ldm r11!, {r3-r5}\n\t"                                                                \
@@ -317,7 +310,13 @@ BNN_INLINE void bnn_conv9g_row_asm(const uint32_t *xc, uint32_t n, const uint32_
         "ldr r1, [r11], #4\n\t"                                                            \
         "cmp lr, r1\n\t"                                                                   \
         "adcs r12, r12, r12\n\t"
-    __asm__ volatile(
+BNN_NAKED static void bnn_conv9g_row_naked(const uint32_t *xc BNN_ASM_ARG,
+                                           bnn_conv9g_job_t *job BNN_ASM_ARG)
+{
+    BNN_ASM(
+        "push {r4-r11, lr}\n\t"
+        "mov r10, r0\n\t"
+        "mov r11, r1\n\t"
         "push {r11}\n\t"
         "ldr r0, [r11, #28]\n\t" /* counter */
         "sub sp, sp, #8\n\t"
@@ -330,9 +329,9 @@ BNN_INLINE void bnn_conv9g_row_asm(const uint32_t *xc, uint32_t n, const uint32_
         "cmp r1, #0\n\t"
         "bne 3f\n\t"
         "1:\n\t"
-        BNN_CONV9G_CHANNEL
-        "3:\n\t"
-        BNN_CONV9G_CHANNEL
+        );
+    BNN_ASM(BNN_CONV9G_CHANNEL "3:\n\t");
+    BNN_ASM(BNN_CONV9G_CHANNEL
         "bcc 1b\n\t"
         "ldr r0, [sp, #8]\n\t"
         "ldrd r1, r2, [r0, #8]\n\t" /* step, xend */
@@ -348,11 +347,25 @@ BNN_INLINE void bnn_conv9g_row_asm(const uint32_t *xc, uint32_t n, const uint32_
         "cmp r10, r2\n\t"
         "bne 2b\n\t"
         "add sp, sp, #12\n\t"
-        : "+r"(xp), "+r"(jp)
-        :
-        : "r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r12", "lr", "cc", "memory");
+        "pop {r4-r11, pc}\n\t");
+}
 #undef BNN_CONV9G_CHANNEL
 #undef BNN_CONV9G_TRIPLE
+
+BNN_INLINE void bnn_conv9g_row_asm(const uint32_t *xc, uint32_t n, const uint32_t *records,
+                                   uint32_t m, uint32_t *out, uint32_t ow, uint32_t shift,
+                                   uint32_t groups)
+{
+    bnn_conv9g_job_t job;
+    job.records = records;
+    job.sentinel = 1u << (32u - m);
+    job.step = 4u * ow;
+    job.xend = xc + BNN_CONV9_COMBOS * groups * n;
+    job.out = out;
+    job.shift = shift;
+    job.odd = m & 1u;
+    job.counter = (256u - groups) << 24;
+    bnn_conv9g_row_naked(xc, &job);
 }
 #define bnn_conv9g_row bnn_conv9g_row_asm
 #else

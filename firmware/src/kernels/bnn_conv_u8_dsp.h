@@ -75,16 +75,66 @@ BNN_INLINE void bnn_conv_u8_pixels_c(const uint32_t *win, uint32_t n, const uint
  * LDM, USAD8 + 2 USADA8 per pixel, CMP, ADCS into each word (a sentinel bit 1 << (32 - m)
  * ends the pass). r0-r5 windows, r6-r9 record, r10 records, r11 sum, r12 and lr the words;
  * the row's parameters are reached through a pointer pushed on the stack. */
+typedef struct {
+    const uint32_t *win, *wend, *rec;
+    uint32_t sentinel, mask, step;
+    uint32_t *out;
+    uint32_t odd;
+} bnn_conv_u8_job_t;
+
+#define BNN_CONV_U8_CHANNEL                                                                   \
+        "ldm r10!, {r6-r9}\n\t"                                                        \
+        "usad8 r11, r0, r6\n\t"                                                        \
+        "usada8 r11, r1, r7, r11\n\t"                                                  \
+        "usada8 r11, r2, r8, r11\n\t"                                                  \
+        "cmp r11, r9\n\t"                                                              \
+        "adcs r12, r12, r12\n\t"                                                       \
+        "usad8 r11, r3, r6\n\t"                                                        \
+        "usada8 r11, r4, r7, r11\n\t"                                                  \
+        "usada8 r11, r5, r8, r11\n\t"                                                  \
+        "cmp r11, r9\n\t"                                                              \
+        "adcs lr, lr, lr\n\t"
+BNN_NAKED static void bnn_conv_u8_pixels_naked(bnn_conv_u8_job_t *job BNN_ASM_ARG)
+{
+    BNN_ASM(
+        "push {r4-r11, lr}\n\t"
+        "mov r10, r0\n\t"
+        "push {r10}\n\t"
+        "2:\n\t" /* pixel pair */
+        "ldr r11, [sp]\n\t"
+        "ldr r12, [r11]\n\t"
+        "ldm r12!, {r0-r5}\n\t"
+        "str r12, [r11]\n\t"
+        "ldr r6, [r11, #28]\n\t"       /* m odd */
+        "ldrd r10, r12, [r11, #8]\n\t" /* records, sentinel */
+        "mov lr, r12\n\t"
+        "cbnz r6, 3f\n\t" /* two channels per loop: an odd m enters at the second */
+        "1:\n\t"
+        BNN_CONV_U8_CHANNEL
+        "3:\n\t"
+        BNN_CONV_U8_CHANNEL
+        "bcc 1b\n\t"
+        "ldr r11, [sp]\n\t"
+        "ldrd r0, r1, [r11, #16]\n\t" /* mask, step */
+        "ldr r2, [r11, #24]\n\t"      /* out */
+        "bic r12, r0, r12\n\t"        /* the words held NOT bits */
+        "bic lr, r0, lr\n\t"
+        "str r12, [r2]\n\t"
+        "str lr, [r2, r1]\n\t"
+        "add r2, r2, r1, lsl #1\n\t"
+        "str r2, [r11, #24]\n\t"
+        "ldrd r0, r1, [r11]\n\t" /* win, wend */
+        "cmp r0, r1\n\t"
+        "bne 2b\n\t"
+        "add sp, sp, #4\n\t"
+        "pop {r4-r11, pc}\n\t");
+}
+#undef BNN_CONV_U8_CHANNEL
+
 BNN_INLINE void bnn_conv_u8_pixels_asm(const uint32_t *win, uint32_t n, const uint32_t *rec,
                                        uint32_t m, uint32_t *out, uint32_t ow)
 {
-    struct {
-        const uint32_t *win, *wend, *rec;
-        uint32_t sentinel, mask, step;
-        uint32_t *out;
-        uint32_t odd;
-    } job;
-    register void *jp __asm__("r10") = &job;
+    bnn_conv_u8_job_t job;
     job.win = win;
     job.wend = win + 3u * (n & ~1u);
     job.rec = rec;
@@ -93,54 +143,7 @@ BNN_INLINE void bnn_conv_u8_pixels_asm(const uint32_t *win, uint32_t n, const ui
     job.step = 4u * ow;
     job.out = out;
     job.odd = m & 1u;
-    if (n >= 2u) {
-        __asm__ volatile(
-            "push {r10}\n\t"
-            "2:\n\t" /* pixel pair */
-            "ldr r11, [sp]\n\t"
-            "ldr r12, [r11]\n\t"
-            "ldm r12!, {r0-r5}\n\t"
-            "str r12, [r11]\n\t"
-            "ldr r6, [r11, #28]\n\t"       /* m odd */
-            "ldrd r10, r12, [r11, #8]\n\t" /* records, sentinel */
-            "mov lr, r12\n\t"
-            "cbnz r6, 3f\n\t" /* two channels per loop: an odd m enters at the second */
-#define BNN_CONV_U8_CHANNEL                                                                   \
-            "ldm r10!, {r6-r9}\n\t"                                                        \
-            "usad8 r11, r0, r6\n\t"                                                        \
-            "usada8 r11, r1, r7, r11\n\t"                                                  \
-            "usada8 r11, r2, r8, r11\n\t"                                                  \
-            "cmp r11, r9\n\t"                                                              \
-            "adcs r12, r12, r12\n\t"                                                       \
-            "usad8 r11, r3, r6\n\t"                                                        \
-            "usada8 r11, r4, r7, r11\n\t"                                                  \
-            "usada8 r11, r5, r8, r11\n\t"                                                  \
-            "cmp r11, r9\n\t"                                                              \
-            "adcs lr, lr, lr\n\t"
-            "1:\n\t"
-            BNN_CONV_U8_CHANNEL
-            "3:\n\t"
-            BNN_CONV_U8_CHANNEL
-#undef BNN_CONV_U8_CHANNEL
-            "bcc 1b\n\t"
-            "ldr r11, [sp]\n\t"
-            "ldrd r0, r1, [r11, #16]\n\t" /* mask, step */
-            "ldr r2, [r11, #24]\n\t"      /* out */
-            "bic r12, r0, r12\n\t"        /* the words held NOT bits */
-            "bic lr, r0, lr\n\t"
-            "str r12, [r2]\n\t"
-            "str lr, [r2, r1]\n\t"
-            "add r2, r2, r1, lsl #1\n\t"
-            "str r2, [r11, #24]\n\t"
-            "ldrd r0, r1, [r11]\n\t" /* win, wend */
-            "cmp r0, r1\n\t"
-            "bne 2b\n\t"
-            "add sp, sp, #4\n\t"
-            : "+r"(jp)
-            :
-            : "r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r11", "r12", "lr", "cc",
-              "memory");
-    }
+    if (n >= 2u) bnn_conv_u8_pixels_naked(&job);
     if (n & 1u) bnn_conv_u8_pixels_c(job.win, 1u, rec, m, job.out, ow);
 }
 #define bnn_conv_u8_pixels bnn_conv_u8_pixels_asm

@@ -22,9 +22,9 @@
 
 #include "bnn_popcount.h"
 
-/* The assembly needs GCC's register allocation of an optimizing build (r7 is the frame pointer
- * at -O0) and a Thumb-2 DSP core; elsewhere (host tests, -O0) the C twins run. */
-#if defined(__GNUC__) && defined(__thumb2__) && defined(__OPTIMIZE__) && \
+/* The assembly (naked functions: GCC and clang, any -O) needs a Thumb-2 core; elsewhere (host
+ * tests, BNN_NO_ASM) the C twins run. */
+#if BNN_NAKED_ASM && defined(__thumb2__) && \
     (BNN_PATH_DSP || BNN_PATH_V7M) && !defined(BNN_EMULATE_INTRINSICS) && !defined(BNN_TEST_EMULATE_V7M)
 #define BNN_HS_ASM 1
 #else
@@ -172,55 +172,71 @@
     "add r9, r9, lr, lsl #3\n\t"
 #endif
 
-/* counts[r] = popcount of x ^ row r over n = 8 * blocks + tail words, for rows r < rows of
- * w (contiguous). blocks >= 1 (and <= 31 on v7-M, whose byte lanes hold 8 per block). Rows
- * of 4 blocks (1024 bits) run unrolled, two per loop. */
-BNN_INLINE void bnn_hs_rows_asm(const uint32_t *x, const uint32_t *w, uint32_t blocks,
-                                uint32_t tail, uint32_t rows, uint32_t *counts)
+/* Rows of 4 blocks (1024 bits), two per loop: x, w, w_end, counts (r0-r3) are kept on the
+ * stack above a slot for the first row's count. */
+BNN_NAKED static void bnn_hs_rows4_naked(const uint32_t *x BNN_ASM_ARG, const uint32_t *w BNN_ASM_ARG,
+                                         const uint32_t *w_end BNN_ASM_ARG, uint32_t *counts BNN_ASM_ARG)
 {
-    const uint32_t *x_end = x + 8u * blocks;
-    const uint32_t *w_end = w + (size_t)(8u * blocks + tail) * rows;
-    uint32_t c0;
-    if (blocks == 4u && tail == 0u && rows % 2u == 0u) {
-        __asm__ volatile(
-            "ldr r8, %[w]\n\t"
-            "1:\n\t"
-            "ldr r7, %[x]\n\t"
-            BNN_HS_FIRST_BLOCK BNN_HS_BLOCK BNN_HS_BLOCK BNN_HS_BLOCK
-            BNN_HS_FINAL("")
-            "str r9, %[c0]\n\t"
-            "ldr r7, %[x]\n\t"
-            BNN_HS_FIRST_BLOCK BNN_HS_BLOCK BNN_HS_BLOCK BNN_HS_BLOCK
-            BNN_HS_FINAL("")
-            "ldr r0, %[counts]\n\t"
-            "ldr r1, %[c0]\n\t"
-            "strd r1, r9, [r0], #8\n\t"
-            "str r0, %[counts]\n\t"
-            "ldr r0, %[w_end]\n\t"
-            "cmp r8, r0\n\t"
-            "bne 1b\n\t"
-            : [counts] "+m"(counts), [c0] "=m"(c0)
-            : [x] "m"(x), [w] "m"(w), [w_end] "m"(w_end)
-            : "r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12",
-              "lr", "cc", "memory");
-        return;
-    }
-    __asm__ volatile(
-        "ldr r8, %[w]\n\t"
+    BNN_ASM(
+        "push {r0-r3}\n\t"
+        "push {r4-r11, lr}\n\t"
+        "sub sp, sp, #4\n\t" /* [sp] c0; x #40, w #44, w_end #48, counts #52 */
+        "ldr r8, [sp, #44]\n\t"
+        "1:\n\t"
+        "ldr r7, [sp, #40]\n\t"
+        );
+    BNN_ASM(BNN_HS_FIRST_BLOCK);
+    BNN_ASM(BNN_HS_BLOCK);
+    BNN_ASM(BNN_HS_BLOCK);
+    BNN_ASM(BNN_HS_BLOCK);
+    BNN_ASM(
+        BNN_HS_FINAL("")
+        "str r9, [sp]\n\t"
+        "ldr r7, [sp, #40]\n\t"
+        );
+    BNN_ASM(BNN_HS_FIRST_BLOCK);
+    BNN_ASM(BNN_HS_BLOCK);
+    BNN_ASM(BNN_HS_BLOCK);
+    BNN_ASM(BNN_HS_BLOCK);
+    BNN_ASM(
+        BNN_HS_FINAL("")
+        "ldr r0, [sp, #52]\n\t"
+        "ldr r1, [sp]\n\t"
+        "strd r1, r9, [r0], #8\n\t"
+        "str r0, [sp, #52]\n\t"
+        "ldr r0, [sp, #48]\n\t"
+        "cmp r8, r0\n\t"
+        "bne 1b\n\t"
+        "add sp, sp, #4\n\t"
+        "pop {r4-r11, lr}\n\t"
+        "add sp, sp, #16\n\t"
+        "bx lr\n\t");
+}
+
+/* Any rows: x, w, x_end, w_end (r0-r3) pushed below the stacked arguments tail and counts. */
+BNN_NAKED static void bnn_hs_rows_naked(const uint32_t *x BNN_ASM_ARG, const uint32_t *w BNN_ASM_ARG,
+                                        const uint32_t *x_end BNN_ASM_ARG,
+                                        const uint32_t *w_end BNN_ASM_ARG, uint32_t tail BNN_ASM_ARG,
+                                        uint32_t *counts BNN_ASM_ARG)
+{
+    BNN_ASM(
+        "push {r0-r3}\n\t"
+        "push {r4-r11, lr}\n\t" /* x #36, w #40, x_end #44, w_end #48, tail #52, counts #56 */
+        "ldr r8, [sp, #40]\n\t"
         "1:\n\t" /* row */
-        "ldr r7, %[x]\n\t"
+        "ldr r7, [sp, #36]\n\t"
         BNN_HS_FIRST_BLOCK
-        "ldr r0, %[x_end]\n\t"
+        "ldr r0, [sp, #44]\n\t"
         "cmp r7, r0\n\t"
         "beq 3f\n\t"
         "2:\n\t" /* further blocks */
         BNN_HS_BLOCK
-        "ldr r0, %[x_end]\n\t"
+        "ldr r0, [sp, #44]\n\t"
         "cmp r7, r0\n\t"
         "bne 2b\n\t"
         "3:\n\t" /* words past the blocks */
         "movs r6, #0\n\t"
-        "ldr r2, %[tail]\n\t"
+        "ldr r2, [sp, #52]\n\t"
         "cbz r2, 5f\n\t"
         "4:\n\t"
         BNN_HS_TAIL_WORD
@@ -228,64 +244,85 @@ BNN_INLINE void bnn_hs_rows_asm(const uint32_t *x, const uint32_t *w, uint32_t b
         "bne 4b\n\t"
         "5:\n\t"
         BNN_HS_FINAL("add r9, r9, r6\n\t")
-        "ldr r0, %[counts]\n\t"
+        "ldr r0, [sp, #56]\n\t"
         "str r9, [r0], #4\n\t"
-        "str r0, %[counts]\n\t"
-        "ldr r0, %[w_end]\n\t"
+        "str r0, [sp, #56]\n\t"
+        "ldr r0, [sp, #48]\n\t"
         "cmp r8, r0\n\t"
         "bne 1b\n\t"
-        : [counts] "+m"(counts)
-        : [x] "m"(x), [w] "m"(w), [x_end] "m"(x_end), [w_end] "m"(w_end), [tail] "m"(tail)
-        : "r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "lr",
-          "cc", "memory");
+        "pop {r4-r11, lr}\n\t"
+        "add sp, sp, #16\n\t"
+        "bx lr\n\t");
+}
+
+/* counts[r] = popcount of x ^ row r over n = 8 * blocks + tail words, for rows r < rows of
+ * w (contiguous). blocks >= 1 (and <= 31 on v7-M, whose byte lanes hold 8 per block). Rows
+ * of 4 blocks (1024 bits) run unrolled, two per loop. */
+BNN_INLINE void bnn_hs_rows_asm(const uint32_t *x, const uint32_t *w, uint32_t blocks,
+                                uint32_t tail, uint32_t rows, uint32_t *counts)
+{
+    const uint32_t *w_end = w + (size_t)(8u * blocks + tail) * rows;
+    if (blocks == 4u && tail == 0u && rows % 2u == 0u) {
+        bnn_hs_rows4_naked(x, w, w_end, counts);
+    } else {
+        bnn_hs_rows_naked(x, w, x + 8u * blocks, w_end, tail, counts);
+    }
 }
 
 /* Output word of n <= 32 channels: bit j = (k - 2 counts[j] < t[j]), as signed int32. The
  * comparison is unsigned after adding 2^31 to both sides; the word is built by ADCS from the
  * carry (= NOT bit), last channel first, and a sentinel bit leaving the word ends the loop.
- * Four channels per loop when n is a multiple of 4. */
+ * Four channels per loop when n is a multiple of 4 (cp, tp: one past the last channel; kb:
+ * k + 2^31; word: the sentinel; returns the word of NOT bits). */
+#define BNN_THRESHOLD_ONE(c, tj)                                                              \
+        "sub " c ", r8, " c ", lsl #1\n\t"                                                 \
+        "eor " tj ", " tj ", #0x80000000\n\t"                                              \
+        "cmp " c ", " tj "\n\t"                                                            \
+        "adcs r9, r9, r9\n\t"
+BNN_NAKED static uint32_t bnn_threshold4_naked(const uint32_t *cp BNN_ASM_ARG, const int32_t *tp BNN_ASM_ARG,
+                                               uint32_t kb BNN_ASM_ARG, uint32_t word BNN_ASM_ARG)
+{
+    BNN_ASM(
+        "push {r4-r9, lr}\n\t"
+        "mov r12, r0\n\t"
+        "mov lr, r1\n\t"
+        "mov r8, r2\n\t"
+        "mov r9, r3\n\t"
+        "1:\n\t"
+        "ldmdb r12!, {r0-r3}\n\t"
+        "ldmdb lr!, {r4-r7}\n\t"
+        BNN_THRESHOLD_ONE("r3", "r7")
+        BNN_THRESHOLD_ONE("r2", "r6")
+        BNN_THRESHOLD_ONE("r1", "r5")
+        BNN_THRESHOLD_ONE("r0", "r4")
+        "bcc 1b\n\t"
+        "mov r0, r9\n\t"
+        "pop {r4-r9, pc}\n\t");
+}
+#undef BNN_THRESHOLD_ONE
+
+BNN_NAKED static uint32_t bnn_threshold1_naked(const uint32_t *cp BNN_ASM_ARG, const int32_t *tp BNN_ASM_ARG,
+                                               uint32_t kb BNN_ASM_ARG, uint32_t word BNN_ASM_ARG)
+{
+    BNN_ASM(
+        "push {r4, lr}\n\t"
+        "1:\n\t"
+        "ldr r12, [r0, #-4]!\n\t"
+        "ldr r4, [r1, #-4]!\n\t"
+        "sub r12, r2, r12, lsl #1\n\t"
+        "eor r4, r4, #0x80000000\n\t"
+        "cmp r12, r4\n\t"
+        "adcs r3, r3, r3\n\t"
+        "bcc 1b\n\t"
+        "mov r0, r3\n\t"
+        "pop {r4, pc}\n\t");
+}
+
 BNN_INLINE uint32_t bnn_threshold_word_asm(const uint32_t *counts, const int32_t *t, uint32_t k,
                                            uint32_t n)
 {
-    uint32_t word = 1u << (32u - n);
-    const uint32_t kb = k ^ 0x80000000u;
-    counts += n;
-    t += n;
-    if (n % 4u == 0u) {
-        __asm__ volatile(
-            "1:\n\t"
-            "ldmdb %[cp]!, {r0-r3}\n\t"
-            "ldmdb %[tp]!, {r4-r7}\n\t"
-#define BNN_THRESHOLD_ONE(c, tj)                                                              \
-            "sub " c ", %[kb], " c ", lsl #1\n\t"                                          \
-            "eor " tj ", " tj ", #0x80000000\n\t"                                          \
-            "cmp " c ", " tj "\n\t"                                                        \
-            "adcs %[word], %[word], %[word]\n\t"
-            BNN_THRESHOLD_ONE("r3", "r7")
-            BNN_THRESHOLD_ONE("r2", "r6")
-            BNN_THRESHOLD_ONE("r1", "r5")
-            BNN_THRESHOLD_ONE("r0", "r4")
-#undef BNN_THRESHOLD_ONE
-            "bcc 1b\n\t"
-            : [word] "+r"(word), [cp] "+r"(counts), [tp] "+r"(t)
-            : [kb] "r"(kb)
-            : "r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "cc", "memory");
-    } else {
-        uint32_t c, v, tj;
-        __asm__ volatile(
-            "1:\n\t"
-            "ldr %[c], [%[cp], #-4]!\n\t"
-            "ldr %[tj], [%[tp], #-4]!\n\t"
-            "sub %[v], %[kb], %[c], lsl #1\n\t"
-            "eor %[tj], %[tj], #0x80000000\n\t"
-            "cmp %[v], %[tj]\n\t"
-            "adcs %[word], %[word], %[word]\n\t"
-            "bcc 1b\n\t"
-            : [word] "+r"(word), [cp] "+r"(counts), [tp] "+r"(t), [c] "=&r"(c), [v] "=&r"(v),
-              [tj] "=&r"(tj)
-            : [kb] "r"(kb)
-            : "cc", "memory");
-    }
+    const uint32_t word = (n % 4u == 0u ? bnn_threshold4_naked : bnn_threshold1_naked)(
+        counts + n, t + n, k ^ 0x80000000u, 1u << (32u - n));
     return n == 32u ? ~word : ~word & ((1u << n) - 1u);
 }
 

@@ -10,6 +10,16 @@
 
 #include "bnn_kernels.h"
 
+/* Speed whatever the project's -O: a project built at -Os would otherwise lose a fifth of the
+ * speed of the hot loops (measured: the uint8 table kernel +24 % instructions on M4), for a
+ * few hundred bytes of code. GCC takes the kernels' own optimization level by this pragma,
+ * which every kernel file meets before its first function; define BNN_KERNELS_KEEP_OS to keep
+ * -Os for them. (Clang has no such pragma: its -Os kernels are measured in the README.) */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__OPTIMIZE_SIZE__) && \
+    !defined(BNN_KERNELS_KEEP_OS)
+#pragma GCC optimize("O2")
+#endif
+
 /* Forced inlining: callers pass constant block sizes and flags that must fold away. */
 #if defined(__GNUC__)
 #define BNN_INLINE static inline __attribute__((always_inline))
@@ -27,20 +37,35 @@
 #define BNN_NONNULL
 #endif
 
-/* Hides a value's origin from GCC so that it stays in a register: else GCC recomputes
- * addresses it can derive from others (the stack pointer, a sibling pointer) at every use. */
-#if defined(__GNUC__)
-#define BNN_OPAQUE(v) __asm__("" : "+r"(v))
+/* The assembly fast paths are whole naked functions (no compiler-made prologue; arguments in
+ * r0-r3 and on the stack as the AAPCS says): no register allocation around them, so GCC and
+ * clang (so also Keil's armclang) build the same code at every -O, -O0 and -Os included. Each
+ * piece starts with `.syntax unified`, so no assembler flag (-masm-syntax-unified) is needed on
+ * Thumb-1. Compilers without GNU asm (IAR) build the C twins, which give the same bits; define
+ * BNN_NO_ASM to build the C twins with GCC or clang as well. */
+#define BNN_ASM_UNIFIED ".syntax unified\n\t"
+/* One piece of a naked function's assembly (ISO C caps string literals at 4095 characters,
+ * and clang -Wpedantic says so: long bodies go in pieces, one assembly stream). */
+#define BNN_ASM(text) __asm__ volatile(BNN_ASM_UNIFIED text)
+
+#if defined(__GNUC__) && defined(__thumb__) && !defined(BNN_NO_ASM) && \
+    defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && \
+    !defined(BNN_TEST_EMULATE_DSP) && !defined(BNN_TEST_EMULATE_V7M) && !defined(BNN_TEST_EMULATE_V6M)
+#define BNN_NAKED_ASM 1
+#define BNN_NAKED __attribute__((naked, noinline, unused)) /* unused: not every file calls it */
+#define BNN_ASM_ARG __attribute__((unused)) /* read by the assembly, not by C */
 #else
-#define BNN_OPAQUE(v) ((void)0)
+#define BNN_NAKED_ASM 0
 #endif
 
 /* Fully unroll the loop that follows over the rows of a block, so that per-row state stays in
  * registers (GCC keeps small arrays in memory when it only partly unrolls). */
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
 #define BNN_UNROLL_BLOCK _Pragma("GCC unroll 4")
+#define BNN_UNROLL_TAPS _Pragma("GCC unroll 8")
 #else
 #define BNN_UNROLL_BLOCK
+#define BNN_UNROLL_TAPS
 #endif
 
 /* Output channels computed together, so each loaded input word serves BNN_BLOCK weight rows.

@@ -10,7 +10,9 @@
  * Layout: the input is walked in passes of BNN_U8_TABLES groups (their tables, 512 B each,
  * live on the stack); channels go in batches of BNN_U8_BATCH whose int32 sums live on the
  * stack between passes. Entries are biased by BNN_U8_BIAS to fit uint16 (|T| <= 8 * 255);
- * the bias is taken out once per channel. Both sizes are per core class (stack budgets).
+ * the bias is taken out once per channel. Both sizes are per core class (stack budgets). On
+ * Thumb cores the table build and the lookups of a full pass are naked assembly functions
+ * (bnn_u8_table_asm, bnn_u8_lookups*_asm; the same code at every -O, with GCC and clang).
  */
 #ifndef BNN_U8_TABLE_H
 #define BNN_U8_TABLE_H
@@ -20,13 +22,28 @@
 #define BNN_U8_BIAS 2048u
 
 #if BNN_PATH_V6M
-/* v6-M parts (the micro:bit: 2 KB of stack): one 512 B table, 128 sums (512 B). */
-#define BNN_U8_TABLES 1u
+/* v6-M parts (the micro:bit: 2 KB of stack): two 512 B tables, 128 sums (512 B); the Thumb-1
+ * lookups take 13 instructions per channel and pass (BNN_U8_TABLES 3: 17 for 3 tables). */
+#ifndef BNN_U8_TABLES
+#define BNN_U8_TABLES 2u
+#endif
+#ifndef BNN_U8_BATCH
 #define BNN_U8_BATCH 128u
+#endif
 #else
-/* A whole weight word per pass: 4 tables (2 KB), 256 sums (1 KB). */
-#define BNN_U8_TABLES 4u
+/* Seven tables a pass (3.5 KB: the lookups of a pass fill the 14 registers of Thumb-2; 26
+ * instructions per channel and pass), 256 sums (1 KB). */
+#define BNN_U8_TABLES 7u
+#ifndef BNN_U8_BATCH
 #define BNN_U8_BATCH 256u
+#endif
+#endif
+/* The build may set BNN_U8_BATCH (a batch that covers all of a layer's channels builds each
+ * table once) and on v6-M BNN_U8_TABLES (2 or 3) where the stack allows: the micro:bit MLP's
+ * first layer takes 226 k instructions with the defaults (1.5 KB), 198 k with
+ * -DBNN_U8_BATCH=256 (2 KB), 184 k with -DBNN_U8_BATCH=256 -DBNN_U8_TABLES=3 (2.5 KB). */
+#if BNN_PATH_V6M && BNN_U8_TABLES != 2 && BNN_U8_TABLES != 3
+#error "BNN_U8_TABLES must be 2 or 3 on v6-M"
 #endif
 
 /* Table entries are written as uint32 pairs and read as uint16: the reads go through a type
@@ -71,11 +88,193 @@ typedef uint16_t __attribute__((may_alias)) bnn_u16_alias_t;
     } while (0)
 #endif
 
+/* A table in assembly, from the 8 bytes x[0..8) (naked: x r0, zp r1, tab r2). With
+ * D[t] = 2 (x[t] - zp) in both halves, pair j = pair 0 - the D of the taps set in j. The first
+ * B pairs (taps 0 .. log2 B) are made in registers; then blocks of B pairs follow in order,
+ * block i being block i - 1 minus a step: from i - 1 to i the tap of i's lowest set bit z is
+ * set and those below are cleared, so the step is E[z] = D[z] - (the D of the taps below). */
+#if BNN_NAKED_ASM && (BNN_PATH_DSP || BNN_PATH_V7M) && !BNN_PATH_MVE
+#define BNN_U8_TABLE_ASM 1
+/* Thumb-2: 8 pairs r0-r7, steps r8-r11 (taps 4..7), table lr; 16 blocks of 8 SUBs and an STM.
+ * Halves: D' = v + (v << 16), and D = D' << 1 folds into the shifted operand of SUB. */
+#define BNN_U8_TAP_E(t, e)                                                               \
+    "ldrb r3, [r0, #" #t "]\n\t"                                                          \
+    "sub r3, r3, r1\n\t"                                                                 \
+    "add r4, r4, r3\n\t"                                                                 \
+    "add r3, r3, r3, lsl #16\n\t"                                                        \
+    "sub " e ", r3, r5\n\t"                                                              \
+    "lsl " e ", " e ", #1\n\t"                                                           \
+    "add r5, r5, r3\n\t"
+#define BNN_U8_TAP_D(t, d)                                                               \
+    "ldrb r3, [r0, #" #t "]\n\t"                                                          \
+    "sub r3, r3, r1\n\t"                                                                 \
+    "add r4, r4, r3\n\t"                                                                 \
+    "add " d ", r3, r3, lsl #16\n\t"
+#define BNN_U8_SUB8(e)                                                                   \
+    "sub r0, r0, " e "\n\tsub r1, r1, " e "\n\tsub r2, r2, " e "\n\tsub r3, r3, " e "\n\t" \
+    "sub r4, r4, " e "\n\tsub r5, r5, " e "\n\tsub r6, r6, " e "\n\tsub r7, r7, " e "\n\t" \
+    "stm lr!, {r0-r7}\n\t"
+BNN_NAKED static void bnn_u8_table_asm(const uint8_t *x BNN_ASM_ARG, uint32_t zp BNN_ASM_ARG,
+                                       uint32_t *tab BNN_ASM_ARG)
+{
+    BNN_ASM(
+        "push {r4-r11, lr}\n\t"
+        "mov lr, r2\n\t"
+        "mov r4, #2048\n\t" /* s = BNN_U8_BIAS + sum of v */
+        "mov r5, #0\n\t"    /* D' of the taps below */
+        BNN_U8_TAP_E(4, "r8")
+        BNN_U8_TAP_E(5, "r9")
+        BNN_U8_TAP_E(6, "r10")
+        BNN_U8_TAP_E(7, "r11")
+        BNN_U8_TAP_D(1, "r5")
+        BNN_U8_TAP_D(2, "r6")
+        BNN_U8_TAP_D(3, "r7")
+        "ldrb r3, [r0]\n\t"
+        "sub r3, r3, r1\n\t"
+        "add r4, r4, r3\n\t"
+        "sub r3, r4, r3, lsl #1\n\t" /* entry 1: s - 2 v0 */
+        "add r0, r4, r3, lsl #16\n\t"
+        "sub r1, r0, r5, lsl #1\n\t"
+        "sub r2, r0, r6, lsl #1\n\t"
+        "sub r3, r1, r6, lsl #1\n\t"
+        "sub r4, r0, r7, lsl #1\n\t"
+        "sub r5, r1, r7, lsl #1\n\t"
+        "sub r6, r2, r7, lsl #1\n\t"
+        "sub r7, r3, r7, lsl #1\n\t"
+        "stm lr!, {r0-r7}\n\t"
+        BNN_U8_SUB8("r8")
+        BNN_U8_SUB8("r9")
+        BNN_U8_SUB8("r8")
+        BNN_U8_SUB8("r10")
+        BNN_U8_SUB8("r8")
+        BNN_U8_SUB8("r9")
+        BNN_U8_SUB8("r8")
+        BNN_U8_SUB8("r11")
+        BNN_U8_SUB8("r8")
+        BNN_U8_SUB8("r9")
+        BNN_U8_SUB8("r8")
+        BNN_U8_SUB8("r10")
+        BNN_U8_SUB8("r8")
+        BNN_U8_SUB8("r9")
+        BNN_U8_SUB8("r8")
+        "pop {r4-r11, pc}\n\t");
+}
+#undef BNN_U8_SUB8
+#undef BNN_U8_TAP_D
+#undef BNN_U8_TAP_E
+#elif BNN_NAKED_ASM && BNN_PATH_V6M
+#define BNN_U8_TABLE_ASM 1
+/* Thumb-1: 4 pairs r0-r3, table r4, steps r6, r7 and r8-r10 (taps 3..7; the high ones through
+ * r5); 32 blocks of 4 SUBs and an STM. */
+#define BNN_U8_TAP_V(t)                                                                  \
+    "ldrb r3, [r0, #" #t "]\n\t"                                                          \
+    "subs r3, r3, r1\n\t"                                                                \
+    "adds r4, r4, r3\n\t"
+#define BNN_U8_D(d) /* d = 2 (v + (v << 16)), v in r3 */                                 \
+    "lsls " d ", r3, #16\n\t"                                                            \
+    "adds " d ", " d ", r3\n\t"                                                          \
+    "lsls " d ", " d ", #1\n\t"
+#define BNN_U8_TAP_HI(t, e)                                                              \
+    BNN_U8_TAP_V(t) BNN_U8_D("r2")                                                       \
+    "subs r3, r2, r5\n\t"                                                                \
+    "mov " e ", r3\n\t"                                                                  \
+    "adds r5, r5, r2\n\t"
+#define BNN_U8_SUB4(e)                                                                   \
+    "subs r0, r0, " e "\n\tsubs r1, r1, " e "\n\tsubs r2, r2, " e "\n\tsubs r3, r3, " e "\n\t" \
+    "stm r4!, {r0-r3}\n\t"
+#define BNN_U8_SUB4_HI(e) "mov r5, " e "\n\t" BNN_U8_SUB4("r5")
+BNN_NAKED static void bnn_u8_table_asm(const uint8_t *x BNN_ASM_ARG, uint32_t zp BNN_ASM_ARG,
+                                       uint32_t *tab BNN_ASM_ARG)
+{
+    BNN_ASM(
+        "push {r4-r7, lr}\n\t"
+        "mov r3, r8\n\t"
+        "mov r4, r9\n\t"
+        "mov r5, r10\n\t"
+        "push {r3-r5}\n\t"
+        "mov r12, r2\n\t"
+        "movs r4, #128\n\t"
+        "lsls r4, r4, #4\n\t" /* s = BNN_U8_BIAS + sum of v */
+        BNN_U8_TAP_V(3) BNN_U8_D("r2")
+        "movs r6, r2\n\t" /* E[1] = D[3] */
+        "movs r5, r2\n\t" /* D of the taps below */
+        BNN_U8_TAP_V(4) BNN_U8_D("r2")
+        "subs r7, r2, r5\n\t"
+        "adds r5, r5, r2\n\t"
+        BNN_U8_TAP_HI(5, "r8")
+        BNN_U8_TAP_HI(6, "r9")
+        BNN_U8_TAP_HI(7, "r10")
+        BNN_U8_TAP_V(1) BNN_U8_D("r5")
+        BNN_U8_TAP_V(2) BNN_U8_D("r2")
+        BNN_U8_TAP_V(0)
+        "lsls r3, r3, #1\n\t"
+        "subs r3, r4, r3\n\t" /* entry 1: s - 2 v0 */
+        "lsls r3, r3, #16\n\t"
+        "adds r0, r4, r3\n\t"
+        "subs r1, r0, r5\n\t"
+        "subs r3, r1, r2\n\t"
+        "subs r2, r0, r2\n\t"
+        "mov r4, r12\n\t"
+        "stm r4!, {r0-r3}\n\t"
+        BNN_U8_SUB4("r6")
+        BNN_U8_SUB4("r7")
+        BNN_U8_SUB4("r6")
+        BNN_U8_SUB4_HI("r8")
+        BNN_U8_SUB4("r6")
+        BNN_U8_SUB4("r7")
+        BNN_U8_SUB4("r6")
+        BNN_U8_SUB4_HI("r9")
+        BNN_U8_SUB4("r6")
+        BNN_U8_SUB4("r7")
+        BNN_U8_SUB4("r6")
+        BNN_U8_SUB4_HI("r8")
+        BNN_U8_SUB4("r6")
+        BNN_U8_SUB4("r7")
+        BNN_U8_SUB4("r6")
+        BNN_U8_SUB4_HI("r10")
+        BNN_U8_SUB4("r6")
+        BNN_U8_SUB4("r7")
+        BNN_U8_SUB4("r6")
+        BNN_U8_SUB4_HI("r8")
+        BNN_U8_SUB4("r6")
+        BNN_U8_SUB4("r7")
+        BNN_U8_SUB4("r6")
+        BNN_U8_SUB4_HI("r9")
+        BNN_U8_SUB4("r6")
+        BNN_U8_SUB4("r7")
+        BNN_U8_SUB4("r6")
+        BNN_U8_SUB4_HI("r8")
+        BNN_U8_SUB4("r6")
+        BNN_U8_SUB4("r7")
+        BNN_U8_SUB4("r6")
+        "pop {r3-r5}\n\t"
+        "mov r8, r3\n\t"
+        "mov r9, r4\n\t"
+        "mov r10, r5\n\t"
+        "pop {r4-r7, pc}\n\t");
+}
+#undef BNN_U8_SUB4_HI
+#undef BNN_U8_SUB4
+#undef BNN_U8_TAP_HI
+#undef BNN_U8_D
+#undef BNN_U8_TAP_V
+#endif
+
 BNN_INLINE void bnn_u8_table(const uint8_t *x, uint32_t n, uint32_t zp, uint32_t *tab)
 {
-    uint32_t v[8], d[8], s = BNN_U8_BIAS, t, p0, p1, p2, p3, p4, p5, p6, p7;
+    uint32_t t;
+    uint8_t last[8];
+    if (n < 8u) { /* the last group of a row: taps past n read zp (x - zp = 0) */
+        for (t = 0; t < 8u; ++t) last[t] = t < n ? x[t] : (uint8_t)zp;
+        x = last;
+    }
+#if defined(BNN_U8_TABLE_ASM)
+    bnn_u8_table_asm(x, zp, tab);
+#else
+    uint32_t v[8], d[8], s = BNN_U8_BIAS, p0, p1, p2, p3, p4, p5, p6, p7;
+    BNN_UNROLL_TAPS /* straight-line code, all in registers */
     for (t = 0; t < 8u; ++t) {
-        v[t] = t < n ? (uint32_t)x[t] - zp : 0u; /* x - zp, modulo 2^32 */
+        v[t] = (uint32_t)x[t] - zp; /* modulo 2^32 */
         s += v[t];
         d[t] = (0u - 2u * v[t]) * 0x00010001u;
     }
@@ -112,6 +311,7 @@ BNN_INLINE void bnn_u8_table(const uint8_t *x, uint32_t n, uint32_t zp, uint32_t
 #if BNN_PATH_MVE
     }
 #endif
+#endif
 }
 
 /* Byte g of a weight row (taps 8g .. 8g+7, LSB first). */
@@ -124,37 +324,155 @@ BNN_INLINE uint32_t bnn_weight_byte(const uint32_t *row, uint32_t g)
 #endif
 }
 
-/* acc[c] += the table entries picked by weight bytes g0 .. g0+BNN_U8_TABLES-1 of row c, for
- * the nb rows from w on (t: the tables, 256 entries each). The inner loop of the layer: per channel and 8 * BNN_U8_TABLES taps,
- * a byte load, a table load and an add per table, and the sum's load and store. */
-BNN_INLINE void bnn_u8_lookups(const uint32_t *t, const uint32_t *w, uint32_t g0,
+/* What a pass of lookups walks: per channel (row), the weight bytes b[0 .. nt) of its pass,
+ * rows `step` bytes apart until `end`, adding into acc[] (one sum per row). */
+typedef struct {
+    const uint32_t *tab; /* nt tables of 256 entries (128 words) one after the other */
+    const uint8_t *b, *end;
+    uint32_t step;
+    uint32_t *acc;
+} bnn_u8_pass_t;
+
+/* The C twin (and the shorter last pass): acc[c] += T_j[b_c[j]] for j < nt. */
+BNN_INLINE void bnn_u8_lookups_c(const bnn_u8_pass_t *p, uint32_t nt)
+{
+    const uint8_t *b = p->b;
+    uint32_t *acc = p->acc, j;
+    for (; b != p->end; b += p->step, ++acc) {
+        uint32_t a = *acc;
+        for (j = 0; j < nt; ++j) a += BNN_TABLE_ENTRY(p->tab + 128u * j, b[j]);
+        *acc = a;
+    }
+}
+
+#if BNN_NAKED_ASM && (BNN_PATH_DSP || BNN_PATH_V7M)
+/* Seven tables in Thumb-2: bases r0-r6, bytes r8, end r9, step r10, sums r11, sum r12; per
+ * channel 26 instructions (a byte load, a halfword load and an add per table; the loads in
+ * pairs, so no load waits for the one before it). */
+BNN_NAKED static void bnn_u8_lookups7_asm(const bnn_u8_pass_t *p BNN_ASM_ARG)
+{
+    BNN_ASM(
+        "push {r4-r11, lr}\n\t"
+        "ldr r8, [r0, #4]\n\t"
+        "ldr r9, [r0, #8]\n\t"
+        "ldr r10, [r0, #12]\n\t"
+        "ldr r11, [r0, #16]\n\t"
+        "ldr r0, [r0]\n\t"
+        "add r1, r0, #512\n\t"
+        "add r2, r0, #1024\n\t"
+        "add r3, r0, #1536\n\t"
+        "add r4, r0, #2048\n\t"
+        "add r5, r0, #2560\n\t"
+        "add r6, r0, #3072\n\t"
+        "1:\n\t"
+        "ldr r12, [r11]\n\t"
+        "ldrb r7, [r8]\n\t"
+        "ldrb lr, [r8, #1]\n\t"
+        "ldrh r7, [r0, r7, lsl #1]\n\t"
+        "ldrh lr, [r1, lr, lsl #1]\n\t"
+        "add r12, r12, r7\n\t"
+        "add r12, r12, lr\n\t"
+        "ldrb r7, [r8, #2]\n\t"
+        "ldrb lr, [r8, #3]\n\t"
+        "ldrh r7, [r2, r7, lsl #1]\n\t"
+        "ldrh lr, [r3, lr, lsl #1]\n\t"
+        "add r12, r12, r7\n\t"
+        "add r12, r12, lr\n\t"
+        "ldrb r7, [r8, #4]\n\t"
+        "ldrb lr, [r8, #5]\n\t"
+        "ldrh r7, [r4, r7, lsl #1]\n\t"
+        "ldrh lr, [r5, lr, lsl #1]\n\t"
+        "add r12, r12, r7\n\t"
+        "add r12, r12, lr\n\t"
+        "ldrb r7, [r8, #6]\n\t"
+        "add r8, r8, r10\n\t"
+        "ldrh r7, [r6, r7, lsl #1]\n\t"
+        "add r12, r12, r7\n\t"
+        "str r12, [r11], #4\n\t"
+        "cmp r8, r9\n\t"
+        "bne 1b\n\t"
+        "pop {r4-r11, pc}\n\t");
+}
+#define BNN_U8_LOOKUPS_ASM bnn_u8_lookups7_asm
+#elif BNN_NAKED_ASM && BNN_PATH_V6M
+/* Two or three tables in Thumb-1: bases r0-r2, bytes r3, sums r4, sum r5, end r8, step r9; per
+ * channel 13 instructions (two tables) or 17 (three). */
+#if BNN_U8_TABLES == 3
+#define BNN_U8_THIRD                                                                     \
+    "ldrb r6, [r3, #2]\n\t"                                                              \
+    "lsls r6, r6, #1\n\t"                                                                \
+    "ldrh r6, [r2, r6]\n\t"                                                              \
+    "adds r5, r5, r6\n\t"
+#else
+#define BNN_U8_THIRD
+#endif
+BNN_NAKED static void bnn_u8_lookups_t1_asm(const bnn_u8_pass_t *p BNN_ASM_ARG)
+{
+    BNN_ASM(
+        "push {r4-r7, lr}\n\t"
+        "mov r4, r8\n\t"
+        "mov r5, r9\n\t"
+        "push {r4, r5}\n\t"
+        "ldr r1, [r0, #8]\n\t"
+        "mov r8, r1\n\t"
+        "ldr r1, [r0, #12]\n\t"
+        "mov r9, r1\n\t"
+        "ldr r3, [r0, #4]\n\t"
+        "ldr r4, [r0, #16]\n\t"
+        "ldr r0, [r0]\n\t"
+        "movs r1, #128\n\t"
+        "lsls r1, r1, #2\n\t"
+        "adds r1, r0, r1\n\t"
+        "adds r2, r1, r1\n\t"
+        "subs r2, r2, r0\n\t"
+        "1:\n\t"
+        "ldr r5, [r4]\n\t"
+        "ldrb r6, [r3]\n\t"
+        "ldrb r7, [r3, #1]\n\t"
+        "lsls r6, r6, #1\n\t"
+        "lsls r7, r7, #1\n\t"
+        "ldrh r6, [r0, r6]\n\t"
+        "ldrh r7, [r1, r7]\n\t"
+        "adds r5, r5, r6\n\t"
+        "adds r5, r5, r7\n\t"
+        BNN_U8_THIRD
+        "stm r4!, {r5}\n\t"
+        "add r3, r9\n\t"
+        "cmp r3, r8\n\t"
+        "bne 1b\n\t"
+        "pop {r4, r5}\n\t"
+        "mov r8, r4\n\t"
+        "mov r9, r5\n\t"
+        "pop {r4-r7, pc}\n\t");
+}
+#undef BNN_U8_THIRD
+#define BNN_U8_LOOKUPS_ASM bnn_u8_lookups_t1_asm
+#endif
+
+/* acc[c] += the entries of tables 0 .. nt-1 picked by weight bytes g0 .. g0+nt-1 of each of the
+ * nb rows from w on (nt <= BNN_U8_TABLES; a row's bytes past its groups are never read). */
+BNN_INLINE void bnn_u8_lookups(const uint32_t *t, const uint32_t *w, uint32_t g0, uint32_t nt,
                                size_t stride, uint32_t nb, uint32_t *acc)
 {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     uint32_t c, j;
     for (c = 0; c < nb; ++c, w += stride) {
-        for (j = 0; j < BNN_U8_TABLES; ++j) acc[c] += BNN_TABLE_ENTRY(t + 128u * j, bnn_weight_byte(w, g0 + j));
+        for (j = 0; j < nt; ++j) acc[c] += BNN_TABLE_ENTRY(t + 128u * j, bnn_weight_byte(w, g0 + j));
     }
 #else
-    /* bytes of the rows, walked by one pointer */
-    const uint8_t *b = (const uint8_t *)w + g0, *end = b + (size_t)nb * stride * 4u;
-    const size_t step = stride * 4u;
-#if BNN_U8_TABLES == 4
-    const uint32_t *t0 = t, *t1 = t + 128, *t2 = t + 256, *t3 = t + 384;
-    /* four base registers: else GCC rebuilds them from the stack pointer at every load */
-    BNN_OPAQUE(t0);
-    BNN_OPAQUE(t1);
-    BNN_OPAQUE(t2);
-    BNN_OPAQUE(t3);
-    for (; b != end; b += step, ++acc) {
-        *acc += BNN_TABLE_ENTRY(t0, b[0]) + BNN_TABLE_ENTRY(t1, b[1]) + BNN_TABLE_ENTRY(t2, b[2]) +
-                BNN_TABLE_ENTRY(t3, b[3]);
+    bnn_u8_pass_t p;
+    p.tab = t;
+    p.b = (const uint8_t *)w + g0;
+    p.step = (uint32_t)stride * 4u;
+    p.end = p.b + (size_t)nb * p.step;
+    p.acc = acc;
+#if defined(BNN_U8_LOOKUPS_ASM)
+    if (nt == BNN_U8_TABLES) {
+        BNN_U8_LOOKUPS_ASM(&p);
+        return;
     }
-#else
-    const uint32_t *t0 = t;
-    BNN_OPAQUE(t0);
-    for (; b != end; b += step, ++acc) *acc += BNN_TABLE_ENTRY(t0, b[0]);
 #endif
+    bnn_u8_lookups_c(&p, nt);
 #endif
 }
 
@@ -166,24 +484,18 @@ BNN_INLINE void bnn_dense_u8_tables(const bnn_dense_u8_t *p, const uint8_t *in, 
     const uint32_t k = p->in_features, zp = (uint32_t)p->zero_point;
     const size_t stride = BNN_WORDS(k);
     const uint32_t groups = (k + 7u) / 8u;
-    const uint32_t passes = (groups + BNN_U8_TABLES - 1u) / BNN_U8_TABLES;
-    const uint32_t bias = passes * BNN_U8_TABLES * BNN_U8_BIAS;
-    uint32_t c0, nb, pass, c, g, j;
+    const uint32_t bias = groups * BNN_U8_BIAS; /* one biased entry per group */
+    uint32_t c0, nb, g0, nt, c, j;
     for (c0 = 0; c0 < p->out_ch; c0 += nb) {
+        const uint32_t *w = p->weights + (size_t)c0 * stride;
         nb = bnn_min_u32(BNN_U8_BATCH, p->out_ch - c0);
         for (c = 0; c < nb; ++c) acc[c] = 0u - bias;
-        for (pass = 0; pass < passes; ++pass) {
-            const uint32_t g0 = pass * BNN_U8_TABLES;
-            const uint32_t *w = p->weights + (size_t)c0 * stride;
-            for (j = 0; j < BNN_U8_TABLES; ++j) {
-                g = g0 + j;
-                if (g < groups) {
-                    bnn_u8_table(in + 8u * g, bnn_min_u32(8u, k - 8u * g), zp, tab[j]);
-                } else {
-                    tab[j][0] = BNN_U8_BIAS * 0x00010001u; /* past the row: only weight byte 0 occurs */
-                }
+        for (g0 = 0; g0 < groups; g0 += nt) {
+            nt = bnn_min_u32(BNN_U8_TABLES, groups - g0);
+            for (j = 0; j < nt; ++j) {
+                bnn_u8_table(in + 8u * (g0 + j), bnn_min_u32(8u, k - 8u * (g0 + j)), zp, tab[j]);
             }
-            bnn_u8_lookups(tab[0], w, g0, stride, nb, acc);
+            bnn_u8_lookups(tab[0], w, g0, nt, stride, nb, acc);
         }
         for (c = 0; c < nb; c += BNN_BLOCK) {
             bnn_sink_put(s, c0 + c, bnn_min_u32(BNN_BLOCK, nb - c), acc + c);
