@@ -22,11 +22,10 @@ _PATHS = {
     "cortex-m33": "DSP (Thumb-2 assembly, USADA8)", "cortex-m55": "DSP (Thumb-2 assembly, USADA8)",
     "cortex-m85": "DSP (Thumb-2 assembly, USADA8)", "host": "portable C (__builtin_popcount)",
 }
-#: Whether the runtime kernels build under clang --target=arm-none-eabi. Not yet: their GCC inline
-#: assembly runs out of registers (M3..M85) or writes r7 (M0, M0+) under clang; the work is
-#: issue 13 item 5. The generated README offers a clang build line only when this is True, and
-#: tests/test_generated_folder.py fails when it no longer matches what clang does.
-CLANG_BUILDS_KERNELS = False
+#: Whether the runtime kernels build under clang --target=arm-none-eabi (their assembly is in naked
+#: functions with `.syntax unified`, so yes). The generated README offers a clang build line only
+#: when this is True, and tests/test_generated_folder.py fails when it no longer matches clang.
+CLANG_BUILDS_KERNELS = True
 
 _M85 = ("-march=armv8.1-m.main+mve.fp+fp.dp", "-mfloat-abi=hard", "-mthumb", "-masm-syntax-unified")
 
