@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from .errors import ModelError
+from .inputs import read_regular_file
 from .ir import bnnfile
 from .ir.ops import IntModel
 
@@ -13,7 +16,10 @@ MODEL_KINDS = ("a torch.export program (.pt/.pt2), a bnn-mcu checkpoint (.ckpt),
 
 
 def is_bnn_file(path: str | Path) -> bool:
+    """A regular file that starts like a .bnn (stat first: opening a FIFO would block)."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
         with open(path, "rb") as f:
             return f.read(len(bnnfile.MAGIC)) == bnnfile.MAGIC
     except OSError:
@@ -32,10 +38,12 @@ def convert_program(ep, name: str) -> IntModel:
 
 def load_model(path: str | Path, trust_pickle: bool = False, input_shape=None) -> IntModel:
     path = Path(path)
-    if not path.exists():
-        raise ModelError(f"{path}: no such file")
-    if is_bnn_file(path):
-        return bnnfile.load(path)
-    from .nn.export import load_program  # torch only when a PyTorch model is given
+    data = read_regular_file(path, what=f"model file ({MODEL_KINDS})")  # read once
+    if data.startswith(bnnfile.MAGIC):
+        if len(data) > bnnfile.MAX_BNN_BYTES:
+            raise ModelError(f"{path}: is {len(data):,} bytes, more than the "
+                             f"{bnnfile.MAX_BNN_BYTES:,} a .bnn model file may have")
+        return bnnfile.parse(data, str(path))
+    from .nn.export import program_from_bytes  # torch only when a PyTorch model is given
 
-    return convert_program(load_program(path, trust_pickle, input_shape), path.name)
+    return convert_program(program_from_bytes(path, data, trust_pickle, input_shape), path.name)

@@ -202,9 +202,9 @@ def hostile_archives(tmp_path_factory):
     # ran code before the fix: torch retried a failed weights-only load with full unpickling
     ("sample_inputs_pickle", "Weights only load failed"),
     # ran code: use_pickle weights were unpickled with weights_only=False
-    ("weight_use_pickle", "stored as a pickled object"),
+    ("weight_use_pickle", "asks for a pickled object"),
     # pickle.loads of an "opaque object" constant
-    ("opaque_constant", "stored as a pickled object"),
+    ("opaque_constant", "opaque_obj_0.*not part of a plain torch.export program"),
     # ran code: sympy.sympify evaluated the shape expression
     ("sympy_expression", "shape expression"),
     # torch.os.system resolved by name, then run on constants by the importer
@@ -235,7 +235,7 @@ def test_zip_bombs_are_refused_with_their_numbers(tmp_path):
             ("bomb.pt2", T.zip_bomb("model/models/model.json", 0xF0000000),
              "unpacks to 4,026,531,840 bytes, more than the 1,073,741,824"),
             ("bomb.pt", T.zip_bomb("archive/data.pkl", 1 << 31), "unpacks to 2,147,483,648 bytes"),
-            ("zeros.pt2", T.memory_bomb_program(1 << 34), "claims 17,179,869,184 elements")]:
+            ("zeros.pt2", T.memory_bomb_program(1 << 34), "take 68,719,477,568 bytes in all, more than the 536,870,912")]:
         p = tmp_path / name
         p.write_bytes(data)
         with pytest.raises(ModelError, match=numbers):

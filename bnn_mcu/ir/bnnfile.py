@@ -34,6 +34,9 @@ VERSION = 1
 _PREFIX = struct.Struct("<8sIIQ")
 _HASH_BYTES = 32
 _MAX_HEADER = 16 << 20
+#: Largest .bnn file read (checked with stat before reading): an integer model for a
+#: microcontroller is kilobytes to a few megabytes.
+MAX_BNN_BYTES = 256 << 20
 _DTYPES = {"<u4": np.dtype("<u4"), "<i4": np.dtype("<i4")}
 _STAGE_KINDS = {"threshold": Threshold, "scores": Scores}
 # Limits of what a file may declare, checked before anything is built from the header: the
@@ -254,11 +257,7 @@ def parse(data: bytes, name: str = "model") -> IntModel:
 
 
 def load(path: str | Path) -> IntModel:
+    from ..inputs import read_regular_file
+
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ModelError(f"{path}: no such file") from None
-    except OSError as e:
-        raise ModelError(f"{path}: cannot read ({e.strerror})") from None
-    return parse(data, str(path))
+    return parse(read_regular_file(path, MAX_BNN_BYTES, ".bnn model file"), str(path))
