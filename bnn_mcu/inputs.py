@@ -35,9 +35,10 @@ def read_regular_file(path: str | os.PathLike, max_bytes: int = MAX_MODEL_FILE_B
     except OSError as e:
         raise ModelError(f"{path}: cannot read ({e.strerror})") from None
     with os.fdopen(fd, "rb") as f:
-        _check_stat(path, os.fstat(fd), max_bytes, what)  # the file we opened, not a new one
-        data = f.read(max_bytes + 1)
-    if len(data) > max_bytes:
+        st = os.fstat(fd)  # the file we opened, not one put in its place since
+        _check_stat(path, st, max_bytes, what)
+        data = f.read(st.st_size + 1)  # read(n) allocates n: the size, not the limit
+    if len(data) > st.st_size:
         raise ModelError(f"{path}: grew past {max_bytes:,} bytes while being read")
     return data
 

@@ -574,3 +574,123 @@ def memory_bomb_program(elements: int = 1 << 34) -> bytes:
     m[wcfg_name] = json.dumps(cfg).encode()
     m[f"{root}/data/weights/{cfg['config'][fqn]['path_name']}"] = b""
     return rezip(m)
+
+
+# ---- issue 14: archives that two zip readers see differently, and budgets that were per-tensor
+#      (tests/test_archive_vetting.py keeps every one refused) --------------------------------
+
+def _seed_parts() -> tuple[dict, str]:
+    m = zip_members(seed_program_bytes())
+    return m, next(iter(m)).split("/", 1)[0]
+
+
+def opaque_constant_members(marker: Path, config_name: str | None = None) -> dict:
+    """The seed's members plus a constants config (at `config_name`, the real one by default)
+    listing an opaque constant whose pickle creates `marker` when torch.export.load reads it."""
+    m, root = _seed_parts()
+    real = f"{root}/data/constants/model_constants_config.json"
+    cfg = json.loads(m[real])
+    cfg.setdefault("config", {})["evil"] = {"path_name": "opaque_obj_0", "is_param": False,
+                                            "use_pickle": True, "tensor_meta": None}
+    m[config_name or real] = json.dumps(cfg).encode()
+    m[f"{root}/data/constants/opaque_obj_0"] = malicious_pickle(marker=marker)
+    return m
+
+
+def front_zip_differential(marker: Path) -> bytes:
+    """A malicious archive in front of a harmless one of the same layout (same names and
+    sizes). zipfile finds the harmless one's end record and shifts its offsets by the bytes in
+    front; torch's reader takes the offsets as written and reads the malicious one."""
+    evil = opaque_constant_members(marker)
+    _, root = _seed_parts()
+    cfg = f"{root}/data/constants/model_constants_config.json"
+    opaque = f"{root}/data/constants/opaque_obj_0"
+    harmless = dict(evil)
+    harmless[cfg] = json.dumps({"config": {}}).encode().ljust(len(evil[cfg]), b" ")
+    harmless[opaque] = bytes(len(evil[opaque]))
+    return rezip(evil) + rezip(harmless)
+
+
+def casefold_config(marker: Path) -> bytes:
+    """A second constants config whose name differs only in case (torch's reader looks names
+    up without regard to case and may take it), listing the opaque constant."""
+    _, root = _seed_parts()
+    return rezip(opaque_constant_members(
+        marker, f"{root}/data/constants/model_constants_config.JSON"))
+
+
+def duplicate_member() -> bytes:
+    """Two members of one name: readers may take either."""
+    m, root = _seed_parts()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in m.items():
+            z.writestr(name, data)
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            z.writestr(f"{root}/models/model.json", b"{}")
+    return buf.getvalue()
+
+
+def edited_program(edit) -> bytes:
+    """The seed program with edit(members, root) applied to its JSON documents and members."""
+    m, root = _seed_parts()
+    edit(m, root)
+    return rezip(m)
+
+
+def pow_expression_program() -> bytes:
+    """A shape expression sympy would compute for ever: Max(s77, 10**10**10)."""
+    def edit(m, root):
+        name = f"{root}/models/model.json"
+        doc = json.loads(m[name])
+        size = doc["graph_module"]["graph"]["tensor_values"]["x"]["sizes"][0]["as_expr"]
+        size["expr_str"] = "Max(s77, 10**10**10)"
+        m[name] = json.dumps(doc).encode()
+    return edited_program(edit)
+
+
+def json_bomb_program(mib: int = 1000) -> bytes:
+    """models/model.json replaced by `mib` MiB of [{},{},...], deflated (about 1 MB per GB)."""
+    m, root = _seed_parts()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in m.items():
+            if name != f"{root}/models/model.json":
+                z.writestr(name, data)
+        with z.open(f"{root}/models/model.json", "w") as f:
+            chunk = b"{}," * (1 << 20)
+            f.write(b"[")
+            for _ in range(mib // 3):
+                f.write(chunk)
+            f.write(b"{}]")
+    return buf.getvalue()
+
+
+def zeros_weights_program(count: int = 2, elements: int = 1 << 27, dtype: int = 11) -> bytes:
+    """`count` weights with empty records declaring `elements` elements of complex128 (schema
+    dtype 11) each: torch.export.load makes torch.zeros of each (2 x 2 GiB)."""
+    def edit(m, root):
+        name = f"{root}/data/weights/model_weights_config.json"
+        cfg = json.loads(m[name])
+        for fqn in sorted(cfg["config"])[:count]:
+            entry = cfg["config"][fqn]
+            entry["tensor_meta"].update(dtype=dtype, sizes=[{"as_int": elements}],
+                                        strides=[{"as_int": 1}])
+            m[f"{root}/data/weights/{entry['path_name']}"] = b""
+        m[name] = json.dumps(cfg).encode()
+    return edited_program(edit)
+
+
+def checkpoint_file(**config) -> bytes:
+    """A bnn-mcu checkpoint (torch.save of a dict) whose model config is edited by `config`;
+    its state dict is empty, so only the config can make it allocate."""
+    import torch
+
+    from bnn_mcu.nn.export import CHECKPOINT_FORMAT
+    cfg = {"preset": "mlp", "input_shape": [28, 28, 1], "num_classes": 10, "width": 64,
+           "depth": 1, "dropout_in": None, "dropout_hidden": None, "stochastic": False, **config}
+    buf = io.BytesIO()
+    torch.save({"format": CHECKPOINT_FORMAT, "model_config": cfg, "state_dict": {}}, buf)
+    return buf.getvalue()

@@ -8,6 +8,7 @@ checkpoint; resume. Under torchrun, data-parallel over processes (distributed.py
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import sys
@@ -56,9 +57,69 @@ def _loss_fn(name: str):
     raise BnnError(f"unknown loss {name!r}; choose hinge or ce")
 
 
+#: Largest input (values) and layer sizes a checkpoint's config may ask for; the model it
+#: describes is then sized on the meta device (nothing allocated) before it is built.
+_CONFIG_RANGES = {"width": (1, 1 << 16), "depth": (1, 64), "num_classes": (2, 0xFFFF)}
+_MAX_INPUT_VALUES = 1 << 22
+
+
+def checkpoint_config(ckpt: dict, where: str = "checkpoint") -> ModelConfig:
+    """A checkpoint's model config, every field checked (types, ranges) and the model it
+    describes sized before any of it is allocated: one line per problem."""
+    from .presets import PRESETS
+    from .program_vetting import MAX_TENSOR_BYTES
+
+    d = ckpt.get("model_config")
+    if not isinstance(d, dict):
+        raise ModelError(f"{where}: damaged bnn-mcu checkpoint (no model_config)")
+    known = set(ModelConfig.__dataclass_fields__)
+    odd = sorted(map(str, set(d) - known))[:3] + sorted({"preset", "input_shape", "num_classes"}
+                                                         - set(d))
+    if odd:
+        raise ModelError(f"{where}: damaged bnn-mcu checkpoint (config field {odd[0][:40]!r} is "
+                         "unknown or missing)")
+
+    def bad(field, want):
+        return ModelError(f"{where}: checkpoint config {field} = {str(d.get(field))[:40]}: "
+                          f"expected {want}")
+    if d["preset"] not in PRESETS:
+        raise bad("preset", "one of " + ", ".join(PRESETS))
+    shape = d["input_shape"]
+    if not (isinstance(shape, (list, tuple)) and len(shape) == 3 and
+            all(type(v) is int and 1 <= v <= 4096 for v in shape)) or \
+            math.prod(shape) > _MAX_INPUT_VALUES:
+        raise bad("input_shape", f"[H, W, C] of 1..4096 each, at most {_MAX_INPUT_VALUES:,} values")
+    for field, (lo, hi) in _CONFIG_RANGES.items():
+        v = d.get(field)
+        if not (v is None and field != "num_classes" or type(v) is int and lo <= v <= hi):
+            raise bad(field, f"an integer in {lo}..{hi:,}")
+    for field in ("dropout_in", "dropout_hidden"):
+        v = d.get(field)
+        if not (v is None or type(v) in (int, float) and 0 <= v < 1):
+            raise bad(field, "a probability in [0, 1)")
+    if type(d.get("stochastic", False)) is not bool:
+        raise bad("stochastic", "true or false")
+    cfg = ModelConfig.from_dict(d)
+    with torch.device("meta"):  # shapes only: nothing allocated
+        sized = build_model(cfg)
+    nbytes = sum(t.numel() * t.element_size() for t in (*sized.parameters(), *sized.buffers()))
+    if nbytes > MAX_TENSOR_BYTES:
+        raise ModelError(f"{where}: the checkpoint's model would take {nbytes:,} bytes, more than "
+                         f"the {MAX_TENSOR_BYTES:,} a model may have")
+    state = ckpt.get("state_dict")
+    want = {k: tuple(v.shape) for k, v in sized.state_dict().items()}
+    have = {k: tuple(getattr(v, "shape", ())) for k, v in state.items()} \
+        if isinstance(state, dict) else None
+    if have != want:
+        raise ModelError(f"{where}: damaged bnn-mcu checkpoint (its weights do not match its "
+                         f"config {cfg.preset})")
+    return cfg
+
+
 def model_from_checkpoint(ckpt: dict, where: str = "checkpoint") -> BNNModel:
+    cfg = checkpoint_config(ckpt, where)
     try:
-        model = build_model(ModelConfig.from_dict(ckpt["model_config"]))
+        model = build_model(cfg)
         model.load_state_dict(ckpt["state_dict"])
     except (KeyError, TypeError, RuntimeError) as e:
         raise ModelError(f"{where}: damaged bnn-mcu checkpoint ({str(e).splitlines()[0]})") from None
@@ -263,10 +324,13 @@ def _save_checkpoint(path, model_cfg, cfg, model, best_state, opt, epoch, best, 
 
 
 def _load_checkpoint(path: Path) -> dict:
+    from ..inputs import read_regular_file
+    from .archive import open_archive
+
+    data = read_regular_file(path, what="bnn-mcu checkpoint (.ckpt)")
+    open_archive(Path(path), data)  # sizes budgeted, both zip readers agree
     try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise BnnError(f"{path}: no such checkpoint") from None
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:
         raise BnnError(f"{path}: not a bnn-mcu checkpoint ({str(e).splitlines()[0]})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
