@@ -16,6 +16,7 @@ the core at generation time (bnn_mcu/codegen/footprint.py).
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from .. import __version__
 from ..errors import BnnError
 from ..ir import bnnfile
 from ..ir.ops import IntModel
+from ..outputs import replacing_folder
 from ..resources import templates_dir
 from ..summary import summary_table, totals
 from .cores import CLANG_BUILDS_KERNELS, Core, cores, get_core
@@ -154,7 +156,18 @@ def generate_project(model: IntModel, out: Path, core: str = "cortex-m4", force:
     files, footprint = folder_files(model, core_, prefix, with_figures)
     _check_targets(out, [name for name, _ in files])
     written = Written()
-    for name, data in files:
-        _write(out / name, data, written)
+    with replacing_folder(out, _owned(prefix, files)) as new:  # old files or new, never a mix
+        for name, data in files:
+            _write(new / name, data, written)
+    written[:] = [out / p.relative_to(new) for p in written]
     written.footprint = footprint
     return written
+
+
+def _owned(prefix: str, files: list):
+    """Which entries of an earlier output folder `generate` owns (left behind when the new
+    folder replaces it): the files it writes now, and kernels of the same prefix an earlier
+    model called (`cc -c *.c` would build them). Anything else is the user's and is kept."""
+    names = {name for name, _ in files}
+    kernel = re.compile(re.escape(prefix) + r"bnn_\w+\.[ch]")
+    return lambda rel: rel in names or kernel.fullmatch(rel) is not None

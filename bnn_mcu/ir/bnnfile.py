@@ -104,10 +104,12 @@ def model_hash(model: IntModel) -> str:
 
 def save(model: IntModel, path: str | Path) -> str:
     """Write the .bnn file; returns the model hash."""
+    from ..outputs import write_file_atomic
+
     data = serialize(model)
     path = Path(path)
     try:
-        path.write_bytes(data)
+        write_file_atomic(path, data)  # the old .bnn or the new one, never half a file
     except OSError as e:
         raise ModelError(f"{path}: cannot write ({e.strerror})") from None
     return model_hash(model)

@@ -18,7 +18,6 @@ always gives byte-identical files.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from ..codegen.project import _prepare_outdir, _write, check_budget
 from ..errors import BnnError
 from ..ir import bnnfile
 from ..ir.ops import IntModel
+from ..outputs import replacing_folder
 from ..resources import firmware_dir, templates_dir
 from ..summary import summary_table, totals
 from ..targets.boards import (BOARDS, FAULT_EXIT_CODE, KB, QEMU_BOARDS, REAL_BOARDS, STACK_PAINT,
@@ -229,18 +229,22 @@ def _refuse_special(path: Path, folder: bool) -> None:
                        "remove it first")
 
 
-def _clear_generated(out: Path) -> None:
+def _check_generated(out: Path) -> None:
     """Before writing (over an earlier project with --force): refuse links and special files
-    where the project writes (a link would make it write outside `out`, a FIFO would block),
-    then remove the lib/ folders an earlier generation wrote, so no stale runtime file is built."""
+    where the project writes (a link would make it write outside `out`, a FIFO would block).
+    The lib/ folders an earlier generation wrote are not carried into the new project, so no
+    stale runtime file is built."""
     lib = out / "lib"
     generated = sorted(lib.glob(LIB_PREFIX + "*")) if lib.is_dir() and not lib.is_symlink() else []
     for path in (out / "src", lib, *generated):
         _refuse_special(path, folder=True)
     for name in TOP_FILES:
         _refuse_special(out / name, folder=False)
-    for d in generated:
-        shutil.rmtree(d)
+
+
+def _generated(rel: str) -> bool:
+    """Files and folders the project generator owns (anything else in the folder is kept)."""
+    return rel in TOP_FILES or rel.startswith("lib/" + LIB_PREFIX)
 
 
 def generate_pio_project(model: IntModel, out: Path, boards: list[str] | None = None,
@@ -251,7 +255,14 @@ def generate_pio_project(model: IntModel, out: Path, boards: list[str] | None = 
     envs, left_out = select_envs(model, boards)
     out = Path(out)
     _prepare_outdir(out, force)
-    _clear_generated(out)
+    _check_generated(out)
+    with replacing_folder(out, _generated) as new:  # the old project or the new, never a mix
+        written = _write_project(model, new, envs, left_out)
+    return [out / p.relative_to(new) for p in written], envs, left_out
+
+
+def _write_project(model: IntModel, out: Path, envs: list[EnvSpec],
+                   left_out: list[str]) -> list[Path]:
     written: list[Path] = []
     name = model.meta.get("name", "model")
     digest = bnnfile.model_hash(model)
@@ -295,4 +306,4 @@ def generate_pio_project(model: IntModel, out: Path, boards: list[str] | None = 
     for template, dest in (("platformio.ini.j2", "platformio.ini"), ("README.md.j2", "README.md"),
                            ("gitignore.j2", ".gitignore")):
         _write(out / dest, env.get_template(template).render(**ctx).encode(), written)
-    return written, envs, left_out
+    return written
