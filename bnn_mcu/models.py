@@ -31,6 +31,9 @@ def convert_program(ep, name: str) -> IntModel:
     from .ir.passes import lower
     from .nn.importer import import_program
 
+    from .escape import one_line
+
+    name = one_line(name)  # a file name may hold line breaks; the .bnn reader wants one line
     model = lower(import_program(ep, name))
     model.meta["source"] = name
     return model

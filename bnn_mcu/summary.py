@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from tabulate import tabulate
 
 from .codegen.plan import plan_arena
+from .escape import markdown_text, one_line
 from .ir.ops import BConv2d, BDense, IntModel
 
 
@@ -62,7 +63,8 @@ def totals(model: IntModel) -> dict:
 def summary_table(model: IntModel, fmt: str = "simple") -> str:
     rows = layer_rows(model)
     t = totals(model)
-    body = [[r.index, r.name, r.kernel, _shape(r.in_shape), _shape(r.out_shape),
+    name = markdown_text if fmt == "github" else one_line  # names come from model files
+    body = [[r.index, name(r.name), r.kernel, _shape(r.in_shape), _shape(r.out_shape),
              f"{r.binary_macs:,}", f"{r.int8_macs:,}", f"{r.weight_bits:,}", f"{r.flash_bytes:,}",
              f"{r.act_bytes:,}", f"{r.peak_ram:,}"] for r in rows]
     body.append(["", "total", "", _shape(model.input_shape), _shape((model.num_classes,)),

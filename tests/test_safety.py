@@ -401,3 +401,159 @@ def test_sanitized_host_build_parity():
     for i, op in enumerate(m.ops):
         ref = np.ascontiguousarray(want.layers[i][0]).astype(want.layers[i].dtype.newbyteorder("<"))
         assert layers[i] == ref.tobytes(), f"layer {i} ({op.kind})"
+
+
+# ---- names from files stay data in platformio.ini, README and JSON (issue 14) -------------------
+
+EVIL_FILE = "m\n[env:evil]\nplatform = native\nbuild_flags = !touch X\n;* \"q\" 'r'\u2028.pt2"
+
+
+def test_a_hostile_file_name_stays_in_its_comment(tmp_path):
+    import configparser
+
+    from bnn_mcu import cli
+
+    model = tmp_path / EVIL_FILE
+    model.write_bytes(T.seed_program_bytes())
+    proj = tmp_path / "proj"
+    assert cli.main(["generate", str(model), "--platformio", "-o", str(proj)]) == 0
+    ini = (proj / "platformio.ini").read_text()
+    cfg = configparser.ConfigParser()
+    cfg.read_string(ini)
+    assert not any("evil" in s for s in cfg.sections()) and "!touch" not in "".join(
+        v for s in cfg.sections() for v in cfg[s].values())
+    assert ini.splitlines()[0].startswith("; m?[env:evil]?platform = native?build_flags = ")
+    readme = (proj / "README.md").read_text().splitlines()[0]
+    assert readme.startswith(r"""# m?\[env:evil\]?platform = native?build\_flags = \!touch X?;\* "q" 'r'?""")
+    lib = json.loads((proj / "lib" / "bnn_model" / "library.json").read_text())
+    assert lib["description"].startswith("m?[env:evil]?")
+    out = tmp_path / "c"
+    assert cli.main(["generate", str(model), "-o", str(out)]) == 0
+    assert (out / "README.md").read_text().splitlines()[0].startswith(r"# m?\[env:evil\]?")
+    bnn = tmp_path / "m.bnn"  # convert keeps a name the .bnn reader accepts
+    assert cli.main(["convert", str(model), "-o", str(bnn)]) == 0
+    assert bnnfile.load(bnn).meta["source"].startswith("m?[env:evil]?")
+
+
+def test_markdown_table_cells_escape_names():
+    from bnn_mcu.summary import summary_table
+
+    m = random_model(5, input_shape=(4, 4, 1), layers=[("dense", dict(out=3))])
+    m.ops[0].name = "a|b <img src=x> [l](u)"
+    row = next(line for line in summary_table(m, fmt="github").splitlines() if "img" in line)
+    assert r"a\|b \<img src=x\> \[l\](u)" in row and row.count("|") - row.count(r"\|") == 12
+
+
+# ---- generate, convert and the PlatformIO project are atomic (issue 14) -------------------------
+
+def _coherent(out: Path, readme: Path | None = None) -> str:
+    """The model hash the folder's files agree on (a mix fails)."""
+    digest = bnnfile.model_hash(bnnfile.load(out / "model.bnn"))
+    assert digest[:16] in (out / "bnn_model.h").read_text()
+    c = (out / "bnn_model.c").read_text()
+    assert ", ".join(f"0x{digest[i:i + 2]}u" for i in range(0, 16, 2)) in c
+    assert digest[:16] in (readme or out / "README.md").read_text()
+    return digest
+
+
+@pytest.mark.parametrize("pio", [False, True])
+def test_an_interrupted_generate_leaves_the_previous_files(tmp_path, monkeypatch, pio):
+    """Stopped before every 5th file it writes, then just before the swap: the folder holds
+    the old model's files (and the user's own file), never a mix; finished, the new ones."""
+    import bnn_mcu.codegen.project as cp
+    import bnn_mcu.outputs as outputs
+    import bnn_mcu.platformio.project as pp
+
+    old, new = (random_model(s, input_shape=(6, 6, 1), layers=[("dense", dict(out=8)),
+                                                              ("dense", dict(out=3))])
+                for s in (1, 2))
+    out = tmp_path / "out"
+
+    def gen(m):
+        if pio:
+            pp.generate_pio_project(m, out, boards=["nucleo_f401re"], force=True)
+        else:
+            cp.generate_project(m, out, force=True)
+
+    def coherent():
+        return _coherent(out / "lib" / "bnn_model", out / "README.md") if pio else _coherent(out)
+    gen(old)
+    (out / "mine.txt").write_text("user file")
+    before = coherent()
+    real_write, real_carry = cp._write, outputs._carry_over
+    stops = 0
+    for stop in range(0, 10_000, 5):
+        def failing(path, data, written, stop=stop, calls=[]):
+            if len(calls) == stop:
+                raise KeyboardInterrupt
+            calls.append(path)
+            real_write(path, data, written)
+        monkeypatch.setattr(cp, "_write", failing)
+        monkeypatch.setattr(pp, "_write", failing)
+        try:
+            gen(new)
+        except KeyboardInterrupt:
+            stops += 1
+            assert coherent() == before and (out / "mine.txt").read_text() == "user file"
+            continue
+        break
+    assert stops >= 3
+    monkeypatch.setattr(cp, "_write", real_write)
+    monkeypatch.setattr(pp, "_write", real_write)
+
+    def stop_before_swap(*args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(outputs, "_carry_over", stop_before_swap)
+    with pytest.raises(KeyboardInterrupt):
+        gen(old)
+    monkeypatch.setattr(outputs, "_carry_over", real_carry)
+    assert coherent() == bnnfile.model_hash(new) != before
+    assert (out / "mine.txt").read_text() == "user file"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary folder left
+
+
+_KILLED_AT = """
+import os, signal, sys
+import bnn_mcu.codegen.project as cp
+from bnn_mcu import cli
+real, calls = cp._write, []
+def write(path, data, written):
+    if len(calls) == int(sys.argv[1]):
+        os.kill(os.getpid(), signal.SIGTERM)  # default action: gone, no clean-up runs
+    calls.append(path)
+    real(path, data, written)
+cp._write = write
+cli.main(sys.argv[2:])
+"""
+
+
+def test_sigterm_during_generate_never_leaves_a_mix(tmp_path):
+    """The reported failure: SIGTERM during `generate -o DIR --force` over another model's
+    folder, delivered before the 1st, 4th, 11th and 18th file: the old model's files remain."""
+    a, b = tmp_path / "a.bnn", tmp_path / "b.bnn"
+    for seed, path in ((1, a), (2, b)):
+        bnnfile.save(random_model(seed, input_shape=(8, 8, 1), layers=[
+            ("conv", dict(out=8, k=3, pad=1)), ("dense", dict(out=10))]), path)
+    out = tmp_path / "out"
+    generate_project(bnnfile.load(a), out)
+    before = _coherent(out)
+    for k in (0, 3, 10, 17):
+        res = subprocess.run([sys.executable, "-c", _KILLED_AT, str(k), "generate", str(b),
+                              "-o", str(out), "--force"], capture_output=True, timeout=120)
+        assert res.returncode == -15, res.stderr[-500:]
+        assert _coherent(out) == before
+
+
+def test_convert_replaces_the_bnn_in_one_step(tmp_path, monkeypatch):
+    import bnn_mcu.outputs as outputs
+
+    path = tmp_path / "m.bnn"
+    bnnfile.save(random_model(1), path)
+    before = path.read_bytes()
+
+    def broken_replace(src, dst):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(outputs.os, "replace", broken_replace)
+    with pytest.raises(ModelError, match="cannot write"):
+        bnnfile.save(random_model(2), path)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.bnn"]

@@ -24,6 +24,7 @@ import jinja2
 
 from .. import __version__
 from ..errors import BnnError
+from ..escape import markdown_text
 from ..ir import bnnfile
 from ..ir.ops import IntModel
 from ..outputs import replacing_folder
@@ -135,7 +136,7 @@ def _readme(model: IntModel, core: Core, prefix: str, footprint: Footprint | Non
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True)
     return env.get_template("README.md.j2").render(
-        version=__version__, model=model, name=model.meta.get("name", "model"),
+        version=__version__, model=model, name=markdown_text(model.meta.get("name", "model")),
         hash=bnnfile.model_hash(model)[:16], core=core, p=prefix, P=prefix.upper(),
         build_flags=" ".join(BUILD_FLAGS), opts=OPTS, clang_ok=CLANG_BUILDS_KERNELS, footprint=footprint, chain_text=chain_text,
         table=summary_table(model, fmt="github"), totals=totals(model),

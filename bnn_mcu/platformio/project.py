@@ -27,6 +27,7 @@ from .. import __version__
 from ..codegen.generate import generate_model_sources
 from ..codegen.project import _prepare_outdir, _write, check_budget
 from ..errors import BnnError
+from ..escape import ini_comment, markdown_text
 from ..ir import bnnfile
 from ..ir.ops import IntModel
 from ..outputs import replacing_folder
@@ -296,7 +297,8 @@ def _write_project(model: IntModel, out: Path, envs: list[EnvSpec],
     if any(spec.qemu for spec in envs):  # the QEMU envs name the local platform by path
         write_platform()
     t = totals(model)
-    ctx = dict(version=__version__, name=name, hash=digest[:16], model=model, totals=t,
+    ctx = dict(version=__version__, hash=digest[:16], model=model, totals=t,
+               ini_name=ini_comment(name), md_name=markdown_text(name),
                envs=envs, left_out=left_out, platform_name=PLATFORM_NAME, framework=FRAMEWORK,
                qemu_platform=platform_spec(),
                qemu_port={env_name(b): QEMU_BASE_PORT + i for i, b in enumerate(QEMU_BOARDS)},
