@@ -694,3 +694,153 @@ def checkpoint_file(**config) -> bytes:
     buf = io.BytesIO()
     torch.save({"format": CHECKPOINT_FORMAT, "model_config": cfg, "state_dict": {}}, buf)
     return buf.getvalue()
+
+
+# ---- the two zip readers (zipfile and torch's miniz): a zip the vetting accepts must look the
+#      same to both, member by member --------------------------------------------------------
+
+@lru_cache(maxsize=None)
+def _small_zips() -> tuple:
+    """Small zips of the shapes the loader meets: a torch.save file and two tiny archives."""
+    import torch
+    buf = io.BytesIO()
+    torch.save({"w": torch.arange(6, dtype=torch.float32)}, buf)
+    plain = rezip({"archive/data.pkl": b"\x80\x02}q\x00.", "archive/version": b"3\n",
+                   "archive/data/0": bytes(range(64))})
+    deflated = rezip({"a/x.json": b'{"config": {}}' * 20, "a/y": b"y" * 300},
+                     zipfile.ZIP_DEFLATED)
+    return buf.getvalue(), plain, deflated
+
+
+# Offsets of the fields of the zip structures (local header, central header, end records)
+# that a reader uses to find members: the differential mutations edit these.
+_FIELDS = {b"PK\x03\x04": (6, 8, 14, 18, 22, 26, 28), b"PK\x01\x02": (8, 10, 16, 20, 24, 28, 30,
+                                                                       42),
+           b"PK\x05\x06": (8, 10, 12, 16, 20), b"PK\x06\x06": (24, 32, 40, 48),
+           b"PK\x06\x07": (8,)}
+
+
+def make_zip_pair_input(data: bytes) -> bytes:
+    """A fuzz input -> the bytes of a zip built to make zipfile and torch's reader disagree."""
+    r = ByteReader(data)
+    zips = _small_zips()
+    base = bytearray(r.pick(zips))
+    mode = r.u8() % 7
+    if mode == 0:  # raw bytes
+        return r.rest()
+    if mode == 1:  # something in front: junk, or a whole other zip (the reported attack)
+        front = r.pick([bytes(r.u8()), r.pick(zips), r.take(r.u8())])
+        return front + bytes(base)
+    if mode == 2:  # something after: junk, a zip, a comment
+        tail = r.pick([b"x" * r.u8(), r.pick(zips), r.take(r.u8())])
+        if r.u8() & 1:  # as the end record's comment (the length field says so)
+            base[-2:] = struct.pack("<H", len(tail))
+        return bytes(base) + tail
+    if mode == 3:  # a member's name changed in case or duplicated
+        members = zip_members(bytes(base))
+        names = sorted(members)
+        name = r.pick(names)
+        other = r.pick([name.upper(), name[:-1] + name[-1].swapcase(), name])
+        buf = io.BytesIO()
+        import warnings
+        with warnings.catch_warnings(), zipfile.ZipFile(buf, "w") as z:
+            warnings.simplefilter("ignore")
+            for n in names:
+                z.writestr(n, members[n])
+            z.writestr(other, r.take(r.u8() % 64))
+        return buf.getvalue()
+    if mode == 4:  # a structural field rewritten (offsets, sizes, name lengths, counts)
+        for _ in range(1 + r.u8() % 3):
+            sig = r.pick(list(_FIELDS))
+            spots = [i for i in range(len(base)) if base.startswith(sig, i)]
+            if not spots:
+                continue
+            at = r.pick(spots) + r.pick(_FIELDS[sig])
+            width = 2 if sig == b"PK\x05\x06" and at - spots[0] < 12 else 4
+            value = r.pick([0, 1, 2, 0xFFFF, 0xFFFFFFFF, r.u32(), r.u16()])
+            base[at:at + width] = (value & ((1 << 8 * width) - 1)).to_bytes(width, "little")
+        return bytes(base)
+    if mode == 5:  # two zips, the second one's central directory rebased onto the first
+        front = bytearray(r.pick(zips))
+        shift = len(front) if r.u8() & 1 else r.u16()
+        tail = bytearray(base)
+        end = len(tail) - 22
+        cd_off = struct.unpack_from("<L", tail, end + 16)[0]
+        struct.pack_into("<L", tail, end + 16, (cd_off + shift) & 0xFFFFFFFF)
+        return bytes(front) + bytes(tail)
+    # a few bytes overwritten anywhere
+    for _ in range(1 + r.u8() % 8):
+        if base:
+            base[r.u16() % len(base)] = r.u8()
+    return bytes(base)
+
+
+def _views(data: bytes):
+    """(names, sizes, bytes) as zipfile and as torch's reader see them; None where a reader
+    refuses the archive; a member a reader cannot read is None."""
+    import torch
+    out = []
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            infos = z.infolist()
+            root = infos[0].filename.split("/", 1)[0] + "/" if infos else ""
+            view = {}
+            for i in infos:
+                try:
+                    body = z.read(i)
+                except Exception:  # noqa: BLE001 - a damaged member
+                    body = None
+                view[i.filename[len(root):] if i.filename.startswith(root) else i.filename] = \
+                    (i.file_size, body)
+            out.append(view)
+    except Exception:  # noqa: BLE001
+        out.append(None)
+    try:
+        reader = torch._C.PyTorchFileReader(io.BytesIO(data))
+        view = {}
+        for n in reader.get_all_records():
+            try:
+                body = bytes(reader.get_record(n))
+            except Exception:  # noqa: BLE001
+                body = None
+            view[n] = (reader.get_record_size(n), body)
+        out.append(view)
+    except Exception:  # noqa: BLE001
+        out.append(None)
+    return out
+
+
+def check_zip_pair(data: bytes, timeout: float = INPUT_TIMEOUT) -> str:
+    """The differential oracle: "refused" (a clean ModelError) or "same" (accepted, and both
+    readers list the same members with the same sizes and, where both can read a member, the
+    same bytes); anything else is a Finding."""
+    from bnn_mcu.errors import ModelError
+    from bnn_mcu.nn.archive import open_archive
+
+    try:
+        with time_limit(timeout):
+            try:
+                archive = open_archive(Path("fuzz.zip"), data)
+            except ModelError:
+                return "refused"
+            if sum(archive.sizes.values()) > 16 << 20:
+                return "same"  # accepted by declared sizes; too big to read both views here
+            py, pt = _views(data)
+    except Hang as e:
+        raise Finding(f"hang: {e}") from None
+    except Finding:
+        raise
+    except Exception as e:  # noqa: BLE001 - this is what the fuzzer looks for
+        raise Finding(f"{type(e).__name__}: {e}"[:500]) from e
+    if py is None or pt is None or list(py) != list(pt) or list(pt) != archive.names:
+        raise Finding(f"accepted, but the readers list different members: {py and list(py)} / "
+                      f"{pt and list(pt)}"[:500])
+    for name in pt:
+        (size_a, body_a), (size_b, body_b) = py[name], pt[name]
+        if size_a != size_b or (body_a is not None and body_b is not None and body_a != body_b):
+            raise Finding(f"accepted, but {name!r} differs between the readers")
+    return "same"
+
+
+def zip_pair_one_input(data: bytes) -> str:
+    return check_zip_pair(make_zip_pair_input(data))

@@ -164,3 +164,34 @@ def test_generated_code_is_clean_and_the_checkers_bite(tmp_path):
                              static_check._CPPC, tmp_path)
     assert any("NullDereference" in f[2] for f in tidy), tidy
     assert any(f[2] in ("arrayIndexOutOfBounds", "nullPointerRedundantCheck") for f in cpp), cpp
+
+
+# ---- the two zip readers (fuzz/fuzz_zip_differential.py runs the long campaign) --------------
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 6), st.binary(min_size=1, max_size=48))
+def test_zip_readers_agree_on_every_accepted_zip(mode, choices):
+    data = T.make_zip_pair_input(bytes([choices[0], mode]) + choices[1:])
+    assert T.check_zip_pair(data) in ("refused", "same")
+
+
+def test_zip_oracle_reports_a_differential(monkeypatch):
+    """The oracle is not vacuous: with the layout checks gone, the reported attack (a zip in
+    front of another) is accepted and the two readers' views differ."""
+    import bnn_mcu.nn.archive as archive
+
+    monkeypatch.setattr(archive, "zip_disagreement", lambda data: None)
+    monkeypatch.setattr(archive, "entry_disagreement", lambda *a: None)
+    real = archive.open_archive
+
+    def lenient(path, data):  # the old vetting: zipfile's view only
+        try:
+            return real(path, data)
+        except archive.ModelError:
+            import zipfile
+            z = zipfile.ZipFile(__import__("io").BytesIO(data))
+            return archive.Archive(path, data, "archive", {i.filename.split("/", 1)[1]: i.file_size
+                                                          for i in z.infolist()})
+    monkeypatch.setattr(archive, "open_archive", lenient)
+    with pytest.raises(T.Finding, match="differs between the readers|list different members"):
+        T.check_zip_pair(T.front_zip_differential(Path("/nonexistent/marker")))

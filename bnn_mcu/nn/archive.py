@@ -20,6 +20,7 @@ import io
 import re
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,17 @@ _ZIP64_LOCATOR = struct.Struct("<4sLQL")  # signature, disk, offset of the zip64
 _ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")  # ..., entries here, entries, cd size, cd offset
 # Names a model zip may hold: printable ASCII path parts, no `..`, no backslash or colon.
 _NAME = re.compile(r"[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*")
+
+
+def _cd_offset(data: bytes) -> int:
+    """Where the central directory starts (after zip_disagreement found the layout sound, this
+    is where both readers look for it)."""
+    end = len(data) - _EOCD.size
+    cd_offset = _EOCD.unpack_from(data, end)[6]
+    loc = end - _ZIP64_LOCATOR.size
+    if loc >= 0 and data[loc:loc + 4] == b"PK\x06\x07":
+        cd_offset = _ZIP64_EOCD.unpack_from(data, _ZIP64_LOCATOR.unpack_from(data, loc)[2])[9]
+    return cd_offset
 
 
 def zip_disagreement(data: bytes) -> str | None:
@@ -65,10 +77,48 @@ def zip_disagreement(data: bytes) -> str | None:
         return "its zip64 end record is missing"
     if disk or cd_disk or here != entries:
         return "it is a multi-disk zip"
-    if cd_offset + cd_size != cd_end:
+    if cd_offset + cd_size != cd_end or cd_offset > len(data):
         # zipfile would shift every offset by the difference; miniz would not
         return (f"its central directory is {cd_end - cd_size - cd_offset:,} bytes away from "
                 "where its end record says")
+    return None
+
+
+_LOCAL_HEADER = struct.Struct("<4s5H3L2H")  # sig, version, flags, method, time, date, crc, sizes, lengths
+
+
+def entry_disagreement(data: bytes, infos: list, cd_offset: int) -> str | None:
+    """Why a member's local header and its central entry could be read differently, or None:
+    each local header repeats its central entry (name, flags, method; CRC and sizes, here or
+    in its data descriptor), and the members' byte ranges follow each other without overlap,
+    all before the central directory."""
+    pos = 0
+    for info in sorted(infos, key=lambda i: i.header_offset):
+        at = info.header_offset
+        if at < pos or at + _LOCAL_HEADER.size > cd_offset:
+            return f"{info.filename!r} overlaps another member or the central directory"
+        sig, _, flags, method, _, _, crc, csize, usize, nlen, xlen = \
+            _LOCAL_HEADER.unpack_from(data, at)
+        name = data[at + _LOCAL_HEADER.size:at + _LOCAL_HEADER.size + nlen]
+        if sig != _LOCAL or name != info.orig_filename.encode("utf-8", "replace") or \
+                flags != info.flag_bits or method != info.compress_type:
+            return f"the local header of {info.filename!r} differs from its central entry"
+        start = at + _LOCAL_HEADER.size + nlen + xlen
+        end = start + info.compress_size
+        if flags & 0x8:  # sizes in a data descriptor after the data
+            sig_len = 4 if data[end:end + 4] == b"PK\x07\x08" else 0
+            wide = info.compress_size >= 0xFFFFFFFF or info.file_size >= 0xFFFFFFFF
+            fmt = "<LQQ" if wide else "<LLL"
+            if end + sig_len + struct.calcsize(fmt) > cd_offset:
+                return f"{info.filename!r} overlaps the central directory"
+            crc, csize, usize = struct.unpack_from(fmt, data, end + sig_len)
+            end += sig_len + struct.calcsize(fmt)
+        if (crc, csize, usize) != (info.CRC, info.compress_size, info.file_size) and not (
+                csize == usize == 0xFFFFFFFF):  # zip64: the sizes are in the extra field
+            return f"the sizes of {info.filename!r} differ between its headers"
+        if end > cd_offset:
+            return f"{info.filename!r} overlaps the central directory"
+        pos = end
     return None
 
 
@@ -81,6 +131,7 @@ class Archive:
     root: str  # the folder every member is in ("" for a torch.save file without one)
     sizes: dict = field(default_factory=dict)  # torch's record name -> declared bytes
     reader: object = None
+    crcs: dict = field(default_factory=dict)  # torch's record name -> CRC-32 of its bytes
 
     @property
     def names(self) -> list:
@@ -93,9 +144,12 @@ class Archive:
             raise ModelError(f"{self.path}: {name!r} is {size:,} bytes, more than the "
                              f"{limit:,} it may have")
         try:
-            return bytes(self.reader.get_record(name))
-        except RuntimeError as e:
+            body = bytes(self.reader.get_record(name))
+        except (RuntimeError, ValueError) as e:
             raise ModelError(f"{self.path}: {name!r} is damaged ({_first_line(e)})") from None
+        if zlib.crc32(body) != self.crcs[name]:  # miniz does not check it
+            raise ModelError(f"{self.path}: {name!r} is damaged (its CRC-32 does not match)")
+        return body
 
 
 def _first_line(e: BaseException) -> str:
@@ -119,6 +173,9 @@ def open_archive(path: Path, data: bytes) -> Archive:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, NotImplementedError,
             EOFError) as e:
         raise ModelError(f"{path}: not a readable model archive ({_first_line(e)})") from None
+    why = entry_disagreement(data, infos, _cd_offset(data))
+    if why:
+        raise _refuse(path, why)
     if len(infos) > MAX_ARCHIVE_MEMBERS:
         raise ModelError(f"{path}: the archive holds {len(infos):,} members (at most "
                          f"{MAX_ARCHIVE_MEMBERS:,})")
@@ -136,24 +193,27 @@ def open_archive(path: Path, data: bytes) -> Archive:
         folded[i.filename.casefold()] = i.filename
         if i.flag_bits & 0x1 or i.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise ModelError(f"{path}: {i.filename!r} is encrypted or compressed oddly")
+        if i.external_attr & 0x10:  # found by fuzzing: miniz will not extract a "folder" and
+            # torch then hands back a buffer it never filled
+            raise _refuse(path, f"{i.filename!r} is marked as a folder")
     try:
         reader = torch._C.PyTorchFileReader(io.BytesIO(data))
         records = list(reader.get_all_records())
-    except RuntimeError as e:
+    except (RuntimeError, ValueError) as e:  # found by fuzzing: names that are not UTF-8 to miniz
         raise ModelError(f"{path}: not a readable model archive ({_first_line(e)})") from None
     root = infos[0].filename.split("/", 1)[0] if infos and "/" in infos[0].filename else ""
     prefix = root + "/" if root else ""
     expect = [i.filename[len(prefix):] for i in infos]
     if records != expect:
         raise _refuse(path, "torch's reader lists other members than Python's zipfile")
-    sizes = {}
+    sizes, crcs = {}, {}
     for name, info in zip(records, infos):
         try:
             same = (reader.get_record_size(name) == info.file_size and
                     reader.get_record_header_offset(name) == info.header_offset)
-        except RuntimeError as e:
+        except (RuntimeError, ValueError) as e:
             raise ModelError(f"{path}: {name!r} is damaged ({_first_line(e)})") from None
         if not same:
             raise _refuse(path, f"torch's reader finds {name!r} elsewhere than Python's zipfile")
-        sizes[name] = info.file_size
-    return Archive(path, data, root, sizes, reader)
+        sizes[name], crcs[name] = info.file_size, info.CRC
+    return Archive(path, data, root, sizes, reader, crcs)
