@@ -22,7 +22,9 @@ sys.path.insert(0, str(ROOT / "fuzz"))
 import fuzz_targets as T  # noqa: E402
 
 
-def refused(path: Path, pattern: str, seconds: float = 10.0) -> str:
+def refused(path: Path, pattern: str, seconds: float = 30.0) -> str:
+    """load_model refuses `path` with one line matching `pattern`, within `seconds` (the
+    attacks ran for minutes or forever; a refusal takes milliseconds on an idle machine)."""
     t0 = time.monotonic()
     with pytest.raises(ModelError, match=pattern) as e:
         load_model(path)
@@ -110,7 +112,7 @@ def test_trust_pickle_still_loads_a_plain_program(tmp_path):
 def test_pow_in_a_shape_expression_is_refused_at_once(tmp_path):
     p = tmp_path / "pow.pt2"
     p.write_bytes(T.pow_expression_program())
-    refused(p, r"shape expression 'Max\(s77, 10\*\*10\*\*10\)'", seconds=5)
+    refused(p, r"shape expression 'Max\(s77, 10\*\*10\*\*10\)'")
 
 
 def test_total_tensor_bytes_are_budgeted(tmp_path):
@@ -174,7 +176,7 @@ def test_checkpoint_configs_are_validated_before_allocation(tmp_path, config, me
     p = tmp_path / "evil.ckpt"
     p.write_bytes(T.checkpoint_file(**config))
     tracemalloc.start()
-    refused(p, message, seconds=5)
+    refused(p, message)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 50_000_000
@@ -185,6 +187,7 @@ def test_checkpoint_configs_are_validated_before_allocation(tmp_path, config, me
 _DRIVER = r"""
 import json, sys, time, io, contextlib
 from bnn_mcu.cli import main
+import bnn_mcu.nn.export  # torch imported before the clock starts
 out = {}
 for path in sys.argv[2:]:
     err = io.StringIO()
@@ -222,5 +225,7 @@ def test_attacks_under_a_memory_limit(tmp_path, json_bomb):
     results = json.loads(res.stdout.splitlines()[-1])
     for path, (rc, err, seconds) in results.items():
         assert rc == 2 and err.count("\n") == 1 and err.startswith("bnn-mcu: error: "), (path, err)
-        assert "Traceback" not in err and seconds < 10, (path, err, seconds)
+        # the attacks ran for minutes; a refusal takes well under a second on an idle machine
+        # (fuzz/hostile_files.py prints the figures): 30 s leaves room for a busy CI runner
+        assert "Traceback" not in err and seconds < 30, (path, err, seconds)
     assert not marker.exists() and not out.exists()

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ModelError
+from ..escape import one_line
 from ..inputs import read_regular_file
 from ..models import MODEL_KINDS
 from .archive import open_archive
@@ -153,6 +154,7 @@ def _load_exported(path: Path, data: bytes, trust_pickle: bool) -> torch.export.
         raise
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = one_line(first.replace("\x1b[1m", "").replace("\x1b[0m", ""))  # torch's bold
         raise ModelError(f"{path}: cannot load the exported program ({first[:200]})") from None
 
 
