@@ -54,6 +54,11 @@ def main() -> int:
         tmp = Path(tmp)
         marker = tmp / "payload-ran"
         rows, worst = [], 0
+        t0 = time.monotonic()  # the floor of every row: start Python, import bnn_mcu and torch
+        subprocess.run(["bash", "-c", f"ulimit -v {args.ulimit_kb} && exec \"$@\"", "-",
+                        sys.executable, "-c", "import bnn_mcu.cli, bnn_mcu.nn.export"],
+                       check=True, timeout=300)
+        base = (time.monotonic() - t0, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
         for name, path in hostile_files(tmp, marker).items():
             before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             t0 = time.monotonic()
@@ -71,6 +76,8 @@ def main() -> int:
         for name, size, rc, secs, rss, msg in rows:
             print(f"| {name} | {size:,} | {rc} | {secs:.1f} | {rss // 1024} | "
                   f"{msg[:160].replace('|', '/')}{'...' if len(msg) > 160 else ''} |")
+        print(f"baseline (start Python, import bnn_mcu and torch, no model): {base[0]:.1f} s, "
+              f"{base[1] // 1024} MB; highest peak RSS of any row: {worst // 1024} MB")
         ok = all(r[2] == 2 and r[5].count("\n") == 0 for r in rows) and not marker.exists()
         print(f"marker file: {'CREATED' if marker.exists() else 'absent'}; every file refused "
               f"with one line and exit 2: {'yes' if ok else 'NO'}")
