@@ -103,8 +103,9 @@ def _looks_pickled(data: bytes) -> bool:
 
 
 def _looks_zipped(data: bytes) -> bool:
-    """A zip (perhaps with data in front, which open_archive refuses by name)."""
-    return data.startswith(b"PK\x03\x04") or b"PK\x05\x06" in data[-(1 << 16) - 22:]
+    """A zip (perhaps with data in front, which open_archive refuses by name), not a pickle."""
+    return data.startswith(b"PK\x03\x04") or (
+        not _looks_pickled(data) and b"PK\x05\x06" in data[-(1 << 16) - 22:])
 
 
 def load_program(path: str | Path, trust_pickle: bool = False,
