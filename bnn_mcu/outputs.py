@@ -105,6 +105,12 @@ def replacing_folder(out: str | os.PathLike, generated: Callable[[str], bool]):
     (and at worst a hidden `.NAME.bnn-mcu-*` sibling). `out` may be a link to a folder: the
     folder it points to is replaced."""
     out = Path(os.path.realpath(out))
+    if Path.cwd().resolve().is_relative_to(out):  # a swap would leave the shell in the old one
+        if out.is_dir() and not any(out.iterdir()):
+            yield out  # nothing there to mix with: written in place
+            return
+        raise BnnError(f"{out}: is the current folder (or holds it); the output folder is "
+                       "replaced in one step, so run bnn-mcu from outside it")
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.bnn-mcu-new-"))
     try:
         os.chmod(tmp, stat.S_IMODE(out.stat().st_mode) if out.is_dir() else 0o777 & ~_umask())

@@ -557,3 +557,15 @@ def test_convert_replaces_the_bnn_in_one_step(tmp_path, monkeypatch):
     with pytest.raises(ModelError, match="cannot write"):
         bnnfile.save(random_model(2), path)
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.bnn"]
+
+
+def test_generate_refuses_to_replace_the_current_folder(tmp_path, monkeypatch, small_model):
+    """A swap would leave the user's shell in the removed folder; an empty current folder is
+    written in place (nothing to mix with)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.chdir(out)
+    generate_project(small_model, Path("."))
+    with pytest.raises(BnnError, match="is the current folder .* run bnn-mcu from outside it"):
+        generate_project(small_model, Path("."), force=True)
+    assert (out / "bnn_model.c").is_file()
