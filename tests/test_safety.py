@@ -529,15 +529,16 @@ cli.main(sys.argv[2:])
 
 def test_sigterm_during_generate_never_leaves_a_mix(tmp_path):
     """The reported failure: SIGTERM during `generate -o DIR --force` over another model's
-    folder, delivered before the 1st, 4th, 11th and 18th file: the old model's files remain."""
+    folder, delivered before the first file, a third and two thirds in, and the last: the old
+    model's files remain."""
     a, b = tmp_path / "a.bnn", tmp_path / "b.bnn"
     for seed, path in ((1, a), (2, b)):
         bnnfile.save(random_model(seed, input_shape=(8, 8, 1), layers=[
             ("conv", dict(out=8, k=3, pad=1)), ("dense", dict(out=10))]), path)
     out = tmp_path / "out"
-    generate_project(bnnfile.load(a), out)
+    n = len(generate_project(bnnfile.load(a), out))
     before = _coherent(out)
-    for k in (0, 3, 10, 17):
+    for k in sorted({0, n // 3, 2 * n // 3, n - 1}):
         res = subprocess.run([sys.executable, "-c", _KILLED_AT, str(k), "generate", str(b),
                               "-o", str(out), "--force"], capture_output=True, timeout=120)
         assert res.returncode == -15, res.stderr[-500:]
