@@ -321,8 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-o", "--output", required=True, help="model.pt to write (plus .ckpt and .json)")
     t.add_argument("--width", type=POSITIVE, help="hidden units (MLP) or base channels (CNN)")
     t.add_argument("--depth", type=POSITIVE, help="hidden layers (MLP) or conv blocks (CNN)")
-    t.add_argument("--batch-size", type=POSITIVE, default=100)
-    t.add_argument("--lr-start", type=_float_in(0.0), default=3e-3)
+    t.add_argument("--batch-size", type=POSITIVE, default=100,
+                   help="images per step (per process under torchrun; default 100)")
+    t.add_argument("--lr-start", type=_float_in(0.0), default=3e-3,
+                   help="initial learning rate (default 3e-3)")
     t.add_argument("--lr-end", type=_float_in(0.0),
                    help="final learning rate (default: the preset's recipe, else 3e-7)")
     t.add_argument("--loss", choices=["ce", "hinge"], default="ce",
