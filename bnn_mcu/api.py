@@ -244,31 +244,35 @@ def check_images(x, input_shape: Sequence[int], where: str = "inputs"):
 
 # -- train / evaluate -----------------------------------------------------------------------
 
-def train(preset: str, output: str | Path, *, data: Any = "fashion-mnist", epochs: int = 10,
-          width: int | None = None, depth: int | None = None, batch_size: int = 100,
-          lr_start: float = 3e-3, lr_end: float = 3e-7, loss: str = "ce",
-          glorot_lr: bool = True, dropout_in: float | None = None,
-          dropout_hidden: float | None = None, stochastic: bool = False, augment: str = "none",
-          seed: int = 0, threads: int | None = None, resume: str | Path | None = None,
-          progress: bool = True, on_data=None) -> Model | None:
-    """Train a preset ("mlp", "cnn", "binarynet-mlp", "binarynet-cifar") with the BinaryNet
-    recipe; write `output` (a torch.export .pt), its .ckpt (resumable) and .json (metrics).
+def train(preset: str, output: str | Path, *, data: Any = "fashion-mnist",
+          epochs: int | None = None, width: int | None = None, depth: int | None = None,
+          batch_size: int = 100, lr_start: float = 3e-3, lr_end: float | None = None,
+          loss: str = "ce", glorot_lr: bool = True, dropout_in: float | None = None,
+          dropout_hidden: float | None = None, stochastic: bool = False,
+          augment: str | None = None, seed: int = 0, threads: int | None = None,
+          lr_schedule: str | None = None, label_smoothing: float | None = None,
+          two_stage: int | None = None, distill: int | None = None, rsign: bool = False,
+          resume: str | Path | None = None, progress: bool = True, on_data=None) -> Model | None:
+    """Train a preset ("mlp", "cnn", "binarynet-mlp", "binarynet-cifar") with its recipe
+    (nn/train.py PRESET_RECIPES; every option given, not None, wins; docs/training.md); write `output` (a torch.export .pt), its .ckpt (resumable) and .json (metrics).
     Returns the trained Model (``.metrics`` holds the figures), or None on the processes
     other than rank 0 under torchrun. `on_data(dataset)` is called once the data is loaded.
     An interrupted run keeps the .ckpt of its last finished epoch: pass it as `resume`."""
     from .nn.presets import ModelConfig, build_model, check_preset
     check_preset(preset)  # before minutes of data loading
     from .data import Dataset, load_dataset
-    from .nn.train import TrainConfig, train as train_model
+    from .nn.train import recipe, train as train_model
 
     dataset = data if isinstance(data, Dataset) else load_dataset(data)
     if on_data is not None:
         on_data(dataset)
     mcfg = ModelConfig(preset, dataset.image_shape, dataset.num_classes, width, depth,
-                       dropout_in, dropout_hidden, stochastic)
+                       dropout_in, dropout_hidden, stochastic, rsign)
     build_model(mcfg)  # preset and shapes checked before any work
-    tcfg = TrainConfig(epochs, batch_size, lr_start, lr_end, loss, glorot_lr, seed, threads,
-                       augment=augment)
+    tcfg = recipe(preset, epochs=epochs, batch_size=batch_size, lr_start=lr_start,
+                  lr_end=lr_end, loss=loss, glorot_lr=glorot_lr, seed=seed, threads=threads,
+                  augment=augment, lr_schedule=lr_schedule, label_smoothing=label_smoothing,
+                  two_stage=two_stage, distill=distill)
     metrics = train_model(mcfg, tcfg, dataset, Path(output),
                           resume=Path(resume) if resume else None, progress=progress)
     if metrics is None:

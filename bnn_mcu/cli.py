@@ -60,6 +60,8 @@ def cmd_train(args) -> int:
                       glorot_lr=args.glorot_lr, dropout_in=args.dropout_in,
                       dropout_hidden=args.dropout_hidden, stochastic=args.stochastic,
                       augment=args.augment, seed=args.seed, threads=args.threads,
+                      lr_schedule=args.lr_schedule, label_smoothing=args.label_smoothing,
+                      two_stage=args.two_stage, distill=args.distill, rsign=args.rsign,
                       resume=args.resume, progress=not args.quiet,
                       on_data=lambda data: world.main and print(data.summary()))
     except KeyboardInterrupt:
@@ -312,19 +314,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a BNN preset on a data set")
     t.add_argument("--preset", required=True, help="one of: " + ", ".join(PRESET_NAMES))
-    t.add_argument("--data", default="fashion-mnist", help=DATA_HELP)
-    t.add_argument("--epochs", type=POSITIVE, default=10,
-                   help="passes over the training set (default 10); the best on validation is kept")
+    t.add_argument("--data", default="fashion-mnist",
+                   help="fashion-mnist, mnist5k, digits or idx:/path/to/folder (default fashion-mnist)")
+    t.add_argument("--epochs", type=POSITIVE,
+                   help="passes over the training set (default: the preset's recipe, else 10)")
     t.add_argument("-o", "--output", required=True, help="model.pt to write (plus .ckpt and .json)")
     t.add_argument("--width", type=POSITIVE, help="hidden units (MLP) or base channels (CNN)")
     t.add_argument("--depth", type=POSITIVE, help="hidden layers (MLP) or conv blocks (CNN)")
     t.add_argument("--batch-size", type=POSITIVE, default=100,
-                   help="images per step (default 100; per process under torchrun)")
+                   help="images per step (per process under torchrun; default 100)")
     t.add_argument("--lr-start", type=_float_in(0.0), default=3e-3,
-                   help="Adam learning rate of the first epoch (default 3e-3)")
-    t.add_argument("--lr-end", type=_float_in(0.0), default=3e-7,
-                   help="learning rate of the last epoch, reached by exponential decay "
-                        "(default 3e-7)")
+                   help="initial learning rate (default 3e-3)")
+    t.add_argument("--lr-end", type=_float_in(0.0),
+                   help="final learning rate (default: the preset's recipe, else 3e-7)")
     t.add_argument("--loss", choices=["ce", "hinge"], default="ce",
                    help="cross-entropy (default) or BinaryNet's squared hinge on +-1 targets")
     t.add_argument("--glorot-lr", action=argparse.BooleanOptionalAction, default=True,
@@ -336,11 +338,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dropout rate on hidden layers (default: the preset's)")
     t.add_argument("--stochastic", action="store_true",
                    help="stochastic (hard-sigmoid) binarization of activations while training")
-    t.add_argument("--augment", choices=["none", "shift", "shift-flip"], default="none",
-                   help="random +-2 px shifts (and horizontal flips) of training images")
+    t.add_argument("--augment", choices=["none", "shift", "shift-flip"],
+                   help="random +-2 px shifts (and horizontal flips) of training images "
+                        "(default: the preset's recipe, else none)")
+    t.add_argument("--lr-schedule", choices=["exp", "cosine"],
+                   help="learning rate from --lr-start to --lr-end: exponential per epoch "
+                        "(BinaryNet) or cosine per step (default: the preset's recipe, else exp)")
+    t.add_argument("--label-smoothing", type=_float_in(0.0, 1.0, low_ok=True),
+                   help="cross-entropy against smoothed labels (e.g. 0.1; default 0)")
+    t.add_argument("--rsign", action="store_true",
+                   help="a learned per-channel shift before every sign (ReActNet's RSign; "
+                        "folds into the integer thresholds)")
+    t.add_argument("--two-stage", type=_int_from(0), metavar="N",
+                   help="train the first N epochs with real-valued (hardtanh) activations, "
+                        "then binary; only binary epochs can be the kept model (default 0)")
+    t.add_argument("--distill", type=_int_from(0), metavar="N",
+                   help="first train a real-valued twin of the model for N epochs, then learn "
+                        "from its outputs as well as from the labels (default: half the "
+                        "epochs for mlp, else 0; --distill 0 to skip)")
     t.add_argument("--seed", type=int, default=0,
                    help="initialization, shuffling and augmentation seed (default 0)")
-    t.add_argument("--threads", type=POSITIVE, help="torch CPU threads")
+    t.add_argument("--threads", type=POSITIVE,
+                   help="torch CPU threads (default: 1 for models under 2 M MACs per image, "
+                        "else the cores the load average leaves idle; train prints its choice)")
     t.add_argument("--resume", type=Path, help="continue from a .ckpt written by train")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=cmd_train)

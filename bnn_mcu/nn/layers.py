@@ -59,28 +59,58 @@ def binarize(x: torch.Tensor, training: bool, stochastic: bool = False) -> torch
 
 
 class SignActivation(nn.Module):
-    """Binary activation (hardtanh's gradient window, sign's value)."""
+    """Binary activation (hardtanh's gradient window, sign's value).
+
+    `real = True` (set by the trainer, never saved) gives hardtanh's value instead: the
+    real-valued activations of a first training stage or of a distillation teacher. Exported
+    models are always trained to the end with real = False.
+    """
 
     def __init__(self, stochastic: bool = False):
         super().__init__()
         self.stochastic = stochastic
+        self.real = False
 
     def forward(self, x):
+        if self.real:
+            return F.hardtanh(x)
         return binarize(x, self.training, self.stochastic)
+
+
+class LearnableBias(nn.Module):
+    """ReActNet's RSign shift: a learned per-channel offset added before the sign.
+
+    Per channel and before the sign, so the converter folds it into the integer threshold
+    exactly (the importer evaluates x + b on every attainable accumulator value). After a batch
+    norm it does not enlarge what the model can express (BN's beta is a shift already); what it
+    changes is the optimization: a separate, undecayed parameter that moves the threshold.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x):
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        return x + self.bias.view(shape)
 
 
 class _BinaryWeights:
     """Mixin: a latent real weight, binarized in forward and clipped to [-1, 1] after each step."""
 
     stochastic = False
+    real = False  # real-valued weights (a distillation teacher); set by the trainer, never saved
     lr_scale = 1.0  # BinaryNet's per-layer Glorot learning-rate scale (set by the trainer)
 
     def binary_weight(self) -> torch.Tensor:
+        if self.real:
+            return self.weight
         return binarize(self.weight, self.training, self.stochastic)
 
     @torch.no_grad()
     def clip_weights(self) -> None:
-        self.weight.clamp_(-1.0, 1.0)
+        if not self.real:  # latent weights of a binary layer only
+            self.weight.clamp_(-1.0, 1.0)
 
     def glorot_scale(self) -> float:
         """1/H with H = sqrt(1.5 / (fan_in + fan_out)) (Courbariaux et al., 2016)."""
@@ -143,3 +173,12 @@ class InputQuant(nn.Module):
 
 def binary_layers(model: nn.Module):
     return [m for m in model.modules() if isinstance(m, _BinaryWeights)]
+
+
+def set_real(model: nn.Module, activations: bool, weights: bool) -> None:
+    """Switch a model's activations and/or weights between real-valued and binary."""
+    for m in model.modules():
+        if isinstance(m, SignActivation):
+            m.real = activations
+        elif isinstance(m, _BinaryWeights):
+            m.real = weights

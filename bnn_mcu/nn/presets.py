@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import torch.nn as nn
 
 from ..errors import BnnError
-from .layers import BinaryConv2d, BinaryLinear, InputQuant, SignActivation
+from .layers import BinaryConv2d, BinaryLinear, InputQuant, LearnableBias, SignActivation
 
 
 @dataclass
@@ -25,6 +25,7 @@ class ModelConfig:
     dropout_in: float | None = None
     dropout_hidden: float | None = None
     stochastic: bool = False
+    rsign: bool = False  # a learned per-channel shift before every sign (ReActNet's RSign)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -63,6 +64,11 @@ def _bn2d(n):
     return nn.BatchNorm2d(n, eps=_BN_EPS, momentum=_BN_MOMENTUM)
 
 
+def _sign(cfg: ModelConfig, channels: int) -> list[nn.Module]:
+    """The binary activation of `channels` channels, with RSign's shift when asked for."""
+    return ([LearnableBias(channels)] if cfg.rsign else []) + [SignActivation(cfg.stochastic)]
+
+
 def _mlp(cfg: ModelConfig, width: int, depth: int, p_in: float, p_hidden: float) -> nn.Sequential:
     h, w, c = cfg.input_shape
     layers: list[nn.Module] = [nn.Flatten()]
@@ -70,7 +76,7 @@ def _mlp(cfg: ModelConfig, width: int, depth: int, p_in: float, p_hidden: float)
         layers.append(nn.Dropout(p_in))
     n_in = h * w * c
     for _ in range(depth):
-        layers += [BinaryLinear(n_in, width), _bn1d(width), SignActivation(cfg.stochastic)]
+        layers += [BinaryLinear(n_in, width), _bn1d(width), *_sign(cfg, width)]
         if p_hidden:
             layers.append(nn.Dropout(p_hidden))
         n_in = width
@@ -96,12 +102,12 @@ def _convnet(cfg: ModelConfig, channels: list[int], convs_per_block: int, fc: li
             if j == convs_per_block - 1:
                 layers.append(nn.MaxPool2d(2))
                 h, w = h // 2, w // 2
-            layers += [_bn2d(ch), SignActivation(cfg.stochastic)]
+            layers += [_bn2d(ch), *_sign(cfg, ch)]
             n_in = ch
     layers.append(nn.Flatten())
     n_in = n_in * h * w
     for n in fc:
-        layers += [BinaryLinear(n_in, n), _bn1d(n), SignActivation(cfg.stochastic)]
+        layers += [BinaryLinear(n_in, n), _bn1d(n), *_sign(cfg, n)]
         if p_hidden:
             layers.append(nn.Dropout(p_hidden))
         n_in = n
