@@ -740,6 +740,8 @@ class GraphImporter:
             acc = self._dense(node, x, w, bias)
         if alpha is not None:  # XNOR-Net: sum(x * alpha_c * s) = alpha_c * acc, in exact arithmetic
             acc.scale = acc.scale * alpha
+            if acc.offset is not None:  # the input scaling's b * sum(w) is scaled alike
+                acc.offset = acc.offset * alpha
             acc.probe_f64 = True
             if not np.all(np.frexp(alpha)[0] == 0.5):  # not all powers of two
                 self.exact_float32 = False
