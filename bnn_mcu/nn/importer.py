@@ -304,7 +304,8 @@ class GraphImporter:
         if name in _LAYERS:
             return self._layer(node, name, args, kwargs)
         kinds = {type(s) for s in syms}
-        if len(syms) > 1 and not (kinds == {Acc} and self._same_value_space(syms)):
+        if len(syms) > 1 and not (kinds == {Acc} and self._same_value_space(syms)) and \
+                not (kinds == {Pixels} and self._same_pixels(syms)):
             raise self._combine_error(node, syms)
         x = syms[0]
         if isinstance(x, Acc):
@@ -347,6 +348,14 @@ class GraphImporter:
         return all(s.layer is first.layer and s.pool_node is first.pool_node
                    and s.index.shape == first.index.shape and torch.equal(s.index, first.index)
                    for s in syms[1:])
+
+    @staticmethod
+    def _same_pixels(syms) -> bool:
+        """Values of the same pixels (FINN's `ge(x, 0).float() - lt(x, 0).float()`): an op on
+        them is an op on their tables."""
+        first = syms[0]
+        return all(s.pad == first.pad and s.index.shape == first.index.shape
+                   and torch.equal(s.index, first.index) for s in syms[1:])
 
     def _combine_error(self, node, syms) -> ModelError:
         layers = {s.layer.name for s in syms if isinstance(s, Acc)}
@@ -440,7 +449,8 @@ class GraphImporter:
             return replace(x, index=idx, node=node)
         if name in ("pad", "constant_pad_nd"):
             return replace(x, pad=self._pad(node, args, real_zero_only=True))
-        if name in ("sub", "add", "mul", "div", "rsub", "neg"):
+        several = sum(isinstance(v, Pixels) for v in _flat_args(list(args) + list(kwargs.values())))
+        if name in ("sub", "add", "mul", "div", "rsub", "neg") and several == 1:
             a, b = x.a, x.b
             other = [v for v in args[:2] if v is not x]
             s = self._scalar(node, other[0]) if other else None
@@ -481,8 +491,9 @@ class GraphImporter:
         raise self._err(node, f"unsupported operand {v!r}")
 
     def _table_op(self, node, x: Pixels, args, kwargs):
-        targs = [x.table if a is x else a for a in args]
-        tkw = {k: (x.table if v is x else v) for k, v in kwargs.items()}
+        """The op on the pixel tables: [256] per operand, one entry per pixel value."""
+        targs = [a.table if isinstance(a, Pixels) else a for a in args]
+        tkw = {k: (v.table if isinstance(v, Pixels) else v) for k, v in kwargs.items()}
         return node.target(*targs, **tkw)
 
     # -- binary activations ---------------------------------------------------------------------
@@ -609,6 +620,11 @@ class GraphImporter:
             return self._bin_op(node, name, b, args, kwargs)
         if name in _LIKE_OPS or name in _NEW_OPS:
             return self._acc_like(node, name, x, args, kwargs)
+        if name == "prelu":  # ReActNet's RPReLU: one slope per channel (dim 1, as in the probe)
+            if isinstance(args[1], torch.Tensor) and args[1].numel() > 1:
+                self._requirecanonical(node, x, "PReLU")
+            ex = Expr(node, node.target, (x.expr, self._operand(args[1], x)))
+            return replace(x, expr=ex, node=node)
         if self._is_elementwise(node, name):
             return self._acc_elementwise(node, name, x, args, kwargs)
         if name in _AVERAGES:
