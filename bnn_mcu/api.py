@@ -103,6 +103,21 @@ class Model:
         from .ir.bnnfile import model_hash
         return model_hash(self.ir)
 
+    @property
+    def notes(self) -> list:
+        """What the conversion did that a user should know (one line each)."""
+        meta, out = self.ir.meta, []
+        if meta.get("ignored_output_op"):
+            out.append(f"note: the model's final {meta['ignored_output_op']} is not computed on "
+                       "the device: it keeps the order of the scores, so the predicted class is "
+                       "the same")
+        if meta.get("unscaled_float_input"):
+            out.append("note: the model takes float input and scales nothing itself, so the "
+                       "device feeds it the raw pixel values 0..255; if it was trained on scaled "
+                       "input (e.g. x / 255 in a data transform), put that scaling in forward() "
+                       "and export again")
+        return out
+
     def summary(self, fmt: str = "simple") -> str:
         """Per-layer table in deployed bytes (kernel, shapes, MACs, weight bits, flash, RAM);
         `fmt` is a `tabulate` format ("github" for Markdown). Use ``print(model.summary())``."""

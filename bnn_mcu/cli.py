@@ -108,6 +108,8 @@ def cmd_convert(args) -> int:
     check_writable(args.output, "the .bnn")  # creates missing folders, as train does
     model = _load(args)
     digest = model.save(args.output)
+    for note in model.notes:
+        print(note, file=sys.stderr)
     t = model.totals()
     print(f"wrote {args.output}: {len(model.ir.ops)} layers, {t['flash_bytes']:,} B constant data, "
           f"{t['arena_bytes']:,} B arena, hash {digest[:16]}")
@@ -122,10 +124,8 @@ def cmd_inspect(args) -> int:
     print(f"{Path(args.model).name}: input {h}x{w}x{c} uint8, {model.num_classes} classes, "
           f"hash {model.hash[:16]}")
     print(model.summary())
-    ignored = model.ir.meta.get("ignored_output_op")
-    if ignored:
-        print(f"note: the model's final {ignored} is not computed on the device: it keeps the "
-              "order of the scores, so the predicted class is the same")
+    for note in model.notes:
+        print(note)
     return 0
 
 
@@ -200,7 +200,10 @@ def cmd_generate(args) -> int:
         from .codegen.generate import check_prefix
         get_core(args.core)
         check_prefix(args.prefix)
-    g = generate(_load(args), args.output, core=args.core, platformio=args.platformio,
+    model = _load(args)
+    for note in model.notes:
+        print(note, file=sys.stderr)
+    g = generate(model, args.output, core=args.core, platformio=args.platformio,
                  boards=args.board, force=args.force, flash_kb=args.flash_kb, ram_kb=args.ram_kb,
                  prefix=args.prefix)
     for note in g.notes:

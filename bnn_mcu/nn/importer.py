@@ -155,6 +155,7 @@ class GraphImporter:
         self.name = name
         self.layers: list[FloatLayer] = []
         self.exact_float32 = True
+        self.unscaled_float_input = False  # float input, no scaling: raw 0..255 (say so)
         self.input_shape = None
         self.dynamic = True
         self.batch = 1  # the batch the index maps carry (the exported one when it is fixed)
@@ -217,6 +218,8 @@ class GraphImporter:
         meta = {"name": self.name}
         if result.ignored_output_op is not None:  # inspect says so
             meta["ignored_output_op"] = _opname(result.ignored_output_op).split(".")[0].lstrip("_")
+        if self.unscaled_float_input:
+            meta["unscaled_float_input"] = True
         return FloatModel(self.input_shape, self.layers, meta,
                           exact_float32=self.exact_float32, trace_layouts=self.trace_layouts,
                           reading=self.reading, binarized_input=self.binarized)
@@ -266,6 +269,7 @@ class GraphImporter:
         if self.batch * h * w * c > _MAX_TENSOR_ELEMENTS:
             raise ModelError(f"{self.name}: exported with a batch of {self.batch}; export with a "
                              "smaller example batch")
+        self._input_is_float = spec.dtype.is_floating_point
         index = torch.arange(self.batch * h * w * c).reshape((self.batch,) + spec.sample_shape)
         return Pixels(index, torch.arange(256, dtype=torch.uint8).to(spec.dtype))
 
@@ -963,6 +967,8 @@ class GraphImporter:
             raise self._err(node, f"the input scaling is not affine: pixel {worst} becomes "
                                   f"{t[worst]:g}, the scaling {a:g}*x{b:+g} read from the graph "
                                   f"gives {intended[worst]:g}")
+        if table.is_floating_point() and self._input_is_float and a == 1 and b == 0:
+            self.unscaled_float_input = True
         zp_real = -b / a
         zp = int(round(zp_real))
         integral = abs(zp_real - zp) < 1e-9 and 0 <= zp <= 255
