@@ -30,7 +30,12 @@ from ..errors import ModelError
 from .ops import OP_TYPES, IntModel, Scores, Threshold
 
 MAGIC = b"BNNMODEL"
+#: Version 1: every op field is written. Version 2 adds optional fields (an op's
+#: `LATER_FIELDS`, e.g. a max-pool's padding): written only when they differ from their default,
+#: and then the file says version 2, so a model that uses none keeps its version-1 bytes and hash.
 VERSION = 1
+LATER_VERSION = 2
+_READ_VERSIONS = (VERSION, LATER_VERSION)
 _PREFIX = struct.Struct("<8sIIQ")
 _HASH_BYTES = 32
 _MAX_HEADER = 16 << 20
@@ -55,7 +60,10 @@ def _align8(n: int) -> int:
 
 def _op_to_json(op, blob: bytearray) -> dict:
     d = {"kind": op.kind}
+    later = type(op).LATER_FIELDS
     for k, v in vars(op).items():
+        if k in later and v == later[k]:
+            continue  # a default later field is not written: version-1 bytes stay as they were
         if isinstance(v, np.ndarray):
             d[k] = _add_tensor(v, blob)
         elif isinstance(v, (Threshold, Scores)):
@@ -92,8 +100,10 @@ def serialize(model: IntModel, with_meta: bool = True) -> bytes:
     }
     if with_meta:
         header["meta"] = model.meta
+    version = LATER_VERSION if any(set(d) & set(type(op).LATER_FIELDS)
+                                   for op, d in zip(model.ops, header["ops"])) else VERSION
     hbytes = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    body = _PREFIX.pack(MAGIC, VERSION, len(hbytes), len(blob)) + hbytes + bytes(blob)
+    body = _PREFIX.pack(MAGIC, version, len(hbytes), len(blob)) + hbytes + bytes(blob)
     return body + hashlib.sha256(body).digest()
 
 
@@ -147,7 +157,7 @@ def _field_kinds(cls) -> dict:
     return {f.name: f.type for f in dataclasses.fields(cls)}
 
 
-def _op_from_json(d: dict, blob: memoryview, i: int):
+def _op_from_json(d: dict, blob: memoryview, i: int, version: int = VERSION):
     """One op, every field type-checked against the op's dataclass before it is built (a file
     whose hash is right can still hold any JSON)."""
     where = f"op {i}"
@@ -156,7 +166,10 @@ def _op_from_json(d: dict, blob: memoryview, i: int):
         raise ModelError(f"{where}: unknown op kind {str(kind)[:40]!r}")
     cls = OP_TYPES[d["kind"]]
     kinds = _field_kinds(cls)
-    missing = sorted(set(kinds) - set(d))
+    missing = sorted(set(kinds) - set(d) - set(cls.LATER_FIELDS))
+    if version < LATER_VERSION and set(d) & set(cls.LATER_FIELDS):
+        field = sorted(set(d) & set(cls.LATER_FIELDS))[0]
+        raise ModelError(f"{where}: {d['kind']} field {field!r} in a version {version} file")
     if missing:
         raise ModelError(f"{where}: {d['kind']} op without {missing[0]!r}")
     kwargs = {}
@@ -185,6 +198,10 @@ def _op_from_json(d: dict, blob: memoryview, i: int):
                 raise ModelError(f"{fwhere}: expected {_TUPLE_LEN.get(k, 'a list of')} integers "
                                  f"in {low}..{_MAX_U16}")
             kwargs[k] = tuple(v)
+        elif ftype == "bool":
+            if not isinstance(v, bool):
+                raise ModelError(f"{fwhere}: expected true or false")
+            kwargs[k] = v
         elif ftype == "int":
             if not _is_int(v) or not -2**31 <= v < 2**31:
                 raise ModelError(f"{fwhere}: expected a 32-bit integer")
@@ -223,9 +240,10 @@ def parse(data: bytes, name: str = "model") -> IntModel:
     if len(data) < _PREFIX.size + _HASH_BYTES:
         raise ModelError(f"{name}: truncated or corrupt .bnn file ({len(data)} bytes)")
     _, version, hlen, blen = _PREFIX.unpack_from(data)
-    if version != VERSION:
+    if version not in _READ_VERSIONS:
         raise ModelError(f"{name}: .bnn format version {version} is not supported "
-                         f"(this bnn-mcu reads version {VERSION}); re-convert the model")
+                         f"(this bnn-mcu reads versions {VERSION} and {LATER_VERSION}); "
+                         "re-convert the model")
     # Check the claimed sizes against the real file before trusting them.
     if hlen > _MAX_HEADER or _PREFIX.size + hlen + blen + _HASH_BYTES != len(data):
         raise ModelError(f"{name}: truncated or corrupt .bnn file (sizes in the header do not "
@@ -251,7 +269,7 @@ def parse(data: bytes, name: str = "model") -> IntModel:
     if not isinstance(ops, list) or not 1 <= len(ops) <= _MAX_U16:
         raise ModelError(f"{name}: malformed .bnn header (ops must list 1..{_MAX_U16} layers)")
     meta = _check_meta(header.get("meta", {}), name)
-    ops = [_op_from_json(d, blob, i) for i, d in enumerate(ops)]
+    ops = [_op_from_json(d, blob, i, version) for i, d in enumerate(ops)]
     model = IntModel(tuple(shape), ops, classes, meta)
     from .validate import validate
     validate(model, name)

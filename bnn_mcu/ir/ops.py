@@ -20,7 +20,7 @@ uint8 convs skip padded taps (= real-valued zero padding when x - zero_point is 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
+from typing import ClassVar, Union
 
 import numpy as np
 
@@ -51,6 +51,8 @@ class Op:
     in_shape: tuple  # (H, W, C) of the input this op reads
 
     kind = "op"
+    #: Fields added after .bnn version 1, name -> default (see bnnfile.LATER_VERSION).
+    LATER_FIELDS: ClassVar[dict] = {}
 
     # -- shapes ---------------------------------------------------------------------------
     @property
