@@ -172,10 +172,13 @@ def bconv2d(x: np.ndarray, op) -> np.ndarray:
 
 
 def maxpool2d_b1(x: np.ndarray, op) -> np.ndarray:
-    """bnn_maxpool2d_b1: AND of the window's words, OR on the channels in or_mask."""
-    win = _patches(x, op.kernel, op.stride, (0, 0, 0, 0), 0)  # [B, Ho, Wo, kh, kw, cw]
-    all_and = np.bitwise_and.reduce(win.reshape(win.shape[:3] + (-1, win.shape[-1])), axis=3)
-    any_or = np.bitwise_or.reduce(win.reshape(win.shape[:3] + (-1, win.shape[-1])), axis=3)
+    """bnn_maxpool2d_b1: AND of the window's words, OR on the channels in or_mask; padded taps
+    are skipped (all ones in the AND, zeros in the OR; every window has a real tap)."""
+    def reduce(fn, fill):
+        win = _patches(x, op.kernel, op.stride, op.padding, fill)  # [B, Ho, Wo, kh, kw, cw]
+        return fn.reduce(win.reshape(win.shape[:3] + (-1, win.shape[-1])), axis=3)
+    all_and = reduce(np.bitwise_and, np.uint32(0xFFFFFFFF))
+    any_or = reduce(np.bitwise_or, np.uint32(0))
     m = op.or_mask.astype(np.uint32)
     return ((all_and & ~m) | (any_or & m)).astype(np.uint32)
 

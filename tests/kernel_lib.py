@@ -84,7 +84,8 @@ class Conv2dU8Params(ctypes.Structure):
 
 class MaxPoolParams(ctypes.Structure):
     _fields_ = [(n, ctypes.c_uint16) for n in ("in_h", "in_w", "ch", "out_h", "out_w")] + \
-               [(n, ctypes.c_uint8) for n in ("k_h", "k_w", "stride_h", "stride_w")] + \
+               [(n, ctypes.c_uint8) for n in ("k_h", "k_w", "stride_h", "stride_w", "pad_top",
+                                              "pad_left")] + \
                [("or_mask", _u32p)]
 
 
@@ -301,7 +302,8 @@ class KernelLib:
             keep.append(mask)
             h, w, c = op.in_shape
             par = MaxPoolParams(h, w, c, ho, wo, op.kernel[0], op.kernel[1], op.stride[0],
-                                op.stride[1], _ptr(mask, ctypes.c_uint32))
+                                op.stride[1], op.padding[0], op.padding[1],
+                                _ptr(mask, ctypes.c_uint32))
         else:
             wts = guarded(op.weights.astype(np.uint32))
             keep.append(wts)
@@ -471,7 +473,8 @@ def firmware_source(cases: list) -> str:
             h, w, c = op.in_shape
             init = (f"bnn_maxpool2d_t p{i} = {{.in_h = {h}u, .in_w = {w}u, .ch = {c}u, "
                     f".out_h = {ho}u, .out_w = {wo}u, .k_h = {op.kernel[0]}u, .k_w = {op.kernel[1]}u, "
-                    f".stride_h = {op.stride[0]}u, .stride_w = {op.stride[1]}u, .or_mask = k{i}}}")
+                    f".stride_h = {op.stride[0]}u, .stride_w = {op.stride[1]}u, "
+                    f".pad_top = {op.padding[0]}u, .pad_left = {op.padding[1]}u, .or_mask = k{i}}}")
         else:
             parts.append(_c_array("uint32_t", f"w{i}", op.weights))
             stage = _c_stage(op.out, i, parts)

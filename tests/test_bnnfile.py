@@ -97,6 +97,76 @@ def test_hostile_tensor_entries_rejected_even_with_valid_hash():
         bnnfile.parse(body + hashlib.sha256(body).digest(), "evil.bnn")
 
 
+# The bytes of random_model(7) (conv, pool, conv, pool, dense, dense) as version 1 wrote them,
+# before later fields existed: a model that uses no later field must keep them, and its hash.
+V1_FILE_SHA256 = "395ce6b181c5f49fab7918516d17764bb128b51a957d98e6de19c86c10f76ca8"
+V1_MODEL_HASH = "944fd5018cb74512e446510b8f13eba944586ad3aa3e2f98bfa77f01ae800648"
+
+
+def _header(data: bytes) -> tuple[int, dict]:
+    import json
+    _, version, hlen, _ = struct.unpack_from("<8sIIQ", data)
+    return version, json.loads(data[24:24 + hlen])
+
+
+def test_models_without_later_fields_keep_their_version_1_bytes(model):
+    data = bnnfile.serialize(model)
+    version, header = _header(data)
+    assert version == 1
+    assert [set(op) & {"padding"} for op in header["ops"] if op["kind"] == "maxpool2d"] == [set()] * 2
+    assert hashlib.sha256(data).hexdigest() == V1_FILE_SHA256
+    assert bnnfile.model_hash(model) == V1_MODEL_HASH
+
+
+def _padded_pool_model():
+    return random_model(5, input_shape=(13, 11, 3), layers=[
+        ("conv", dict(out=20, k=3)), ("pool", dict(k=3, stride=2, pad=(1, 1, 2, 1))),
+        ("conv", dict(out=33, k=2)), ("pool", dict(k=2, pad=(0, 0, 1, 1))),
+        ("dense", dict(out=10))])
+
+
+def test_padded_pool_round_trips_as_version_2(tmp_path):
+    m = _padded_pool_model()
+    path = tmp_path / "p.bnn"
+    digest = bnnfile.save(m, path)
+    data = path.read_bytes()
+    version, header = _header(data)
+    assert version == 2
+    assert [op.get("padding") for op in header["ops"] if op["kind"] == "maxpool2d"] == \
+        [[1, 1, 2, 1], [0, 0, 1, 1]]
+    again = bnnfile.load(path)
+    assert [op.padding for op in again.ops[1::2]] == [(1, 1, 2, 1), (0, 0, 1, 1)]
+    assert [op.out_shape for op in again.ops] == [op.out_shape for op in m.ops]
+    assert bnnfile.serialize(again) == data and bnnfile.model_hash(again) == digest
+    x = np.random.default_rng(0).integers(0, 256, (20, 13, 11, 3), dtype=np.uint8)
+    assert np.array_equal(emulator.run(m, x).scores, emulator.run(again, x).scores)
+    unpadded = copy.deepcopy(m)
+    unpadded.ops[3].padding = (0, 0, 0, 0)  # 6x5 -> 3x2 instead of 4x3: another model
+    assert bnnfile.model_hash(unpadded) != digest
+
+
+def _rehash(header: dict, data: bytes, version: int) -> bytes:
+    import json
+    _, _, hlen, blen = struct.unpack_from("<8sIIQ", data)
+    hb = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    body = struct.pack("<8sIIQ", bnnfile.MAGIC, version, len(hb), blen) + hb + data[24 + hlen:-32]
+    return body + hashlib.sha256(body).digest()
+
+
+def test_bad_pool_padding_is_a_clean_error():
+    data = bnnfile.serialize(_padded_pool_model())
+    _, header = _header(data)
+    with pytest.raises(ModelError, match=r"^op 1: maxpool2d field 'padding' in a version 1 file$"):
+        bnnfile.parse(_rehash(header, data, 1), "p.bnn")
+    header["ops"][1]["padding"] = [1, 1, 3, 1]  # as large as the 3x3 kernel: an empty window
+    with pytest.raises(ModelError, match=r"layer 1 \(maxpool2d 'pool1'\): pool padding \(1, 1, 3, 1\) "
+                                         r"must be smaller than the kernel \(3, 3\)$"):
+        bnnfile.parse(_rehash(header, data, 2), "p.bnn")
+    header["ops"][1]["padding"] = [1, 1, 1]
+    with pytest.raises(ModelError, match=r"op 1.padding: expected 4 integers"):
+        bnnfile.parse(_rehash(header, data, 2), "p.bnn")
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(ModelError, match="no such file"):
         bnnfile.load(tmp_path / "none.bnn")

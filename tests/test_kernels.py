@@ -453,6 +453,41 @@ def test_maxpool2d(libs, seed, h, w, c, kh, kw, sh, sw, mask, batch, style):
 
 
 @CASES
+@given(seed=seeds, h=st.integers(1, 9), w=st.integers(1, 9),
+       c=st.one_of(st.sampled_from(WIDTHS), st.integers(1, 100)), kh=st.integers(1, 4),
+       kw=st.integers(1, 4), sh=st.integers(1, 3), sw=st.integers(1, 3),
+       pad=st.lists(st.integers(0, 3), min_size=4, max_size=4),
+       mask=st.sampled_from(["random", "none", "all"]), style=styles)
+def test_maxpool2d_padded(libs, seed, h, w, c, kh, kw, sh, sw, pad, mask, style):
+    """Padding on any side (< kernel, so every window has a real tap): padded taps skipped."""
+    pt, pl, pb, pr = pad
+    assume(max(pt, pb) < kh and max(pl, pr) < kw and kh <= h + pt + pb and kw <= w + pl + pr)
+    rng = np.random.default_rng(seed)
+    m = {"random": random_bits(rng, c), "none": np.zeros(c, np.uint8), "all": np.ones(c, np.uint8)}[mask]
+    op = MaxPool2d("maxpool2d", (h, w, c), kernel=(kh, kw), stride=(sh, sw), or_mask=pack_bits(m),
+                   padding=(pt, pl, pb, pr))
+    check(libs, op, packed_input(rng, 2, h, w, c, style))
+
+
+def test_maxpool2d_padded_skips_padded_taps(libs):
+    """A 3x3 stride-2 pool with padding 1 on one 3x3 image, by hand: each window sees 4 real
+    pixels and 5 padded taps. Channel 0 (AND) is -1 everywhere: 1 in every window, where a
+    padded +1 (bit 0) would give 0; channel 1 (OR) is -1 only at (2, 2): 1 in the one window
+    holding it, where a padded -1 would give 1 everywhere."""
+    bits = np.zeros((3, 3, 2), np.uint8)
+    bits[:, :, 0] = 1
+    bits[2, 2, 1] = 1
+    x = pack_bits(bits)[None]
+    op = MaxPool2d("p", (3, 3, 2), kernel=(3, 3), stride=(2, 2), padding=(1, 1, 1, 1),
+                   or_mask=pack_bits(np.array([0, 1], np.uint8)))
+    assert op.out_shape == (2, 2, 2)
+    want = np.array([[[0b01], [0b01]], [[0b01], [0b11]]], np.uint32)  # [Ho, Wo, words]
+    got = emu.maxpool2d_b1(x, op)[0]
+    assert np.array_equal(got, want), got.reshape(-1)
+    check(libs, op, x)
+
+
+@CASES
 @given(scores=st.lists(st.one_of(st.integers(INT32_MIN, INT32_MAX),
                                  st.sampled_from([INT32_MIN, INT32_MAX, -1, 0, 1])),
                        min_size=1, max_size=60))

@@ -124,10 +124,12 @@ def _layer_view(i: int, op, plan: ArenaPlan, model: IntModel) -> LayerView:
     elif isinstance(op, MaxPool2d):
         arrays.append(("uint32_t", f"{sym}_or_mask", len(op.or_mask), c_array(op.or_mask)))
         (h, w, c), (ho, wo, _) = op.in_shape, op.out_shape
+        pt, pl = op.padding[:2]  # bottom/right padding is in out_h/out_w: the kernel clips
         init = (f"{{ {h}u, {w}u, {c}u, {ho}u, {wo}u, {op.kernel[0]}u, {op.kernel[1]}u, "
-                f"{op.stride[0]}u, {op.stride[1]}u, {sym}_or_mask }}")
+                f"{op.stride[0]}u, {op.stride[1]}u, {pt}u, {pl}u, {sym}_or_mask }}")
         ptype = "bnn_maxpool2d_t"
-        detail = f"{op.kernel[0]}x{op.kernel[1]} stride {op.stride[0]}, AND/OR mask"
+        pad = f" pad {_shape(op.padding)} (padded taps skipped)" if any(op.padding) else ""
+        detail = f"{op.kernel[0]}x{op.kernel[1]} stride {op.stride[0]}{pad}, AND/OR mask"
     else:
         arrays.append(("uint32_t", f"{sym}_weights", op.weights.size, c_array(op.weights)))
         stage_arrays, stage = _stage_arrays(sym, op)

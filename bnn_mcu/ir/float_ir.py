@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .geometry import conv_out
+
 
 @dataclass
 class Pool:
@@ -22,6 +24,14 @@ class Pool:
     # per channel: +1 when the part of the activation before the pool is non-decreasing in the
     # accumulator, -1 when non-increasing, 0 when the pool acts on the final +-1 values
     pre_direction: np.ndarray | None = None
+    # top, left, bottom, right: padded taps are skipped (PyTorch pads max-pool with -inf);
+    # ceil_mode is extra bottom/right padding (geometry.pool_padding)
+    padding: tuple = (0, 0, 0, 0)
+
+    def out_hw(self, in_hw: tuple) -> tuple:
+        pt, pl, pb, pr = self.padding
+        return (conv_out(in_hw[0], self.kernel[0], self.stride[0], pt, pb),
+                conv_out(in_hw[1], self.kernel[1], self.stride[1], pl, pr))
 
 
 @dataclass

@@ -9,6 +9,20 @@ def conv_out(size: int, k: int, s: int, p0: int, p1: int) -> int:
     return (size + p0 + p1 - k) // s + 1
 
 
+def pool_padding(size: int, k: int, s: int, p: int, ceil_mode: bool) -> tuple[int, int]:
+    """(before, after) padding of one axis of a max-pool with PyTorch's `padding` p: p on both
+    sides; with ceil_mode, the output is rounded up instead of down, expressed as extra padding
+    after, except that a last window starting in that padding (not in the input or the padding
+    before it) is dropped, as PyTorch drops it. conv_out of the result is the pool's size."""
+    after = p
+    if ceil_mode:
+        out = -(-(size + 2 * p - k) // s) + 1  # rounded up
+        if (out - 1) * s >= size + p:  # the last window would start in the padding after
+            out -= 1
+        after = max(p, (out - 1) * s + k - size - p)
+    return p, after
+
+
 def valid_taps(in_hw, kernel, stride, padding) -> np.ndarray:
     """[Ho, Wo, kh, kw] bool: which taps of each output position fall inside the image."""
     (h, w), (kh, kw), (sh, sw) = in_hw, kernel, stride

@@ -218,18 +218,25 @@ class BConv2d(_Conv):
 
 @dataclass
 class MaxPool2d(Op):
-    """Max-pool on packed bits: AND over the window (OR where or_mask has the channel's bit)."""
+    """Max-pool on packed bits: AND over the window (OR where or_mask has the channel's bit).
+
+    Padded taps are skipped (PyTorch pads max-pool with -inf); ceil_mode is extra bottom/right
+    padding (geometry.pool_padding). Every window holds at least one real tap (padding < kernel).
+    """
 
     kernel: tuple = (2, 2)
     stride: tuple = (2, 2)
     or_mask: np.ndarray = None  # uint32 [words_for(C)]
+    padding: tuple = (0, 0, 0, 0)  # top, left, bottom, right
     kind = "maxpool2d"
+    LATER_FIELDS: ClassVar[dict] = {"padding": (0, 0, 0, 0)}
 
     @property
     def out_shape(self) -> tuple:
         h, w, c = self.in_shape
-        return (conv_out(h, self.kernel[0], self.stride[0], 0, 0),
-                conv_out(w, self.kernel[1], self.stride[1], 0, 0), c)
+        pt, pl, pb, pr = self.padding
+        return (conv_out(h, self.kernel[0], self.stride[0], pt, pb),
+                conv_out(w, self.kernel[1], self.stride[1], pl, pr), c)
 
     @property
     def param_bytes(self) -> int:

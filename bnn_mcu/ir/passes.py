@@ -153,7 +153,8 @@ def lower_layer(layer: FloatLayer, last: bool) -> list:
     ops = [op]
     if layer.pool is not None:
         ops.append(MaxPool2d(name + ".pool", op.out_shape, kernel=tuple(layer.pool.kernel),
-                             stride=tuple(layer.pool.stride), or_mask=fold_pool(layer, flips)))
+                             stride=tuple(layer.pool.stride), or_mask=fold_pool(layer, flips),
+                             padding=tuple(layer.pool.padding)))
     return ops
 
 

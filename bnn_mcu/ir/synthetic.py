@@ -39,7 +39,8 @@ def random_model(seed: int, input_shape=(28, 28, 1), layers=None) -> IntModel:
     """layers: list of (kind, params) with kind in conv/pool/dense; the last dense gives scores.
 
     conv params: out, k, stride, pad, pad_value (binary convs only);
-    pool params: k, stride; dense params: out.
+    pool params: k, stride, pad (one int for every side, or top, left, bottom, right);
+    dense params: out.
     """
     rng = np.random.default_rng(seed)
     if layers is None:
@@ -68,8 +69,10 @@ def random_model(seed: int, input_shape=(28, 28, 1), layers=None) -> IntModel:
             op.out = _threshold(rng, n, spread)
         elif kind == "pool":
             k, s = p.get("k", 2), p.get("stride", p.get("k", 2))
+            pad = p.get("pad", 0)
             mask = pack_bits(_bits(rng, (c,)))
-            op = MaxPool2d(name, shape, kernel=(k, k), stride=(s, s), or_mask=mask)
+            op = MaxPool2d(name, shape, kernel=(k, k), stride=(s, s), or_mask=mask,
+                           padding=tuple(pad) if isinstance(pad, (tuple, list)) else (pad,) * 4)
         elif kind == "dense":
             n = p["out"]
             if first:

@@ -104,8 +104,15 @@ def validate(model: IntModel, name: str = "model") -> None:
             _check(not last, where, "a model cannot end in a pool")
             _check_array(op.or_mask, where + ".or_mask", np.uint32, (words_for(c),))
             _check_tails(op.or_mask, c, where + ".or_mask")
+            _check(min(op.kernel) >= 1 and min(op.stride) >= 1, where, "bad pool geometry")
+            pt, pl, pb, pr = op.padding
+            # every window then holds a real tap: the max over no value is undefined
+            _check(min(op.padding) >= 0 and max(pt, pb) < op.kernel[0] and
+                   max(pl, pr) < op.kernel[1], where,
+                   f"pool padding {tuple(op.padding)} must be smaller than the kernel "
+                   f"{tuple(op.kernel)}")
             ho, wo, _ = op.out_shape
-            _check(ho >= 1 and wo >= 1 and min(op.stride) >= 1, where, "bad pool geometry")
+            _check(ho >= 1 and wo >= 1, where, "bad pool geometry")
         else:
             _check(max_abs_acc(op) < 2**31, where, "accumulator can overflow int32")
             _check_stage(op, where, last)

@@ -33,7 +33,7 @@ import torch
 
 from ..errors import ModelError
 from ..ir.float_ir import FloatLayer, FloatModel, Pool
-from ..ir.geometry import conv_out, valid_taps
+from ..ir.geometry import conv_out, pool_padding, valid_taps
 from .graph_values import (PREACTIVATION, Acc, Bin, Pixels, Batch, Expr, Fresh, Probe,
                            canonical)
 from .program_input import program_input
@@ -521,11 +521,10 @@ class GraphImporter:
             src = x.source
             if src is None or src.pool is not None:
                 raise self._err(node, "max-pool must directly follow a binary layer's activation")
-            k, s = self._pool_args(node, name, args)
-            src.pool = Pool(k, s, None)
-            src.trace_nodes[1] = node.name
             h, w, c = x.shape
-            ho, wo = conv_out(h, k[0], s[0], 0, 0), conv_out(w, k[1], s[1], 0, 0)
+            src.pool = self._pool_args(node, name, args, (h, w))
+            src.trace_nodes[1] = node.name
+            ho, wo = src.pool.out_hw((h, w))
             return Bin(canonical(self.batch, ho, wo, c), (ho, wo, c), source=None)
         if name in _AVERAGES:
             raise self._err(node, "averages binary activations; the mean of +-1 values is not "
@@ -564,7 +563,9 @@ class GraphImporter:
                                       "the input is supported")
         return (top, left, bottom, right)
 
-    def _pool_args(self, node, name, args):
+    def _pool_args(self, node, name, args, in_hw: tuple) -> Pool:
+        """The pool of a max_pool node reading an in_hw image: kernel, stride, and padding
+        (top, left, bottom, right) with ceil_mode as extra bottom/right padding."""
         one_d = name.startswith("max_pool1d")
 
         def pair(v, default, fill):
@@ -579,11 +580,17 @@ class GraphImporter:
         pad = pair(args[3] if len(args) > 3 else 0, 0, 0)
         dil = pair(args[4] if len(args) > 4 else 1, 1, 1)
         ceil = args[5] if len(args) > 5 else False
-        if any(pad) or dil != (1, 1) or ceil:
-            raise self._err(node, "max-pool with padding, dilation or ceil_mode is not supported")
         if len(k) != 2 or len(s) != 2 or min(k + s) < 1:
             raise self._err(node, f"max-pool kernel {k} / stride {s}")
-        return k, s
+        if dil != (1, 1):
+            raise self._err(node, f"max-pool with dilation {dil[1] if one_d else dil} is not "
+                                  "supported; use dilation 1 (the default)")
+        if len(pad) != 2 or min(pad) < 0 or any(2 * p > kk for p, kk in zip(pad, k)):
+            raise self._err(node, f"max-pool padding {pad} with kernel {k}; the padding must "
+                                  "be at most half the kernel")
+        (pt, pb), (pl, pr) = (pool_padding(size, kk, ss, p, bool(ceil))
+                              for size, kk, ss, p in zip(in_hw, k, s, pad))
+        return Pool(k, s, None, padding=(pt, pl, pb, pr))
 
     # -- accumulators -----------------------------------------------------------------------------
     def _acc_op(self, node, name, x: Acc, args, kwargs):
@@ -725,8 +732,7 @@ class GraphImporter:
         if x.ndim not in (3, 4) or x.pool_node is not None:
             raise self._err(node, "unsupported max-pool position")
         self._requirecanonical(node, x, "max-pool")
-        k, s = self._pool_args(node, name, args)
-        x.layer.pool = Pool(k, s, None)
+        x.layer.pool = self._pool_args(node, name, args, self._out_shape(x.layer, pooled=False)[:2])
         h, w, c = self._out_shape(x.layer, pooled=True)
         return replace(x, pool_node=node, pre_pool=(x.expr, x.node, x.index), node=node,
                        index=canonical(self.batch, h, w, c, x.ndim))
@@ -1169,8 +1175,7 @@ class GraphImporter:
         ho = conv_out(h, layer.kernel[0], layer.stride[0], pt, pb)
         wo = conv_out(w, layer.kernel[1], layer.stride[1], pl, pr)
         if pooled and layer.pool is not None:
-            ho = conv_out(ho, layer.pool.kernel[0], layer.pool.stride[0], 0, 0)
-            wo = conv_out(wo, layer.pool.kernel[1], layer.pool.stride[1], 0, 0)
+            ho, wo = layer.pool.out_hw((ho, wo))
         return (ho, wo, n)
 
 

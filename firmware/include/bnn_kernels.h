@@ -102,10 +102,14 @@ typedef struct {
 } bnn_conv2d_u8_t;
 
 /* Max-pool on packed bits: out = AND over the window, OR on channels whose or_mask bit is 1.
- * in [in_h][in_w][BNN_WORDS(ch)], out [out_h][out_w][BNN_WORDS(ch)], no padding. */
+ * in [in_h][in_w][BNN_WORDS(ch)], out [out_h][out_w][BNN_WORDS(ch)]. Window (oy, ox) starts at
+ * input row oy*stride_h - pad_top, column ox*stride_w - pad_left; its taps outside the input
+ * (padding, and ceil_mode's extra bottom/right windows) are skipped, as PyTorch pads max-pool
+ * with -inf. Each window must hold a real tap (padding < kernel on every side). */
 typedef struct {
     uint16_t in_h, in_w, ch, out_h, out_w;
     uint8_t k_h, k_w, stride_h, stride_w;
+    uint8_t pad_top, pad_left;
     const uint32_t *or_mask; /* [BNN_WORDS(ch)] */
 } bnn_maxpool2d_t;
 
