@@ -28,7 +28,7 @@ from outside import BY_NAME, MODELS, REFUSALS
 from outside.common import make
 
 CLI = str(Path(sys.executable).with_name("bnn-mcu"))
-HOST_MODELS = ("mixed_binarynet_cnn", "larq_mnist_cnn", "dingke_mlp")
+HOST_MODELS = ("mixed_binarynet_cnn", "larq_mnist_cnn", "dingke_mlp", "ceil_mode_pools")
 CLI_EMULATOR_MODELS = ("binarynet_mlp", "larq_readme_mlp")  # static-batch exports
 REFUSAL_BY_NAME = {r.name: r for r in REFUSALS}
 

@@ -167,6 +167,23 @@ class TorchSignZeroWeight(nn.Module):
         return self.bn2(F.linear(_sign(x), self.fc2.weight.sign()))
 
 
+class DilatedMaxPool(nn.Module):
+    """conv -> BN -> sign -> nn.MaxPool2d(2, stride 2, dilation 2): a spread-out window (the
+    pooling twin of an atrous convolution), on +-1 values."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.bn1 = nn.Conv2d(1, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.pool = nn.MaxPool2d(kernel_size=2, stride=2, dilation=2)
+        self.fc = nn.Linear(8 * 13 * 13, 10)
+
+    def forward(self, x):
+        x = ((x.float() - 128) / 128).unsqueeze(1)
+        x = _sign(self.bn1(F.conv2d(x, _sign(self.c1.weight), None, 1, 1)))
+        x = self.pool(x)  # 28 -> 13
+        return F.linear(x.flatten(1), _sign(self.fc.weight), self.fc.bias)
+
+
 REFUSALS = [
     Refusal("real_hidden_relu", "half-binarized tutorial nets: binary weights, nn.ReLU instead "
             "of a sign (e.g. DingKe/pytorch_workplace modules with ReLU for BinaryTanh)",
@@ -192,6 +209,10 @@ REFUSALS = [
     Refusal("torch_sign_zero_weight", "itayhubara/BinaryNet.pytorch Binarize (tensor.sign()) on "
             "a weight that is exactly 0", "torch.sign(0) = 0 in a weight", TorchSignZeroWeight,
             ops=("linear",), nth=1),
+    Refusal("dilated_maxpool", "nn.MaxPool2d's dilation argument (a spread-out window, as "
+            "dilated/atrous networks use) on +-1 activations", "max-pool with dilation",
+            DilatedMaxPool, ops=("max_pool2d",),
+            extra=("max-pool with dilation (2, 2) is not supported; use dilation 1",)),
     Refusal("exported_in_train_mode", "any model exported without model.eval() (here DingKe's MLP): "
             "batch norm uses the batch's statistics", "batch norm in training mode", dingke_mlp,
             ops=("batch_norm",), nth=0, extra=("eval",), train_mode=True),

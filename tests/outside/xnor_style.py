@@ -326,6 +326,41 @@ class AlexNetPools(nn.Module):
         return self.bn3(F.linear(x.flatten(1), where_ste(self.fc.weight)))
 
 
+class NINCeilPools(nn.Module):
+    """Network-in-Network on XNOR-Net-PyTorch's blocks with Caffe's pooling arithmetic: Caffe
+    rounds pooled sizes up, so PyTorch ports of Caffe models write MaxPool2d(3, stride=2,
+    ceil_mode=True) (torchvision squeezenet.py, googlenet.py). conv5x5 -> BN(affine=False) ->
+    ReLU, BinConv2d 1x1 (mlpconv) -> MaxPool2d(3, 2, ceil_mode) (24 -> 12, floor: 11),
+    BinConv2d 3x3 -> MaxPool2d(3, 2, padding 1, ceil_mode) (12 -> 7, floor: 6), both on the ReLU
+    outputs before the next block's BN and sign; BinConv2d(Linear, previous_conv) without ReLU.
+    24, 40 and 48 channels (word tails). Input uint8 N x 1 x 28 x 28, Normalize((0.1307,),
+    (0.3081,)) in forward(); weights binarized by BinOp before export."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 24, kernel_size=5, stride=1)
+        self.bn1 = nn.BatchNorm2d(24, eps=1e-4, momentum=0.1, affine=False)
+        self.relu1 = nn.ReLU(inplace=True)
+        self.mlp1 = BinConv2d(24, 40, kernel_size=1, stride=1, padding=0)
+        self.pool1 = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
+        self.mlp2 = BinConv2d(40, 48, kernel_size=3, stride=1, padding=1)
+        self.pool2 = nn.MaxPool2d(kernel_size=3, stride=2, padding=1, ceil_mode=True)
+        self.ip = BinConv2d(48 * 7 * 7, 10, Linear=True, previous_conv=True, size=7 * 7,
+                            relu=False)
+
+    def forward(self, x):
+        x = (x.float() / 255 - 0.1307) / 0.3081
+        x = self.relu1(self.bn1(self.conv1(x)))
+        x = self.pool1(self.mlp1(x))
+        x = self.pool2(self.mlp2(x))
+        return self.ip(x)
+
+
+def _nin_finish(model):
+    plant_bn_cases(model.mlp2.bn, ties=False)  # after pool1: a flipped channel pools as OR
+    plant_bn_cases(model.ip.bn, ties=False)  # after pool2
+
+
 MODELS = [
     Outside(
         name="xnor_net_lenet",
@@ -378,4 +413,17 @@ MODELS = [
                 "bias on a binary conv", "BN eps=1e-4", "dynamic batch export"),
         build=AlexNetPools, input="u8_nhw", export="dynamic", hidden=2, exact_float32=True,
         min_accuracy=0.5),
+    Outside(
+        name="ceil_mode_pools",
+        source="torchvision models/squeezenet.py and googlenet.py MaxPool2d(3, stride=2, "
+               "ceil_mode=True) (Caffe's rounded-up pooling); jiecaoyu/XNOR-Net-PyTorch "
+               "CIFAR_10/models/nin.py (NIN mlpconv blocks of BinConv2d) + MNIST/util.py BinOp",
+        idioms=("MaxPool2d(3, stride 2, ceil_mode=True) on ReLU outputs before BN",
+                "MaxPool2d(3, stride 2, padding 1, ceil_mode=True)", "1x1 binary conv (mlpconv)",
+                "BN -> x.sign() -> conv -> ReLU blocks (BinConv2d)", "zero and negative gammas "
+                "after a pool (OR)", "24, 40 and 48 channels (word tails)",
+                "weights sign(W) * mean(|W|) (.data overwritten)", "dynamic batch export"),
+        build=NINCeilPools, input="u8_nchw", export="dynamic", hidden=3, exact_float32=False,
+        freeze=_xnor_binarize, finish=_nin_finish, min_accuracy=0.5,
+        notes="trained with real weights, binarized with BinOp before export"),
 ]
