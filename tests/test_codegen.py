@@ -45,6 +45,9 @@ def test_inspect_figures_by_hand():
     (2, [("conv", dict(out=33, k=3, pad=1)), ("pool", dict(k=2)),
          ("conv", dict(out=70, k=2, stride=2, pad=1, pad_value=-1)), ("dense", dict(out=10))]),
     (3, [("dense", dict(out=100)), ("dense", dict(out=65)), ("dense", dict(out=7))]),
+    (4, [("conv", dict(out=20, k=3)), ("pool", dict(k=3, stride=2, pad=(1, 1, 2, 2))),
+         ("conv", dict(out=40, k=3, pad=1)), ("pool", dict(k=2, pad=(0, 0, 1, 1))),
+         ("dense", dict(out=10))]),
 ])
 def test_compiles_warning_free_everywhere_and_sizes_match(tmp_path, seed, layers):
     model = random_model(seed, layers=layers)
@@ -74,6 +77,27 @@ def test_compiles_warning_free_everywhere_and_sizes_match(tmp_path, seed, layers
     data = sum(v for k, v in sizes.items() if k.startswith("L") and "_" in k)
     assert data == totals(model)["flash_bytes"]
     assert sizes["arena"] == totals(model)["arena_bytes"]
+
+
+def test_pool_padding_is_emitted():
+    """pad_top and pad_left go to the kernel; bottom/right padding is in out_h/out_w."""
+    from bnn_mcu.codegen.generate import render_model_sources
+    model = random_model(4, layers=[("conv", dict(out=20, k=3)),
+                                    ("pool", dict(k=3, stride=2, pad=(1, 1, 2, 2))),
+                                    ("conv", dict(out=40, k=3, pad=1)), ("pool", dict(k=2)),
+                                    ("dense", dict(out=10))])
+    lines = dict(render_model_sources(model))["bnn_model.c"].splitlines()
+    pools = [line for line in lines if "bnn_maxpool2d" in line and "layer" in line or
+             line.startswith("static const bnn_maxpool2d_t")]
+    assert pools == [
+        "/* layer 1: bnn_maxpool2d_b1 'pool1': 26x26x20 -> 14x14x20, 3x3 stride 2 pad 1x1x2x2 "
+        "(padded taps skipped), AND/OR mask; 4 B const, 784 B output, 0 MACs */",
+        "static const bnn_maxpool2d_t L1 = { 26u, 26u, 20u, 14u, 14u, 3u, 3u, 2u, 2u, 1u, 1u, "
+        "L1_or_mask };",
+        "/* layer 3: bnn_maxpool2d_b1 'pool3': 14x14x40 -> 7x7x40, 2x2 stride 2, AND/OR mask; "
+        "8 B const, 392 B output, 0 MACs */",
+        "static const bnn_maxpool2d_t L3 = { 14u, 14u, 40u, 7u, 7u, 2u, 2u, 2u, 2u, 0u, 0u, "
+        "L3_or_mask };"]
 
 
 def test_deterministic_output(tmp_path):

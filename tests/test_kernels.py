@@ -718,9 +718,14 @@ def board_cases():
             Conv2dU8("u", shape, kernel=kernel, stride=stride, padding=padding, zero_point=zp,
                      weights=pack_bits(random_bits(rng, (n, kernel[0] * kernel[1] * shape[2])))),
             u8_input(rng, 1, shape, "random", zp)[0])
-    for shape, k, s in [((8, 8, 95), (2, 2), (2, 2)), ((5, 7, 33), (3, 3), (1, 2))]:
-        add(f"maxpool2d {'x'.join(map(str, shape))}",
-            MaxPool2d("p", shape, kernel=k, stride=s, or_mask=pack_bits(random_bits(rng, shape[2]))),
+    for shape, k, s, pad in [((8, 8, 95), (2, 2), (2, 2), (0, 0, 0, 0)),
+                             ((5, 7, 33), (3, 3), (1, 2), (0, 0, 0, 0)),
+                             ((13, 13, 20), (3, 3), (2, 2), (1, 1, 1, 1)),  # padding 1
+                             ((7, 9, 64), (2, 2), (2, 2), (0, 0, 1, 1)),  # ceil_mode
+                             ((12, 12, 48), (3, 3), (2, 2), (1, 1, 2, 2))]:  # both
+        add(f"maxpool2d {'x'.join(map(str, shape))}{' pad ' + 'x'.join(map(str, pad)) if any(pad) else ''}",
+            MaxPool2d("p", shape, kernel=k, stride=s, padding=pad,
+                      or_mask=pack_bits(random_bits(rng, shape[2]))),
             packed_input(rng, 1, *shape, "random")[0])
     add("argmax ties", None, np.array([-7, 12, INT32_MIN, 12, INT32_MAX, INT32_MAX, 3], np.int32))
     return cases
