@@ -131,7 +131,8 @@ def test_random_bnn_bit_exact_on_every_layer(arch):
 
 def test_plain_pytorch_bnn_on_fashion_mnist(fashion):
     from plain_bnn import export_plain, train_plain
-    model = train_plain(fashion.train_x[:20000, ..., 0], fashion.train_y[:20000], steps=120)
+    # 300 steps: at 120, one torch thread ended at 44.5 % and two at 79.2 % (float sums differ)
+    model = train_plain(fashion.train_x[:20000, ..., 0], fashion.train_y[:20000], steps=300)
     ep = export_plain(model)
     im = convert_program(ep, "plain")
     kinds = [op.kind for op in im.ops]
