@@ -45,6 +45,8 @@ def test_inspect_figures_by_hand():
     (2, [("conv", dict(out=33, k=3, pad=1)), ("pool", dict(k=2)),
          ("conv", dict(out=70, k=2, stride=2, pad=1, pad_value=-1)), ("dense", dict(out=10))]),
     (3, [("dense", dict(out=100)), ("dense", dict(out=65)), ("dense", dict(out=7))]),
+    (4, [("conv", dict(out=20, k=3, stride=2, pad=1, zero_point=127, half_zero_point=True)),
+         ("dense", dict(out=10))]),
 ])
 def test_compiles_warning_free_everywhere_and_sizes_match(tmp_path, seed, layers):
     model = random_model(seed, layers=layers)
