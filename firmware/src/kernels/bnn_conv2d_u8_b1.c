@@ -466,14 +466,16 @@ static void bnn_conv2d_u8_small_half(const bnn_conv2d_u8_t *p, const uint8_t *in
     const uint32_t ow = BNN_WORDS((uint32_t)g->out_ch), zp = (uint32_t)p->zero_point;
     const uint32_t wp = ((uint32_t)g->pad_left + g->in_w + g->pad_right) * cin;
     const int32_t a = (int32_t)(k * (zp > 127u ? 2u * zp + 1u : 509u - 2u * zp)); /* max |acc_h| */
-    /* output rows of a strip: ((n - 1) stride_h + k_h) run <= BNN_CONV_U8_ROWS (>= 1 row: the
-     * caller checked k_h * wp, and run <= wp) */
-    const uint32_t strip_rows = (BNN_CONV_U8_ROWS / run - g->k_h) / g->stride_h + 1u;
     uint32_t rec[32u * BNN_CONV_U8_RECORD];
     bnn_half_channel_t hc[32];
     uint8_t rows[BNN_CONV_U8_ROWS + 4u];
     bnn_conv_run_t ry, rx;
-    uint32_t c0, m, c, oy, ox, y, x, n, ky, valid;
+    uint32_t c0, m, c, oy, ox, y, x, n, ky, valid, strip_rows = BNN_CONV_U8_PIXELS;
+    /* output rows of a strip: ((n - 1) stride_h + k_h) run <= BNN_CONV_U8_ROWS (n >= 1: the
+     * caller checked k_h * wp, and run <= wp); no division (v6-M has none) */
+    while (strip_rows > 1u && ((strip_rows - 1u) * g->stride_h + g->k_h) * run > BNN_CONV_U8_ROWS) {
+        --strip_rows;
+    }
     for (c0 = 0; c0 < g->out_ch; c0 += 32u) {
         m = bnn_min_u32(32u, g->out_ch - c0);
         for (c = 0; c < m; ++c) { /* last channel first: it ends at bit 0 */
