@@ -174,12 +174,24 @@ BNN_INLINE void bnn_conv_u8_window(const uint8_t *base, uint32_t k_h, uint32_t r
 
 /* Output words of one output row (channels of the records rec, m of them): the windows of
  * the row's pixels are made at once, then matched against the records two pixels at a time. */
+BNN_INLINE void bnn_conv_u8_row(const bnn_conv_geom_t *g, const uint8_t *rows, uint32_t wp,
+                                const uint32_t *rec, uint32_t m, uint32_t *o, uint32_t ow)
+{
+    const uint32_t run = (uint32_t)g->k_w * g->in_ch, step = (uint32_t)g->stride_w * g->in_ch;
+    uint32_t win[3u * BNN_CONV_U8_PIXELS], x0, n, i;
+    for (x0 = 0; x0 < g->out_w; x0 += n) {
+        n = bnn_min_u32(BNN_CONV_U8_PIXELS, g->out_w - x0);
+        for (i = 0; i < n; ++i) bnn_conv_u8_window(rows + (x0 + i) * step, g->k_h, run, wp, win + 3u * i);
+        bnn_conv_u8_pixels(win, n, rec, m, o + x0 * ow, ow);
+    }
+}
+
 /* Output words of the windows xa <= x < xb of a row of windows `step` bytes apart in `rows`
  * (k_h runs of k_w * C bytes, wp apart), out o[x * ow], channels of the records rec (m of
  * them): the windows are made at once, then matched against the records two at a time. */
-BNN_INLINE void bnn_conv_u8_row(const bnn_conv_geom_t *g, const uint8_t *rows, uint32_t wp,
-                                uint32_t step, const uint32_t *rec, uint32_t m, uint32_t *o,
-                                uint32_t ow, uint32_t zp, uint32_t xa, uint32_t xb)
+BNN_INLINE void bnn_conv_u8_span(const bnn_conv_geom_t *g, const uint8_t *rows, uint32_t wp,
+                                 uint32_t step, const uint32_t *rec, uint32_t m, uint32_t *o,
+                                 uint32_t ow, uint32_t zp, uint32_t xa, uint32_t xb)
 {
     const uint32_t run = (uint32_t)g->k_w * g->in_ch;
     uint32_t win[3u * BNN_CONV_U8_PIXELS], x0, n, i;
@@ -217,12 +229,11 @@ BNN_INLINE uint32_t bnn_conv_u8_record_t(int32_t t, int32_t base, uint32_t k, ui
     return (uint32_t)t ^ 0x80000000u;
 }
 
-BNN_INLINE void bnn_conv_u8_record(const uint32_t *w, uint32_t k, uint32_t zp, int32_t t,
-                                   uint32_t *rec)
+BNN_INLINE void bnn_conv_u8_record(const uint32_t *w, uint32_t k, int32_t t, uint32_t *rec)
 {
     const uint32_t k1 = k / 2u, bits = w[0] & ((1u << k) - 1u);
     rec[0] = ((bits & ((1u << k1) - 1u)) << 2) | ((bits >> k1) << 10); /* byte offsets 4 b */
-    rec[1] = bnn_conv_u8_record_t(t, 0, k, zp);
+    rec[1] = bnn_conv_u8_record_t(t, 0, k, 0u);
 }
 
 #if BNN_NAKED_ASM && (BNN_PATH_V7M || BNN_PATH_V6M) && \
@@ -332,8 +343,29 @@ BNN_INLINE uint32_t bnn_conv_u8_word(const uint32_t *t1, const uint32_t *t2, con
 #endif
 
 BNN_INLINE void bnn_conv_u8_row(const bnn_conv_geom_t *g, const uint8_t *rows, uint32_t wp,
-                                uint32_t step, const uint32_t *rec, uint32_t m, uint32_t *o,
-                                uint32_t ow, uint32_t zp, uint32_t xa, uint32_t xb)
+                                const uint32_t *rec, uint32_t m, uint32_t *o, uint32_t ow,
+                                uint32_t zp)
+{
+    const uint32_t run = (uint32_t)g->k_w * g->in_ch, step = (uint32_t)g->stride_w * g->in_ch;
+    const uint32_t k = (uint32_t)g->k_h * run, k1 = k / 2u;
+    const uint32_t mask = m == 32u ? 0xFFFFFFFFu : (1u << m) - 1u;
+    uint32_t t1[64], t2[64], v[BNN_CONV_U8_MAX_TAPS], ox, ky, j, i;
+    for (ox = 0; ox < g->out_w; ++ox, o += ow) {
+        const uint8_t *base = rows + ox * step;
+        for (ky = 0, i = 0; ky < g->k_h; ++ky) {
+            for (j = 0; j < run; ++j) v[i++] = (uint32_t)base[ky * wp + j] - zp;
+        }
+        bnn_subset_sums(v, k1, 0x80000000u, t1);
+        bnn_subset_sums(v + k1, k - k1, 0u, t2);
+        *o = bnn_conv_u8_word(t1, t2, rec, m) & mask;
+    }
+}
+
+/* The same for the windows xa <= x < xb of a row of windows `step` bytes apart, out o[x * ow]
+ * (the half zero point's runs and strips). */
+BNN_INLINE void bnn_conv_u8_span(const bnn_conv_geom_t *g, const uint8_t *rows, uint32_t wp,
+                                 uint32_t step, const uint32_t *rec, uint32_t m, uint32_t *o,
+                                 uint32_t ow, uint32_t zp, uint32_t xa, uint32_t xb)
 {
     const uint32_t run = (uint32_t)g->k_w * g->in_ch;
     const uint32_t k = (uint32_t)g->k_h * run, k1 = k / 2u;
@@ -352,8 +384,49 @@ BNN_INLINE void bnn_conv_u8_row(const bnn_conv_geom_t *g, const uint8_t *rows, u
 
 #endif
 
+/* Windows of K <= 12 taps, 32 channels at a time (their records on the stack). Per output row,
+ * its k_h input rows with their zero-point padding are copied into `rows`; a window is k_h
+ * runs of k_w * C bytes there. */
+static void bnn_conv2d_u8_small(const bnn_conv2d_u8_t *p, const uint8_t *in, uint32_t *out)
+{
+    const bnn_conv_geom_t *g = &p->g;
+    const uint32_t cin = g->in_ch, k = (uint32_t)g->k_h * g->k_w * cin;
+    const uint32_t ow = BNN_WORDS((uint32_t)g->out_ch), zp = (uint32_t)p->zero_point;
+    const uint32_t lead = (uint32_t)g->pad_left * cin, body = (uint32_t)g->in_w * cin;
+    const uint32_t wp = lead + body + (uint32_t)g->pad_right * cin; /* padded row */
+    uint32_t rec[32u * BNN_CONV_U8_RECORD];
+    uint8_t rows[BNN_CONV_U8_ROWS + 4u]; /* + slack for the word loads of 3x3x1 windows */
+    uint32_t c0, m, c, oy, ky;
+    for (c0 = 0; c0 < g->out_ch; c0 += 32u) {
+        m = bnn_min_u32(32u, g->out_ch - c0);
+        for (c = 0; c < m; ++c) { /* last channel first: it ends at bit 0 */
+            const uint32_t ch = c0 + m - 1u - c;
+#if BNN_PATH_DSP
+            bnn_conv_u8_record(p->weights + ch, k, zp, p->stage.thresholds[ch], rec + c * BNN_CONV_U8_RECORD);
+#else
+            bnn_conv_u8_record(p->weights + ch, k, p->stage.thresholds[ch], rec + c * BNN_CONV_U8_RECORD);
+#endif
+        }
+        for (oy = 0; oy < g->out_h; ++oy) {
+            const int32_t top = (int32_t)(oy * g->stride_h) - (int32_t)g->pad_top;
+            for (ky = 0; ky < g->k_h; ++ky) {
+                const int32_t iy = top + (int32_t)ky;
+                uint8_t *d = rows + ky * wp;
+                memset(d, (int)zp, wp);
+                if (iy >= 0 && iy < (int32_t)g->in_h) memcpy(d + lead, in + (size_t)(uint32_t)iy * body, body);
+            }
+#if BNN_PATH_DSP
+            bnn_conv_u8_row(g, rows, wp, rec, m, out + (size_t)oy * g->out_w * ow + c0 / 32u, ow);
+#else
+            bnn_conv_u8_row(g, rows, wp, rec, m, out + (size_t)oy * g->out_w * ow + c0 / 32u, ow, zp);
+#endif
+        }
+    }
+}
+
 /* The k_h input rows output row oy reads, with their zero-point padding, into `rows` (rows of
- * wp bytes): a window is k_h runs of k_w * C bytes there. */
+ * wp bytes), as bnn_conv2d_u8_small copies them (written out there: this function there moves
+ * v6-M's count by +0.4 %, GCC's register allocation). */
 BNN_INLINE void bnn_conv_u8_fill_rows(const bnn_conv_geom_t *g, const uint8_t *in, uint32_t oy,
                                       uint32_t zp, uint32_t wp, uint8_t *rows)
 {
@@ -365,30 +438,6 @@ BNN_INLINE void bnn_conv_u8_fill_rows(const bnn_conv_geom_t *g, const uint8_t *i
         uint8_t *d = rows + ky * wp;
         memset(d, (int)zp, wp);
         if (iy >= 0 && iy < (int32_t)g->in_h) memcpy(d + lead, in + (size_t)(uint32_t)iy * body, body);
-    }
-}
-
-/* Windows of K <= 12 taps, 32 channels at a time (their records on the stack), row by row. */
-static void bnn_conv2d_u8_small(const bnn_conv2d_u8_t *p, const uint8_t *in, uint32_t *out)
-{
-    const bnn_conv_geom_t *g = &p->g;
-    const uint32_t cin = g->in_ch, k = (uint32_t)g->k_h * g->k_w * cin;
-    const uint32_t ow = BNN_WORDS((uint32_t)g->out_ch), zp = (uint32_t)p->zero_point;
-    const uint32_t wp = ((uint32_t)g->pad_left + g->in_w + g->pad_right) * cin; /* padded row */
-    uint32_t rec[32u * BNN_CONV_U8_RECORD];
-    uint8_t rows[BNN_CONV_U8_ROWS + 4u]; /* + slack for the word loads of 3x3x1 windows */
-    uint32_t c0, m, c, oy;
-    for (c0 = 0; c0 < g->out_ch; c0 += 32u) {
-        m = bnn_min_u32(32u, g->out_ch - c0);
-        for (c = 0; c < m; ++c) { /* last channel first: it ends at bit 0 */
-            const uint32_t ch = c0 + m - 1u - c;
-            bnn_conv_u8_record(p->weights + ch, k, zp, p->stage.thresholds[ch], rec + c * BNN_CONV_U8_RECORD);
-        }
-        for (oy = 0; oy < g->out_h; ++oy) {
-            bnn_conv_u8_fill_rows(g, in, oy, zp, wp, rows);
-            bnn_conv_u8_row(g, rows, wp, (uint32_t)g->stride_w * cin, rec, m,
-                            out + (size_t)oy * g->out_w * ow + c0 / 32u, ow, zp, 0u, g->out_w);
-        }
     }
 }
 
@@ -417,11 +466,11 @@ BNN_INLINE bnn_conv_run_t bnn_conv_run(uint32_t o, uint32_t out, uint32_t k, uin
     return r;
 }
 
-/* A channel of a block (in record order): its threshold clamped to acc_h's range, its weight
- * bits and its record's base. */
+/* A channel of a block (in record order): its threshold clamped to acc_h's range, its record's
+ * base and its weight bits (16 bits each: |t| <= 12 * 511 + 1, |base| <= 12 * 255, 12 bits). */
 typedef struct {
-    int32_t t, base;
-    uint32_t bits;
+    int16_t t, base;
+    uint16_t bits;
 } bnn_half_channel_t;
 
 /* The threshold words of the records for windows whose valid taps are the bits of `valid`. */
@@ -432,6 +481,7 @@ BNN_INLINE void bnn_conv_u8_half_pattern(const bnn_half_channel_t *hc, uint32_t 
     uint32_t c;
     for (c = 0; c < m; ++c) {
         const int32_t v = hc[c].t + n_valid - 2 * (int32_t)bnn_popcount32(hc[c].bits & valid) + 1;
+        /* acc_h < t  <=>  acc < floor((t + S + 1) / 2), S = n_valid - 2 (valid taps of bit 1) */
         rec[c * BNN_CONV_U8_RECORD + BNN_CONV_U8_RECORD_T] =
             bnn_conv_u8_record_t(v >= 0 ? v / 2 : -((1 - v) / 2), hc[c].base, k, zp); /* floor */
     }
@@ -483,10 +533,14 @@ static void bnn_conv2d_u8_small_half(const bnn_conv2d_u8_t *p, const uint8_t *in
             int32_t t = p->stage.thresholds[ch];
             if (t > a + 1) t = a + 1; /* acc_h is in [-a, a]: clamping keeps (acc_h < t) */
             if (t < -a - 1) t = -a - 1;
-            hc[c].t = t;
-            hc[c].bits = p->weights[ch] & ((1u << k) - 1u);
-            hc[c].base = bnn_conv_u8_record_base(hc[c].bits, k, zp);
+            hc[c].t = (int16_t)t;
+            hc[c].bits = (uint16_t)(p->weights[ch] & ((1u << k) - 1u));
+            hc[c].base = (int16_t)bnn_conv_u8_record_base(hc[c].bits, k, zp);
+#if BNN_PATH_DSP
             bnn_conv_u8_record(p->weights + ch, k, zp, 0, rec + c * BNN_CONV_U8_RECORD);
+#else
+            bnn_conv_u8_record(p->weights + ch, k, 0, rec + c * BNN_CONV_U8_RECORD);
+#endif
         }
         for (oy = 0; oy < g->out_h; oy = ry.o1) {
             ry = bnn_conv_run(oy, g->out_h, g->k_h, g->stride_h, g->pad_top, g->in_h);
@@ -499,7 +553,7 @@ static void bnn_conv2d_u8_small_half(const bnn_conv2d_u8_t *p, const uint8_t *in
                 if (rx.k0 == 0u && rx.k1 == g->k_w) {
                     for (y = ry.o0; y < ry.o1; ++y) {
                         bnn_conv_u8_fill_rows(g, in, y, zp, wp, rows);
-                        bnn_conv_u8_row(g, rows, wp, (uint32_t)g->stride_w * cin, rec, m,
+                        bnn_conv_u8_span(g, rows, wp, (uint32_t)g->stride_w * cin, rec, m,
                                         out + (size_t)y * g->out_w * ow + c0 / 32u, ow, zp,
                                         rx.o0, rx.o1);
                     }
@@ -509,7 +563,7 @@ static void bnn_conv2d_u8_small_half(const bnn_conv2d_u8_t *p, const uint8_t *in
                     for (y = ry.o0; y < ry.o1; y += n) {
                         n = bnn_min_u32(strip_rows, ry.o1 - y);
                         bnn_conv_u8_fill_strip(g, in, y, n, x, zp, rows);
-                        bnn_conv_u8_row(g, rows, run, (uint32_t)g->stride_h * run, rec, m,
+                        bnn_conv_u8_span(g, rows, run, (uint32_t)g->stride_h * run, rec, m,
                                         out + ((size_t)y * g->out_w + x) * ow + c0 / 32u,
                                         g->out_w * ow, zp, 0u, n);
                     }
