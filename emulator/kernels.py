@@ -115,12 +115,17 @@ def _conv_acc(xv: np.ndarray, w: np.ndarray, kernel, stride, padding, fill) -> n
 
 
 def conv2d_u8_acc(x: np.ndarray, weights: np.ndarray, kernel, stride, padding,
-                  zero_point: int) -> np.ndarray:
-    """x [B, H, W, C] uint8 -> acc [B, Ho, Wo, N]; padded taps contribute 0."""
+                  zero_point: int, half_zero_point: bool = False) -> np.ndarray:
+    """x [B, H, W, C] uint8 -> acc [B, Ho, Wo, N]; padded taps contribute 0. A half zero point
+    (zero_point + 0.5) doubles the taps: w * (2x - (2 zero_point + 1))."""
     k = kernel[0] * kernel[1] * x.shape[3]
-    dt = _exact_dtype(k * 256)
+    dt = _exact_dtype(k * (512 if half_zero_point else 256))
     w = _pm1(unpack_bits(weights, k), dt).T  # [k, N], taps in (ky, kx, c) order
-    return _conv_acc(x.astype(dt) - dt(zero_point), w, kernel, stride, padding, 0)
+    if half_zero_point:
+        xv = 2 * x.astype(dt) - dt(2 * zero_point + 1)
+    else:
+        xv = x.astype(dt) - dt(zero_point)
+    return _conv_acc(xv, w, kernel, stride, padding, 0)
 
 
 def bconv2d_acc(x: np.ndarray, weights: np.ndarray, in_ch: int, kernel, stride, padding,
@@ -153,7 +158,8 @@ def dense_u8(x: np.ndarray, op) -> np.ndarray:
 
 def conv2d_u8(x: np.ndarray, op) -> np.ndarray:
     """bnn_conv2d_u8_b1: x [B, H, W, C] uint8 -> [B, Ho, Wo, words(N)]."""
-    acc = conv2d_u8_acc(x, op.weights, op.kernel, op.stride, op.padding, op.zero_point)
+    acc = conv2d_u8_acc(x, op.weights, op.kernel, op.stride, op.padding, op.zero_point,
+                        op.half_zero_point)
     return _stage(acc, op.out)
 
 

@@ -159,8 +159,8 @@ def mutate_json(obj, r: ByteReader, steps: int):
             del parent[path[-1]]
         elif op == 5 and isinstance(node, dict):  # add a key
             node[r.pick(["kind", "name", "shape", "extra", "meta", "out", "weights", "kernel",
-                         "stride", "padding", "zero_point", "pad_value", "in_shape", "or_mask",
-                         "tensor", "offset", "nbytes", ""])] = json.loads(
+                         "stride", "padding", "zero_point", "half_zero_point", "pad_value",
+                         "in_shape", "or_mask", "tensor", "offset", "nbytes", ""])] = json.loads(
                 json.dumps(r.pick(HOSTILE_VALUES)))
         elif op == 6 and isinstance(node, list) and node:  # duplicate or drop an element
             i = r.u8() % len(node)
@@ -193,7 +193,10 @@ def seed_models() -> tuple:
         ("conv", dict(out=33, k=3, pad=1, pad_value=0)), ("dense", dict(out=4))])
     dense = random_model(2, input_shape=(5, 3, 2), layers=[
         ("dense", dict(out=40)), ("dense", dict(out=3))])
-    return tuple(bnnfile.serialize(m) for m in (conv, dense))
+    half = random_model(3, input_shape=(7, 6, 2), layers=[  # a version 2 file
+        ("conv", dict(out=9, k=3, pad=1, zero_point=127, half_zero_point=True)),
+        ("dense", dict(out=3))])
+    return tuple(bnnfile.serialize(m) for m in (conv, dense, half))
 
 
 def bnn_file(header: bytes, blob: bytes, version: int = 1, rehash: bool = True,
@@ -218,18 +221,19 @@ def make_bnn_input(data: bytes) -> bytes:
     mode = r.u8() % 6
     seed = seed_models()[r.u8() % len(seed_models())]
     header, blob = split_bnn(seed)
+    seed_version = bnnfile._PREFIX.unpack_from(seed)[1]  # rehashed files keep it
     if mode == 0:  # raw bytes, with or without the magic
         raw = r.rest()
         return (bnnfile.MAGIC + raw) if raw[:1] != b"\xff" else raw[1:]
     if mode == 1:  # a structurally mutated header, rehashed
         obj = mutate_json(json.loads(header), r, 1 + r.u8() % 6)
-        return bnn_file(dump_json(obj, r), blob)
+        return bnn_file(dump_json(obj, r), blob, seed_version)
     if mode == 2:  # blob bytes overwritten (weights, tails, thresholds), rehashed
         b = bytearray(blob)
         for _ in range(1 + r.u8() % 8):
             if b:
                 b[r.u16() % len(b)] = r.u8()
-        return bnn_file(header, bytes(b))
+        return bnn_file(header, bytes(b), seed_version)
     if mode == 3:  # lying sizes and versions in the prefix
         hlen = r.pick([len(header), 0, 1, len(header) + 1, 2**31, 2**32 - 1, r.u32()])
         blen = r.pick([len(blob), 0, len(blob) - 1, 2**63, 2**64 - 1, r.u32() | (r.u32() << 32)])
@@ -237,12 +241,12 @@ def make_bnn_input(data: bytes) -> bytes:
         body = bnn_file(header, blob, version, rehash=bool(r.u8() & 1), sizes=(hlen, blen))
         return body[:max(0, len(body) - r.u8() % 4)]
     if mode == 4:  # arbitrary header text, rehashed
-        return bnn_file(r.rest(), blob)
+        return bnn_file(r.rest(), blob, seed_version)
     # a byte-level mutation of the header text, rehashed
     h = bytearray(header)
     for _ in range(1 + r.u8() % 8):
         h[r.u16() % len(h)] = r.u8()
-    return bnn_file(bytes(h), blob)
+    return bnn_file(bytes(h), blob, seed_version)
 
 
 def exercise_model(model) -> None:

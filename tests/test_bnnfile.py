@@ -170,3 +170,58 @@ def test_bad_pool_padding_is_a_clean_error():
 def test_missing_file(tmp_path):
     with pytest.raises(ModelError, match="no such file"):
         bnnfile.load(tmp_path / "none.bnn")
+
+
+HALF_LAYERS = [("conv", dict(out=8, k=3, pad=1, zero_point=127, half_zero_point=True)),
+               ("pool", dict(k=2)), ("conv", dict(out=16, k=3, pad=1, pad_value=0)),
+               ("pool", dict(k=2)), ("dense", dict(out=40)), ("dense", dict(out=10))]
+
+
+def _rehash(data: bytes) -> bytes:
+    body = data[:-32]
+    return body + hashlib.sha256(body).digest()
+
+
+def test_model_without_later_fields_keeps_its_version_1_bytes(model):
+    """Conv2dU8.half_zero_point (a later field) is not written when False: a model that does not
+    use it has the same bytes and hash as before the field existed (taken at that commit)."""
+    data = bnnfile.serialize(model)
+    assert struct.unpack_from("<I", data, 8)[0] == bnnfile.VERSION == 1
+    assert b"half_zero_point" not in data
+    assert bnnfile.model_hash(model) == \
+        "944fd5018cb74512e446510b8f13eba944586ad3aa3e2f98bfa77f01ae800648"
+    assert hashlib.sha256(data).hexdigest() == \
+        "395ce6b181c5f49fab7918516d17764bb128b51a957d98e6de19c86c10f76ca8"
+
+
+def test_half_zero_point_round_trip_is_version_2(tmp_path):
+    half = random_model(7, layers=HALF_LAYERS)
+    path = tmp_path / "half.bnn"
+    digest = bnnfile.save(half, path)
+    data = path.read_bytes()
+    assert struct.unpack_from("<I", data, 8)[0] == bnnfile.LATER_VERSION == 2
+    again = bnnfile.load(path)
+    assert again.ops[0].half_zero_point is True and again.ops[0].zero_point == 127
+    assert bnnfile.serialize(again) == data and digest == bnnfile.model_hash(again)
+    x = np.random.default_rng(0).integers(0, 256, (20, 28, 28, 1), dtype=np.uint8)
+    assert np.array_equal(emulator.run(half, x).scores, emulator.run(again, x).scores)
+    integral = copy.deepcopy(half)
+    integral.ops[0].half_zero_point = False
+    assert bnnfile.model_hash(integral) != digest
+    assert struct.unpack_from("<I", bnnfile.serialize(integral), 8)[0] == 1
+    # the field is read: the first layer's bits are not those of zero point 127
+    assert not np.array_equal(emulator.run(again, x, trace=True).layers[0],
+                              emulator.run(integral, x, trace=True).layers[0])
+
+
+def test_half_zero_point_refused_in_version_1_files_and_as_a_non_bool():
+    data = bnnfile.serialize(random_model(7, layers=HALF_LAYERS))
+    old = bytearray(data)
+    old[8:12] = struct.pack("<I", 1)
+    with pytest.raises(ModelError, match=r"^op 0: conv2d_u8 field 'half_zero_point' in a version 1 "
+                                         r"file$"):
+        bnnfile.parse(_rehash(bytes(old)), "m.bnn")
+    one = data.replace(b'"half_zero_point":true', b'"half_zero_point":1   ')
+    assert one != data
+    with pytest.raises(ModelError, match=r"^op 0.half_zero_point: expected true or false$"):
+        bnnfile.parse(_rehash(one), "m.bnn")

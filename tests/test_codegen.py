@@ -48,6 +48,8 @@ def test_inspect_figures_by_hand():
     (4, [("conv", dict(out=20, k=3)), ("pool", dict(k=3, stride=2, pad=(1, 1, 2, 2))),
          ("conv", dict(out=40, k=3, pad=1)), ("pool", dict(k=2, pad=(0, 0, 1, 1))),
          ("dense", dict(out=10))]),
+    (5, [("conv", dict(out=20, k=3, stride=2, pad=1, zero_point=127, half_zero_point=True)),
+         ("dense", dict(out=10))]),
 ])
 def test_compiles_warning_free_everywhere_and_sizes_match(tmp_path, seed, layers):
     model = random_model(seed, layers=layers)

@@ -13,7 +13,8 @@ from bnn_mcu.errors import ModelError
 from bnn_mcu.models import convert_program
 from bnn_mcu.nn.export import export_module
 from bnn_mcu.nn.layers import BinaryConv2d, BinaryLinear, InputQuant, SignActivation
-from bnn_mcu.verify import verify_against_pytorch
+from bnn_mcu.emulator.runner import run as emulator_run
+from bnn_mcu.verify import report_table, verify_against_pytorch
 
 
 class Net(nn.Module):
@@ -256,3 +257,104 @@ def test_torch_sign_reaching_zero_is_refused():
     _randomize_bn(bn, np.random.default_rng(0), 64, ties=True)
     with pytest.raises(ModelError, match=r"node 'sign' \(sign.default\): torch.sign gives 0 for accumulator \d+ in channel"):
         convert_program(_export(Net(1, body).eval()), "sign0")
+
+
+class _Normalize(nn.Module):
+    """torchvision's ToTensor + Normalize((0.5,), (0.5,)) with the statistics as float32
+    buffers: (x / 255 - mean) / std."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor([0.5]).reshape(1, 1, 1))
+        self.register_buffer("std", torch.tensor([0.5]).reshape(1, 1, 1))
+
+    def forward(self, x):
+        return (x / 255.0 - self.mean) / self.std
+
+
+# Input scalings whose zero padding pads with pixel value 127.5 (exact: the last one only)
+HALF_SCALINGS = {
+    "x/127.5-1": lambda x: x / 127.5 - 1.0,
+    "(x-127.5)/127.5": lambda x: (x - 127.5) / 127.5,
+    "normalize(0.5,0.5)": _Normalize(),
+    "x/255*2-1": lambda x: x / 255.0 * 2.0 - 1.0,
+    "(x-127.5)/128": lambda x: (x - 127.5) / 128.0,
+}
+
+
+class _PaddedFirstConv(nn.Module):
+    """scaling -> zero-padded binary conv 3x3 (stride `stride`) -> BN -> sign -> binary linear
+    -> BN: the first conv's padded taps are real zeros, i.e. pixel value -b/a."""
+
+    def __init__(self, scale, stride=1, n=24, classes=5, hw=8):
+        super().__init__()
+        self.scale = scale
+        self.conv = BinaryConv2d(1, n, 3, stride=stride, padding=1, pad_value=0)
+        self.bn = nn.BatchNorm2d(n)
+        self.act = SignActivation()
+        out = (hw - 1) // stride + 1
+        self.fc = BinaryLinear(n * out * out, classes)
+        self.bn2 = nn.BatchNorm1d(classes)
+
+    def forward(self, x):
+        x = self.scale(x.float().unsqueeze(1))
+        x = self.act(self.bn(self.conv(x)))
+        return self.bn2(self.fc(x.flatten(1)))
+
+
+def _half_bn(bn: nn.BatchNorm2d, rng, unit: float) -> None:
+    """Statistics inside the preactivations' range (|pre| <= 9 for 3x3 taps of +-1), a gamma = 0
+    and a gamma < 0 channel, and channels whose BN output is exactly 0 at a preactivation that
+    is a multiple of `unit` (ties, where the threshold's side decides)."""
+    n = bn.num_features
+    with torch.no_grad():
+        bn.weight.copy_(torch.from_numpy(rng.normal(0, 1, n)).float())
+        bn.bias.copy_(torch.from_numpy(rng.normal(0, 0.5, n)).float())
+        bn.running_mean.copy_(torch.from_numpy(rng.normal(0, 1.5, n)).float())
+        bn.running_var.copy_(torch.from_numpy(rng.uniform(0.5, 4.0, n)).float())
+        bn.weight[0] = 0.0
+        bn.weight[1] = -0.7
+        for c in range(2, 8):
+            bn.weight[c] = 1.0 if c % 2 else -1.0
+            bn.bias[c] = 0.0
+            bn.running_var[c] = 1.0 - bn.eps
+            bn.running_mean[c] = float(rng.integers(-300, 301)) * unit
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("scaling", list(HALF_SCALINGS))
+def test_padded_first_conv_with_a_half_integer_zero_point(scaling, stride):
+    """Zero padding of an input scaled as x/127.5 - 1 (and the same written four other ways)
+    pads with pixel value 127.5: the first conv gets the half zero point (127 + 0.5, the
+    accumulator doubled) and converts with 0 mismatching bits against PyTorch, at border and
+    interior pixels, on random images and flat ones at the zero point's neighbours."""
+    torch.manual_seed(stride)
+    rng = np.random.default_rng(list(HALF_SCALINGS).index(scaling) + 10 * stride)
+    net = _PaddedFirstConv(HALF_SCALINGS[scaling], stride=stride).eval()
+    _half_bn(net.bn, rng, 1 / 256 if scaling == "(x-127.5)/128" else 1 / 127.5)
+    _randomize_bn(net.bn2, rng, 24 * 16, ties=False)
+    ep = _export(net)
+    model = convert_program(ep, scaling)
+    op = model.ops[0]
+    assert (op.kind, op.zero_point, op.half_zero_point, op.padding) == ("conv2d_u8", 127, True, (1, 1, 1, 1))
+    assert model.meta["exact_float32"] is (scaling == "(x-127.5)/128")
+    x = rng.integers(0, 256, (400, 8, 8, 1), dtype=np.uint8)
+    for i, v in enumerate((127, 128, 0, 255)):
+        x[i] = v
+    rep = verify_against_pytorch(ep, model, x, np.zeros(len(x), dtype=np.int64))
+    assert rep.reference == ("PyTorch" if model.meta["exact_float32"] else "PyTorch (float64)")
+    assert rep.layers[0].compared > 0 and rep.mismatching_bits == 0, report_table(rep)
+    assert rep.agree == rep.vectors
+    bits = emulator_run(model, x, trace=True).layers[0]
+    assert len(np.unique(bits.reshape(len(x), -1), axis=0)) > 100  # the layer is not constant
+
+
+def test_padded_first_conv_with_another_zero_point_is_refused():
+    """A zero point neither integral nor half-integral (100.3) cannot pad exactly in integers."""
+    net = _PaddedFirstConv(lambda x: (x - 100.3) / 100.0).eval()
+    with pytest.raises(ModelError) as e:
+        convert_program(_export(net), "zp100.3")
+    assert str(e.value).endswith(
+        ": zero padding of an input scaled as 0.01*x-1.003 pads with pixel value 100.3, neither an "
+        "integer nor an integer + 0.5; scale the input as (x - zp) * s with zp an integer or an "
+        "integer + 0.5 in 0..255 (e.g. (x - 128) / 128 or x / 127.5 - 1)"), str(e.value)

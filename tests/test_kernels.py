@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from bnn_mcu.emulator import kernels as emu
 from bnn_mcu.emulator.runner import run as emulator_run
 from bnn_mcu.ir.bits import pack_bits, words_for
+from bnn_mcu.ir.geometry import valid_taps
 from bnn_mcu.ir.ops import (INT32_MAX, INT32_MIN, BConv2d, BDense, Conv2dU8, DenseU8,
                             MaxPool2d, Scores, Threshold)
 from bnn_mcu.ir.synthetic import random_model
@@ -408,6 +409,85 @@ def test_conv2d_u8_small_windows(libs, index, zp):
 
 
 
+def border_pixels(op) -> np.ndarray:
+    """[Ho * Wo] bool: output pixels whose window has padded taps."""
+    h, w, _ = op.in_shape
+    valid = valid_taps((h, w), op.kernel, op.stride, op.padding)
+    return ~valid.reshape(valid.shape[0] * valid.shape[1], -1).all(axis=1)
+
+
+def ties_at(rng, op, xs, border: bool) -> Threshold:
+    """Per channel: the accumulator of a random border (or interior) pixel of a random sample,
+    or one off it: the thresholds where a half zero point's per-window correction decides."""
+    acc = accumulators(op, xs)  # [B * Ho * Wo, N]
+    where = border_pixels(op)
+    pixels = np.flatnonzero(np.tile(where if border else ~where, len(xs)))
+    assert len(pixels), "test bug: no such pixels"
+    n = acc.shape[1]
+    pick = acc[rng.choice(pixels, size=n), np.arange(n)]
+    return Threshold((pick + rng.choice([0, 0, 0, -1, 1], size=n)).astype(np.int32))
+
+
+HALF_ZPS = [0, 127, 254, 37]
+
+
+@pytest.mark.parametrize("zp", HALF_ZPS)
+@pytest.mark.parametrize("index", range(len(SMALL_U8_CONVS)))
+def test_conv2d_u8_half_zero_point_small_windows(libs, index, zp):
+    """A half zero point (zp + 0.5, accumulator sum w (2x - (2 zp + 1)) over the valid taps) on
+    windows of <= 12 taps: per-window-pattern records (DSP, v7-M, v6-M) and the general path
+    (portable). Thresholds tie the accumulators of border pixels and of interior ones, sit at
+    the clamping limits, or make constant channels."""
+    in_shape, kernel, stride, padding = SMALL_U8_CONVS[index]
+    rng = np.random.default_rng(1000 + 100 * index + zp)
+    k = kernel[0] * kernel[1] * in_shape[2]
+    for n, style in [(1, "random"), (7, "max"), (32, "zeros"), (33, "random"), (70, "near_zp")]:
+        op = Conv2dU8("half", in_shape, kernel=kernel, stride=stride, padding=padding,
+                      weights=pack_bits(random_bits(rng, (n, k))), zero_point=zp,
+                      half_zero_point=True)
+        xs = u8_input(rng, 2, in_shape, style, zp)
+        sides = [True, False] if any(padding) else [False]
+        if any(padding) and border_pixels(op).all():
+            sides = [True]
+        for border in sides:
+            op.out = ties_at(rng, op, xs, border)
+            check(libs, op, xs)
+        a = max_abs_acc(op)
+        op.out = Threshold(rng.choice([-a - 1, -a, a, a + 1, 0, 1, INT32_MIN, INT32_MAX],
+                                      size=n).astype(np.int32))
+        check(libs, op, xs)
+
+
+def test_conv2d_u8_half_zero_point_is_not_the_integral_one(libs):
+    """The half path's bits differ from those of zero point zp or zp + 1 with the same
+    thresholds halved: the border correction is not vacuous."""
+    rng = np.random.default_rng(7)
+    op = Conv2dU8("half", (28, 28, 1), kernel=(3, 3), stride=(1, 1), padding=(1, 1, 1, 1),
+                  weights=pack_bits(random_bits(rng, (16, 9))), zero_point=127, half_zero_point=True)
+    xs = u8_input(rng, 1, (28, 28, 1), "random", 127)
+    op.out = ties_at(rng, op, xs, border=True)
+    want = emu.conv2d_u8(xs, op)
+    check(libs, op, xs)
+    for zp in (127, 128):
+        other = Conv2dU8("int", op.in_shape, kernel=op.kernel, stride=op.stride, padding=op.padding,
+                         weights=op.weights, zero_point=zp,
+                         out=Threshold((op.out.thresholds // 2).astype(np.int32)))
+        assert not np.array_equal(emu.conv2d_u8(xs, other), want)
+
+
+@CASES
+@given(seed=seeds, geo=conv_geometry(max_hw=10, channels=st.sampled_from([1, 1, 2, 3, 4, 5, 8, 16])),
+       n=st.integers(1, 40), zp=st.integers(0, 254), batch=st.integers(1, 2), style=u8_styles)
+def test_conv2d_u8_half_zero_point(libs, seed, geo, n, zp, batch, style):
+    rng = np.random.default_rng(seed)
+    (h, w, c), (kh, kw) = geo["in_shape"], geo["kernel"]
+    op = Conv2dU8("conv2d_u8", geo["in_shape"], kernel=geo["kernel"], stride=geo["stride"],
+                  padding=geo["padding"], weights=pack_bits(random_bits(rng, (n, kh * kw * c))),
+                  zero_point=zp, half_zero_point=True)
+    xs = u8_input(rng, batch, (h, w, c), style, zp)
+    check(libs, with_stage(rng, op, xs, False), xs)
+
+
 @CASES
 @given(seed=seeds, geo=conv_geometry(max_hw=10, channels=st.sampled_from([1, 1, 2, 3, 4, 5, 8, 16])),
        n=st.integers(1, 40), zp=zero_points, batch=st.integers(1, 2), style=u8_styles)
@@ -429,12 +509,17 @@ def test_conv2d_u8_fixed_shapes(libs):
         ((32, 32, 3), (5, 5), (2, 2), (2, 1, 2, 3), 20, 127),
         ((6, 6, 3), (11, 11), (1, 1), (5, 5, 5, 5), 9, 255),  # 363-bit rows, deep padding
     ]
-    for in_shape, kernel, stride, padding, n, zp in shapes:
-        op = Conv2dU8("fixed", in_shape, kernel=kernel, stride=stride, padding=padding,
-                      weights=pack_bits(random_bits(rng, (n, kernel[0] * kernel[1] * in_shape[2]))),
-                      zero_point=zp)
-        xs = u8_input(rng, 1, in_shape, "random", zp)
-        check(libs, with_stage(rng, op, xs, False), xs)
+    for half in (False, True):
+        for in_shape, kernel, stride, padding, n, zp in shapes:
+            zp = min(zp, 254) if half else zp
+            op = Conv2dU8("fixed", in_shape, kernel=kernel, stride=stride, padding=padding,
+                          weights=pack_bits(random_bits(rng, (n, kernel[0] * kernel[1] * in_shape[2]))),
+                          zero_point=zp, half_zero_point=half)
+            xs = u8_input(rng, 1, in_shape, "random", zp)
+            check(libs, with_stage(rng, op, xs, False), xs)
+            if half and any(padding):  # windows of 75 and 363 taps: the general path's S
+                op.out = ties_at(rng, op, xs, border=True)
+                check(libs, op, xs)
 
 
 # -- max-pool and argmax --------------------------------------------------------------------
@@ -718,6 +803,19 @@ def board_cases():
             Conv2dU8("u", shape, kernel=kernel, stride=stride, padding=padding, zero_point=zp,
                      weights=pack_bits(random_bits(rng, (n, kernel[0] * kernel[1] * shape[2])))),
             u8_input(rng, 1, shape, "random", zp)[0])
+    # half zero points: per-pattern records (small windows), the general path (75 taps)
+    for shape, kernel, stride, padding, n, zp in [((28, 28, 1), (3, 3), (1, 1), (1, 1, 1, 1), 16, 127),
+                                                  ((28, 28, 1), (3, 3), (2, 2), (1, 1, 1, 1), 8, 127),
+                                                  ((9, 8, 3), (5, 5), (2, 2), (2, 1, 2, 3), 20, 3),
+                                                  ((7, 6, 3), (2, 2), (1, 2), (1, 0, 1, 1), 33, 37),
+                                                  ((6, 7, 2), (3, 2), (2, 1), (2, 1, 0, 3), 40, 254)]:
+        op = Conv2dU8("u", shape, kernel=kernel, stride=stride, padding=padding, zero_point=zp,
+                      half_zero_point=True,
+                      weights=pack_bits(random_bits(rng, (n, kernel[0] * kernel[1] * shape[2]))))
+        x = u8_input(rng, 1, shape, "random", zp)[0]
+        cases.append((f"conv2d_u8 {'x'.join(map(str, shape))} k{kernel[0]} s{stride[0]} ->{n} "
+                      f"zp {zp}.5", op, x))
+        op.out = ties_at(rng, op, x[None], border=True)
     for shape, k, s, pad in [((8, 8, 95), (2, 2), (2, 2), (0, 0, 0, 0)),
                              ((5, 7, 33), (3, 3), (1, 2), (0, 0, 0, 0)),
                              ((13, 13, 20), (3, 3), (2, 2), (1, 1, 1, 1)),  # padding 1

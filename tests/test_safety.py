@@ -87,6 +87,9 @@ def _op0(h, **kw):
     ("unknown field", lambda h: _op0(h, evil=1), "unknown field"),
     ("zero point as float", lambda h: _op0(h, zero_point=128.0), "32-bit integer"),
     ("zero point 2**40", lambda h: _op0(h, zero_point=2**40), "32-bit integer"),
+    # a later field (.bnn version 2) in a version 1 file
+    ("half zero point in version 1", lambda h: _op0(h, half_zero_point=True),
+     "field 'half_zero_point' in a version 1 file"),
     ("kind is a list", lambda h: _op0(h, kind=["conv2d_u8"]), "unknown op kind"),
     ("meta is a list", lambda h: dict(h, meta=[1, 2]), "meta must map"),
     ("meta name is a list", lambda h: dict(h, meta={"name": ["x"]}), "printable text"),

@@ -44,6 +44,7 @@ class FloatLayer:
     response: np.ndarray  # [N, P]: int8 +-1 output (hidden) or float64 score (last layer)
     uint8_input: bool = False  # first layer: acc = sum w * (x - zero_point) on raw pixels
     zero_point: int = 0
+    half_zero_point: bool = False  # conv: zero point zero_point + 0.5, acc = sum w * (2x - 2zp - 1)
     kernel: tuple = (1, 1)
     stride: tuple = (1, 1)
     padding: tuple = (0, 0, 0, 0)  # top, left, bottom, right

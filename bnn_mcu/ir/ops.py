@@ -13,6 +13,8 @@ Accumulators (exact integers):
   binary ops:   acc = sum over valid taps of x*w, x and w in {-1,+1}
                     = K - 2*popcount(x XOR w) when every tap is valid
   uint8 ops:    acc = sum over valid taps of w * (x - zero_point), x the raw uint8 pixel
+  uint8 convs with half_zero_point (zero point zero_point + 0.5, e.g. 127.5 for x/127.5 - 1):
+                acc = sum over valid taps of w * (2x - (2 zero_point + 1)), doubled to stay integral
 Padding of binary convs: pad_value +1 (bit 0), -1 (bit 1) or 0 (the tap is skipped);
 uint8 convs skip padded taps (= real-valued zero padding when x - zero_point is the input).
 """
@@ -130,6 +132,15 @@ class _Conv(Op):
         return ho * wo * n * self.kernel[0] * self.kernel[1] * self.in_shape[2]
 
 
+def u8_tap_bound(zero_point: int, half_zero_point: bool = False) -> int:
+    """Largest |contribution| of one uint8 tap to the accumulator: |x - zp| for x in 0..255, or
+    |2x - (2 zp + 1)| with a half zero point (one implementation: the int32 overflow proof and
+    the importer's accumulator domain)."""
+    if half_zero_point:
+        return max(2 * zero_point + 1, 509 - 2 * zero_point)
+    return max(zero_point, 255 - zero_point)
+
+
 @dataclass
 class DenseU8(Op):
     """First layer, dense: uint8 pixels (flattened HWC) x binary weights."""
@@ -159,12 +170,18 @@ class DenseU8(Op):
 
 @dataclass
 class Conv2dU8(_Conv):
-    """First layer, conv: uint8 HWC pixels x binary weights; padded taps are skipped."""
+    """First layer, conv: uint8 HWC pixels x binary weights; padded taps are skipped.
+
+    half_zero_point: the zero point is zero_point + 0.5 (an input scaled as x/127.5 - 1 pads
+    with pixel value 127.5) and the accumulator is doubled: acc = sum over valid taps of
+    w * (2x - (2 zero_point + 1))."""
 
     weights: np.ndarray = None  # uint32 [N, words_for(kh*kw*C)], taps in (ky, kx, c) order
     zero_point: int = 0
     out: OutputStage = None
+    half_zero_point: bool = False
     kind = "conv2d_u8"
+    LATER_FIELDS: ClassVar[dict] = {"half_zero_point": False}
 
     @property
     def param_bytes(self) -> int:

@@ -144,7 +144,7 @@ def lower_layer(layer: FloatLayer, last: bool) -> list:
         geo = dict(kernel=tuple(layer.kernel), stride=tuple(layer.stride), padding=tuple(layer.padding))
         if layer.uint8_input:
             op = Conv2dU8(name, layer.in_shape, **geo, weights=weights, zero_point=layer.zero_point,
-                          out=stage)
+                          out=stage, half_zero_point=layer.half_zero_point)
         else:
             op = BConv2d(name, layer.in_shape, **geo, weights=weights, pad_value=layer.pad_value,
                          out=stage)

@@ -38,7 +38,8 @@ def _scores(rng, n: int, op) -> Scores:
 def random_model(seed: int, input_shape=(28, 28, 1), layers=None) -> IntModel:
     """layers: list of (kind, params) with kind in conv/pool/dense; the last dense gives scores.
 
-    conv params: out, k, stride, pad, pad_value (binary convs only);
+    conv params: out, k, stride, pad, pad_value (binary convs only), zero_point and
+    half_zero_point (first convs only);
     pool params: k, stride, pad (one int for every side, or top, left, bottom, right);
     dense params: out.
     """
@@ -59,8 +60,10 @@ def random_model(seed: int, input_shape=(28, 28, 1), layers=None) -> IntModel:
             if first:
                 zp = p.get("zero_point", 128)
                 wts = pack_bits(_bits(rng, (n, k * k * c)))
-                op = Conv2dU8(name, shape, **geo, weights=wts, zero_point=zp, out=None)
-                spread = 128 * np.sqrt(k * k * c) / 2
+                half = p.get("half_zero_point", False)
+                op = Conv2dU8(name, shape, **geo, weights=wts, zero_point=zp, out=None,
+                              half_zero_point=half)
+                spread = (256 if half else 128) * np.sqrt(k * k * c) / 2
             else:
                 wb = _bits(rng, (n, k, k, c))
                 op = BConv2d(name, shape, **geo, weights=pack_bits(wb),

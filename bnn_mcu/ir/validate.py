@@ -7,7 +7,7 @@ import numpy as np
 from ..errors import ModelError
 from .bits import tail_mask, words_for
 from .ops import (BConv2d, BDense, BinarizeU8, Conv2dU8, DenseU8, IntModel, MaxPool2d, Scores,
-                  Threshold)
+                  Threshold, u8_tap_bound)
 
 _U8_OPS = (DenseU8, Conv2dU8, BinarizeU8)
 
@@ -30,9 +30,10 @@ def _check_tails(words: np.ndarray, bits: int, where: str) -> None:
 def max_abs_acc(op) -> int:
     """Largest |accumulator| the op can produce."""
     if isinstance(op, DenseU8):
-        return op.in_features * max(op.zero_point, 255 - op.zero_point)
+        return op.in_features * u8_tap_bound(op.zero_point)
     if isinstance(op, Conv2dU8):
-        return op.kernel[0] * op.kernel[1] * op.in_shape[2] * max(op.zero_point, 255 - op.zero_point)
+        return op.kernel[0] * op.kernel[1] * op.in_shape[2] * u8_tap_bound(op.zero_point,
+                                                                            op.half_zero_point)
     if isinstance(op, BDense):
         return op.in_bits
     if isinstance(op, BConv2d):
@@ -96,6 +97,10 @@ def validate(model: IntModel, name: str = "model") -> None:
         if isinstance(op, (DenseU8, Conv2dU8)):
             _check(isinstance(op.zero_point, int) and 0 <= op.zero_point <= 255, where,
                    "zero_point must be an integer in 0..255")
+        if isinstance(op, Conv2dU8):
+            _check(isinstance(op.half_zero_point, bool), where, "half_zero_point must be a bool")
+            _check(not op.half_zero_point or op.zero_point <= 254, where,
+                   "a half zero point must be in 0.5..254.5 (zero_point 0..254)")
         if isinstance(op, BinarizeU8):
             _check(not last, where, "a model cannot end in a binarization")
             _check(isinstance(op.threshold, int) and 0 <= op.threshold <= 256, where,

@@ -34,6 +34,7 @@ import torch
 from ..errors import ModelError
 from ..ir.float_ir import FloatLayer, FloatModel, Pool
 from ..ir.geometry import conv_out, pool_padding, valid_taps
+from ..ir.ops import u8_tap_bound
 from .graph_values import (PREACTIVATION, Acc, Bin, Pixels, Batch, Expr, Fresh, Probe,
                            canonical)
 from .program_input import program_input
@@ -47,6 +48,9 @@ _PROBE_CHUNK = 1 << 22  # elements per chain evaluation
 _MAX_INPUT_ELEMENTS = 1 << 22
 _MAX_TENSOR_ELEMENTS = 1 << 28
 _MAX_RESPONSE_ENTRIES = 1 << 30
+# How far -b/a of an input scaling a*x + b may be from an integer (or an integer + 0.5) to be
+# read as that zero point: the float64 rounding of a and b read from the graph.
+_ZP_TOLERANCE = 1e-9
 # What a graph may call besides ATen operators: the symbolic-shape helpers torch.export emits.
 _SYM_CALLS = frozenset([operator.getitem, operator.add, operator.sub, operator.mul,
                         operator.truediv, operator.floordiv, operator.mod, operator.pow,
@@ -977,17 +981,28 @@ class GraphImporter:
             self.unscaled_float_input = True
         zp_real = -b / a
         zp = int(round(zp_real))
-        integral = abs(zp_real - zp) < 1e-9 and 0 <= zp <= 255
+        integral = abs(zp_real - zp) < _ZP_TOLERANCE and 0 <= zp <= 255
         n = weights.shape[0]
         taps = int(np.prod(weights.shape[1:]))
         padded = any(geo.get("padding", (0, 0, 0, 0)))
+        half = False
         if integral:
             offset = None
-        else:
-            if padded:
+        elif padded:
+            # zero padding pads with pixel value zp_real: exact in integers when it is k + 0.5
+            # (x / 127.5 - 1), with the accumulator doubled: a * sum w (x - zp_real) =
+            # (a / 2) * sum w (2x - (2k + 1)) over the valid taps
+            zp = int(math.floor(zp_real))
+            half = abs(zp_real - (zp + 0.5)) < _ZP_TOLERANCE
+            if not (half and 0 <= zp <= 254):
+                why = ("outside 0..255" if half or abs(zp_real - round(zp_real)) < _ZP_TOLERANCE
+                       else "neither an integer nor an integer + 0.5")
                 raise self._err(node, f"zero padding of an input scaled as {a:g}*x{b:+g} pads with "
-                                      f"pixel value {zp_real:g}, not an integer; scale the input "
-                                      "as (x - zp) * s with an integer zp")
+                                      f"pixel value {zp_real:.6g}, {why}; scale the input as "
+                                      "(x - zp) * s with zp an integer or an integer + 0.5 in "
+                                      "0..255 (e.g. (x - 128) / 128 or x / 127.5 - 1)")
+            offset = None
+        else:
             zp = 0
             offset = b * weights.reshape(n, -1).sum(axis=1).astype(np.float64)
         # Exact in float32 when every scaled pixel and every partial sum is a float32 integer
@@ -1000,13 +1015,12 @@ class GraphImporter:
                 break
         if not exact:
             self.exact_float32 = False
-        maxdev = max(zp, 255 - zp)
-        bound = taps * maxdev
+        bound = taps * u8_tap_bound(zp, half)
         acc_values = np.arange(-bound, bound + 1, dtype=np.int64)
         layer = FloatLayer(node.name, kind, in_shape, weights, acc_values, None,
-                           uint8_input=True, zero_point=zp, **geo)
+                           uint8_input=True, zero_point=zp, half_zero_point=half, **geo)
         return self._start_acc(layer, ndim or (2 if kind == "dense" else 4), bias, node,
-                               scale=a, offset=offset, f64=not exact)
+                               scale=a / 2 if half else a, offset=offset, f64=not exact)
 
     def _start_acc(self, layer, ndim, bias, node, scale, offset, f64) -> Acc:
         entries = layer.weights.shape[0] * len(layer.acc_values)

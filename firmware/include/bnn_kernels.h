@@ -8,6 +8,9 @@
  * Accumulator  binary ops:  acc = sum over valid taps of x*w   (x, w in {-1,+1})
  *                               = K - 2*popcount(x ^ w) when every tap is valid
  *              uint8 ops:   acc = sum over valid taps of w * (x - zero_point)
+ *              uint8 convs with half_zero_point (zero point zero_point + 0.5, e.g. 127.5 for
+ *              an input scaled as x / 127.5 - 1), doubled to stay integral:
+ *                           acc = sum over valid taps of w * (2x - (2 zero_point + 1))
  *              All accumulators fit int32 (the converter checks).
  * Output stage threshold:   out bit c = (acc[c] < thresholds[c])
  *              scores:      score[c]  = mult[c] * acc[c] + bias[c]  (int32, no overflow)
@@ -97,6 +100,7 @@ typedef struct {
 typedef struct {
     bnn_conv_geom_t g;
     int32_t zero_point;
+    uint8_t half_zero_point; /* 1: the zero point is zero_point + 0.5 (zero_point <= 254) */
     const uint32_t *weights;
     bnn_stage_t stage; /* threshold stage only */
 } bnn_conv2d_u8_t;

@@ -83,11 +83,15 @@ class Net(nn.Module):
 
 
 class VGGStyle(nn.Module):
-    """models/vgg_cifar10_binary.py's layout, two blocks of 16 channels: BinarizeConv2d(bias)
+    """models/vgg_cifar10_binary.py's layout, two blocks (16 and 32 channels): BinarizeConv2d(bias)
     -> MaxPool2d -> BatchNorm2d -> Hardtanh(inplace), classifier BinarizeLinear -> BN ->
     Hardtanh, last BinarizeLinear -> BatchNorm1d(affine=False) -> LogSoftmax; forward()
     flattens with x.view(-1, C*H*W). The image comes in as uint8 N x 28 x 28 and is scaled
-    x / 127.5 - 1 (not exact in float32)."""
+    x / 127.5 - 1 (not exact in float32; the first conv's zero padding pads with pixel 127.5).
+    The second block has 32 channels, not 16: BinarizeLinear signs its input only when
+    input.size(1) != 784 (the MNIST image), and 16 * 7 * 7 is 784, so with 16 channels the
+    classifier would read the real-valued hardtanh output unbinarized. The original's classifier
+    input is 512 * 4 * 4 = 8192, never 784."""
 
     def __init__(self, num_classes=10):
         super().__init__()
@@ -96,13 +100,13 @@ class VGGStyle(nn.Module):
             nn.MaxPool2d(kernel_size=2, stride=2),
             nn.BatchNorm2d(16),
             nn.Hardtanh(inplace=True),
-            BinarizeConv2d(16, 16, kernel_size=3, padding=1, bias=True),
+            BinarizeConv2d(16, 32, kernel_size=3, padding=1, bias=True),
             nn.MaxPool2d(kernel_size=2, stride=2),
-            nn.BatchNorm2d(16),
+            nn.BatchNorm2d(32),
             nn.Hardtanh(inplace=True),
         )
         self.classifier = nn.Sequential(
-            BinarizeLinear(16 * 7 * 7, 32, bias=True),
+            BinarizeLinear(32 * 7 * 7, 32, bias=True),
             nn.BatchNorm1d(32),
             nn.Hardtanh(inplace=True),
             BinarizeLinear(32, num_classes, bias=True),
@@ -113,7 +117,7 @@ class VGGStyle(nn.Module):
     def forward(self, x):
         x = x.float().unsqueeze(1) / 127.5 - 1.0
         x = self.features(x)
-        x = x.view(-1, 16 * 7 * 7)
+        x = x.view(-1, 32 * 7 * 7)
         return self.classifier(x)
 
 

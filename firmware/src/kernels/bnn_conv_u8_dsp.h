@@ -18,25 +18,38 @@
 #include "bnn_u8_dot.h"
 
 #if BNN_PATH_DSP
-#define BNN_CONV_U8_RECORD 4u /* 3 mask words and T' */
+#define BNN_CONV_U8_RECORD 4u   /* 3 mask words and T' */
+#define BNN_CONV_U8_RECORD_T 3u /* T' */
+
+/* What R adds to acc for a channel whose weight bits (k <= 12) are `bits`: R = acc + base. */
+BNN_INLINE int32_t bnn_conv_u8_record_base(uint32_t bits, uint32_t k, uint32_t zp)
+{
+    const uint32_t n1 = bnn_popcount32(bits);
+    return (int32_t)(255u * n1) + (int32_t)zp * ((int32_t)k - 2 * (int32_t)n1);
+}
+
+/* T' of a channel whose output bit is (acc < t), given its base. */
+BNN_INLINE uint32_t bnn_conv_u8_record_t(int32_t t, int32_t base, uint32_t k, uint32_t zp)
+{
+    const int32_t a = (int32_t)(k * (zp > 127u ? zp : 255u - zp)); /* max |acc| */
+    int32_t tp;
+    if (t > a + 1) t = a + 1; /* acc is in [-a, a]: clamping keeps (acc < t) */
+    if (t < -a - 1) t = -a - 1;
+    tp = t + base;
+    if (tp < 0) tp = 0;
+    if (tp > (int32_t)(255u * k + 1u)) tp = (int32_t)(255u * k + 1u);
+    return (uint32_t)tp;
+}
 
 /* The record of a channel whose weight row has k <= 12 bits. */
 BNN_INLINE void bnn_conv_u8_record(const uint32_t *w, uint32_t k, uint32_t zp, int32_t t,
                                    uint32_t *rec)
 {
-    const int32_t a = (int32_t)(k * (zp > 127u ? zp : 255u - zp)); /* max |acc| */
     const uint32_t bits = w[0] & ((1u << k) - 1u);
-    const uint32_t n1 = bnn_popcount32(bits);
-    int32_t tp;
-    if (t > a + 1) t = a + 1; /* acc is in [-a, a]: clamping keeps (acc < t) */
-    if (t < -a - 1) t = -a - 1;
-    tp = t + (int32_t)(255u * n1) + (int32_t)zp * ((int32_t)k - 2 * (int32_t)n1);
-    if (tp < 0) tp = 0;
-    if (tp > (int32_t)(255u * k + 1u)) tp = (int32_t)(255u * k + 1u);
     rec[0] = bnn_nibble_bytes[bits & 15u];
     rec[1] = bnn_nibble_bytes[(bits >> 4) & 15u];
     rec[2] = bnn_nibble_bytes[(bits >> 8) & 15u];
-    rec[3] = (uint32_t)tp;
+    rec[3] = bnn_conv_u8_record_t(t, bnn_conv_u8_record_base(bits, k, zp), k, zp);
 }
 
 /* The C twin: output words (NOT bits, last record's channel at bit 0) of two windows a[0..3)
