@@ -95,9 +95,10 @@ static void bnn_bconv2d_9(const bnn_bconv2d_t *p, const uint32_t *in, uint32_t *
             const uint32_t group = c & ~31u, m = bnn_min_u32(32u, nb - group);
             const uint32_t ch = c0 + group + (m - 1u - (c - group));
             const uint32_t *w = p->weights + (size_t)ch * 9u;
-            uint32_t *r = rec + c * BNN_CONV9_RECORD;
+            uint32_t r[BNN_CONV9_RECORD];
             bnn_conv9_combos(w, w + 3, w + 6, r);
             r[13] = bnn_count_threshold(k, p->stage.thresholds[ch]);
+            bnn_conv9_place(rec + group * BNN_CONV9_RECORD, c - group, m, r);
         }
         for (oy = 0; oy < g->out_h; ++oy) {
             const int32_t iy0 = (int32_t)(oy * g->stride_h) - (int32_t)g->pad_top;
