@@ -247,7 +247,7 @@ static void bnn_bconv2d_9g(const bnn_bconv2d_t *p, const uint32_t *in, uint32_t 
                     if (rows_in && ix >= 0 && ix + (int32_t)g->k_w <= (int32_t)g->in_w) {
                         const uint32_t *b = base[0] + (uint32_t)ix * cw; /* three runs in the image */
                         for (t = 0; t < len; t += 3u, d += BNN_CONV9_COMBOS) {
-                            bnn_conv9_combos(b + t, b + row + t, b + 2u * row + t, d);
+                            bnn_conv9_combos_in(b + t, row, d);
                         }
                         continue;
                     }
