@@ -183,23 +183,44 @@ typedef struct {
     "eor r5, r5, r2\n\t"                                                                   \
     "and r4, r4, r5\n\t"                                                                   \
     "eor " c ", r3, r4\n\t"
-/* The parity carry c4 and S of a channel on x's s1, s1^s2, s1^s3, S (r0, r1, r2, lr), then its
- * count and bit: t1 (T1), f1 held; r3-r5 scratch, S in r5, f2 in r4, t1 becomes T. */
-#define BNN_CONV9_PAIR_END(t1, f1)                                                            \
+/* The parity carry c4 and S of channel A on x's s1, s1^s2, s1^s3, S (r0, r1, r2, lr), then its
+ * count in r5: T1 (r6) becomes T, f1 (r8); r3, r4 scratch, f2 in r4. */
+#define BNN_CONV9_PAIR_END_A                                                                  \
     BNN_CONV9_PAIR_TRIPLE("r3")                                                               \
-    "and r4, " t1 ", r3\n\t" /* f2 */                                                      \
-    "eor " t1 ", " t1 ", r3\n\t" /* T */                                                   \
+    "and r4, r6, r3\n\t" /* f2 */                                                          \
+    "eor r6, r6, r3\n\t" /* T */                                                           \
     "ldr r5, [r11], #4\n\t"                                                                \
     "eor r5, r5, lr\n\t" /* S */                                                           \
     BNN_NIBBLES("r5", "r3")                                                                   \
-    BNN_NIBBLES(t1, "r3")                                                                     \
-    "add r5, r5, " t1 ", lsl #1\n\t"                                                       \
-    BNN_NIBBLES(f1, "r3")                                                                     \
+    BNN_NIBBLES("r6", "r3")                                                                   \
+    "add r5, r5, r6, lsl #1\n\t"                                                           \
+    BNN_NIBBLES("r8", "r3")                                                                   \
     BNN_NIBBLES("r4", "r3")                                                                   \
-    "add " f1 ", " f1 ", r4\n\t"                                                           \
-    BNN_CONV9_PAIR_SUM(f1)                                                                    \
-    "ldr r3, [r11], #4\n\t"                                                                \
+    "add r8, r8, r4\n\t"                                                                   \
+    BNN_CONV9_PAIR_SUM("r8")
+/* A's count threshold loaded with B's s-level words (one LDM), A's bit; then B's c4 (T1 r7,
+ * f1 r9), S and count threshold (one LDM), count and bit. */
+#define BNN_CONV9_PAIR_END_B                                                                  \
+    "ldm r11!, {r3, r4, r6, r8}\n\t"                                                       \
     "cmp r5, r3\n\t"                                                                       \
+    "adcs r12, r12, r12\n\t"                                                               \
+    "eor r4, r4, r0\n\t"                                                                   \
+    "eor r6, r6, r1\n\t"                                                                   \
+    "eor r8, r8, r2\n\t"                                                                   \
+    "and r6, r6, r8\n\t"                                                                   \
+    "eor r3, r4, r6\n\t" /* c4 */                                                          \
+    "and r4, r7, r3\n\t" /* f2 */                                                          \
+    "eor r7, r7, r3\n\t" /* T */                                                           \
+    "ldm r11!, {r5, r6}\n\t" /* S, count threshold */                                      \
+    "eor r5, r5, lr\n\t"                                                                   \
+    BNN_NIBBLES("r5", "r3")                                                                   \
+    BNN_NIBBLES("r7", "r3")                                                                   \
+    "add r5, r5, r7, lsl #1\n\t"                                                           \
+    BNN_NIBBLES("r9", "r3")                                                                   \
+    BNN_NIBBLES("r4", "r3")                                                                   \
+    "add r9, r9, r4\n\t"                                                                   \
+    BNN_CONV9_PAIR_SUM("r9")                                                                  \
+    "cmp r5, r6\n\t"                                                                       \
     "adcs r12, r12, r12\n\t"
 #if BNN_PATH_DSP
 #define BNN_CONV9_PAIR_SUM(f1)                                                                \
@@ -258,8 +279,8 @@ BNN_NAKED static void bnn_conv9_row_naked(const uint32_t *xc BNN_ASM_ARG,
         "1:\n\t");
     BNN_ASM(BNN_CONV9_PAIR_1);
     BNN_ASM(BNN_CONV9_PAIR_2);
-    BNN_ASM(BNN_CONV9_PAIR_END("r6", "r8"));
-    BNN_ASM(BNN_CONV9_PAIR_END("r7", "r9")
+    BNN_ASM(BNN_CONV9_PAIR_END_A);
+    BNN_ASM(BNN_CONV9_PAIR_END_B
         "bcc 1b\n\t"
         "3:\n\t"
         "ldr r0, [sp]\n\t"
@@ -277,7 +298,8 @@ BNN_NAKED static void bnn_conv9_row_naked(const uint32_t *xc BNN_ASM_ARG,
 #undef BNN_CONV9_PAIR_2
 #undef BNN_CONV9_PAIR_1
 #undef BNN_CONV9_PAIR_SUM
-#undef BNN_CONV9_PAIR_END
+#undef BNN_CONV9_PAIR_END_B
+#undef BNN_CONV9_PAIR_END_A
 #undef BNN_CONV9_PAIR_TRIPLE
 #undef BNN_CONV9_CHANNEL
 #undef BNN_CONV9_TRIPLE
