@@ -234,17 +234,27 @@ typedef struct {
     "add r5, r5, " f1 ", lsl #2\n\t"                                                       \
     BNN_HSUM("r5", "r3")
 #endif
+/* The first two triples of both channels: with few words held, A's and B's record words of
+ * a triple come by one LDM of six. */
+#define BNN_CONV9_PAIR_XOR3(w0, w1, w2, c) /* c = carry of the triple (x in r0-r2) */         \
+        "eor " w0 ", " w0 ", r0\n\t"                                                       \
+        "eor " w1 ", " w1 ", r1\n\t"                                                       \
+        "eor " w2 ", " w2 ", r2\n\t"                                                       \
+        "and " w1 ", " w1 ", " w2 "\n\t"                                                   \
+        "eor " c ", " w0 ", " w1 "\n\t"
 #define BNN_CONV9_PAIR_1                                                                      \
         "ldm r10!, {r0-r2}\n\t"                                                            \
-        BNN_CONV9_PAIR_TRIPLE("r6") /* c1 A */                                                \
-        BNN_CONV9_PAIR_TRIPLE("r7") /* c1 B */                                                \
+        "ldm r11!, {r3-r8}\n\t"                                                            \
+        BNN_CONV9_PAIR_XOR3("r6", "r7", "r8", "r7") /* c1 B */                                \
+        BNN_CONV9_PAIR_XOR3("r3", "r4", "r5", "r6") /* c1 A */                                \
         "ldm r10!, {r0-r2}\n\t"                                                            \
-        BNN_CONV9_PAIR_TRIPLE("r3")                                                           \
+        "ldm r11!, {r3-r5, r8, r9, lr}\n\t"                                                \
+        BNN_CONV9_PAIR_XOR3("r8", "r9", "lr", "r8") /* c2 B */                                \
+        "and r9, r7, r8\n\t" /* a B */                                                     \
+        "eor r7, r7, r8\n\t" /* t B */                                                     \
+        BNN_CONV9_PAIR_XOR3("r3", "r4", "r5", "r3") /* c2 A */                                \
         "and r8, r6, r3\n\t" /* a A */                                                     \
-        "eor r6, r6, r3\n\t" /* t A */                                                     \
-        BNN_CONV9_PAIR_TRIPLE("r3")                                                           \
-        "and r9, r7, r3\n\t" /* a B */                                                     \
-        "eor r7, r7, r3\n\t" /* t B */
+        "eor r6, r6, r3\n\t" /* t A */
 #define BNN_CONV9_PAIR_2                                                                      \
         "ldm r10!, {r0-r2}\n\t"                                                            \
         BNN_CONV9_PAIR_TRIPLE("r3")                                                           \
@@ -297,6 +307,7 @@ BNN_NAKED static void bnn_conv9_row_naked(const uint32_t *xc BNN_ASM_ARG,
 }
 #undef BNN_CONV9_PAIR_2
 #undef BNN_CONV9_PAIR_1
+#undef BNN_CONV9_PAIR_XOR3
 #undef BNN_CONV9_PAIR_SUM
 #undef BNN_CONV9_PAIR_END_B
 #undef BNN_CONV9_PAIR_END_A
