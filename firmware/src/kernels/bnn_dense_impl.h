@@ -106,12 +106,20 @@ BNN_INLINE void bnn_hs8_rows_c(const uint32_t *x, const uint32_t *w, uint32_t bl
  * fours carry r11, a held twos carry r12, mask 0x55555555 lr (the other two masks by LDR from
  * the literal pool). Per 8-word block 82 instructions (10.25 a word, against 11.75 with 4-word
  * blocks and 16 by bnn_xor_lanes): four LDM pairs, 7 carry-save adders of 6 (carry =
- * b ^ ((a ^ b) & (b ^ L)), L ^= a ^ b), the eights word sliced into lanes. Per row: the count
+ * b ^ ((a ^ b) & (b ^ L)), L ^= a ^ b), the eights word sliced into lanes; a row's first
+ * block starts from a zero state, with half adders of 3 where a state word is 0. Per row: the count
  * added to counts[r]; the rows' loop state (x, chunk bytes, counts, rows left, skip bytes from
  * the end of a row's chunk to the next row's) on the stack. */
 #define BNN_HS8_CSA(L, a, b, t) /* b = majority(a, b, L), L ^= a ^ b; a, t clobbered */ \
     "eors " a ", " b "\n\t" "movs " t ", " b "\n\t" "eors " t ", " L "\n\t"               \
     "ands " t ", " a "\n\t" "eors " b ", " t "\n\t" "eors " L ", " a "\n\t"
+#define BNN_HS8_HA(L, a, b) /* L = a ^ b, b = a & b (L was 0) */                       \
+    "movs " L ", " a "\n\t" "eors " L ", " b "\n\t" "ands " b ", " a "\n\t"
+#define BNN_HS8_EIGHTS /* the eights word (r5) -> byte lanes (r4, r6: scratch) */        \
+    "lsrs r4, r5, #1\n\t" "mov r6, lr\n\t" "ands r4, r6\n\t" "subs r5, r5, r4\n\t"      \
+    "ldr r6, =0x33333333\n\t" "lsrs r4, r5, #2\n\t" "ands r5, r6\n\t" "ands r4, r6\n\t" \
+    "adds r5, r5, r4\n\t" "lsrs r4, r5, #4\n\t" "adds r5, r5, r4\n\t"                   \
+    "ldr r6, =0x0F0F0F0F\n\t" "ands r5, r6\n\t"
 #define BNN_HS8_LOAD2                                                                    \
     "ldm r0!, {r4, r5}\n\t" "ldm r1!, {r6, r7}\n\t" "eors r4, r6\n\t" "eors r5, r7\n\t"
 #define BNN_HS8_NIBBLES(v) /* v -> 8 nibble counts (r5, r6: scratch) */                \
@@ -140,11 +148,31 @@ BNN_NAKED static void bnn_hs8_rows_naked(const uint32_t *x BNN_ASM_ARG, const ui
         "ldr r4, [sp, #4]\n\t"
         "adds r4, r0, r4\n\t"
         "mov r8, r4\n\t"
-        "movs r2, #0\n\t"
-        "movs r3, #0\n\t"
-        "mov r9, r2\n\t"
-        "mov r10, r2\n\t"
-        "2:\n\t" /* block */
+        /* the first block, from a zero state: half adders where a state word is still 0 */
+        BNN_HS8_LOAD2
+        BNN_HS8_HA("r2", "r4", "r5")
+        "mov r12, r5\n\t"
+        BNN_HS8_LOAD2
+        BNN_HS8_CSA("r2", "r4", "r5", "r6")
+        "mov r4, r12\n\t"
+        BNN_HS8_HA("r3", "r4", "r5")
+        "mov r11, r5\n\t"
+        BNN_HS8_LOAD2
+        BNN_HS8_CSA("r2", "r4", "r5", "r6")
+        "mov r12, r5\n\t"
+        BNN_HS8_LOAD2
+        BNN_HS8_CSA("r2", "r4", "r5", "r6")
+        "mov r4, r12\n\t"
+        BNN_HS8_CSA("r3", "r4", "r5", "r6")
+        "mov r4, r11\n\t"
+        BNN_HS8_HA("r7", "r4", "r5")
+        "mov r10, r7\n\t"
+        BNN_HS8_EIGHTS
+        "mov r9, r5\n\t"
+        "cmp r0, r8\n\t"
+        "beq 3f\n\t");
+    BNN_ASM(
+        "2:\n\t" /* further blocks */
         BNN_HS8_LOAD2
         BNN_HS8_CSA("r2", "r4", "r5", "r6")
         "mov r12, r5\n\t"
@@ -163,25 +191,13 @@ BNN_NAKED static void bnn_hs8_rows_naked(const uint32_t *x BNN_ASM_ARG, const ui
         "mov r4, r11\n\t"
         "mov r7, r10\n\t"
         BNN_HS8_CSA("r7", "r4", "r5", "r6")
-        "mov r10, r7\n\t");
-    BNN_ASM(
-        /* the eights word (r5) into byte lanes, added to r9 */
-        "lsrs r4, r5, #1\n\t"
-        "mov r6, lr\n\t"
-        "ands r4, r6\n\t"
-        "subs r5, r5, r4\n\t"
-        "ldr r6, =0x33333333\n\t"
-        "lsrs r4, r5, #2\n\t"
-        "ands r5, r6\n\t"
-        "ands r4, r6\n\t"
-        "adds r5, r5, r4\n\t"
-        "lsrs r4, r5, #4\n\t"
-        "adds r5, r5, r4\n\t"
-        "ldr r6, =0x0F0F0F0F\n\t"
-        "ands r5, r6\n\t"
+        "mov r10, r7\n\t"
+        BNN_HS8_EIGHTS
         "add r9, r5\n\t"
         "cmp r0, r8\n\t"
         "bne 2b\n\t"
+        "3:\n\t");
+    BNN_ASM(
         /* ones + 2 twos (nibbles <= 12) and fours to bytes, ones + 2 twos + 4 fours (<= 56) */
         BNN_HS8_NIBBLES("r2")
         BNN_HS8_NIBBLES("r3")
@@ -219,9 +235,9 @@ BNN_NAKED static void bnn_hs8_rows_naked(const uint32_t *x BNN_ASM_ARG, const ui
         "ldr r5, [sp, #48]\n\t"
         "subs r5, r5, #1\n\t"
         "str r5, [sp, #48]\n\t"
-        "beq 3f\n\t"
+        "beq 7f\n\t"
         "b 1b\n\t"
-        "3:\n\t"
+        "7:\n\t"
         "add sp, #12\n\t"
         "pop {r4-r7}\n\t"
         "mov r8, r4\n\t"
@@ -235,6 +251,8 @@ BNN_NAKED static void bnn_hs8_rows_naked(const uint32_t *x BNN_ASM_ARG, const ui
 #undef BNN_HS8_NIBBLES
 #undef BNN_HS8_LOAD2
 #undef BNN_HS8_CSA
+#undef BNN_HS8_EIGHTS
+#undef BNN_HS8_HA
 
 BNN_INLINE void bnn_hs8_rows(const uint32_t *x, const uint32_t *w, uint32_t blocks,
                              uint32_t rows, size_t stride, uint32_t *counts)
