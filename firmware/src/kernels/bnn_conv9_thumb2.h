@@ -82,6 +82,29 @@ BNN_INLINE void bnn_conv9_row_c(const uint32_t *xc, uint32_t n, const uint32_t *
     }
 }
 
+/* Record q (of m, in the order their bits are made) of a 32-channel group into the group's
+ * records: 14 words each in order for the C twin; for the assembly, pairs interleaved (see
+ * bnn_conv9_row_naked), after a plain first record when m is odd. */
+BNN_INLINE void bnn_conv9_place(uint32_t *group, uint32_t q, uint32_t m, const uint32_t *r)
+{
+    uint32_t i;
+#if BNN_HS_ASM
+    static const uint8_t pos[2][BNN_CONV9_RECORD] = {
+        {0, 1, 2, 6, 7, 8, 12, 13, 14, 18, 19, 20, 21, 22},
+        {3, 4, 5, 9, 10, 11, 15, 16, 17, 23, 24, 25, 26, 27}};
+    const uint32_t odd = m & 1u;
+    if (q >= odd) {
+        const uint32_t k = q - odd;
+        uint32_t *d = group + BNN_CONV9_RECORD * (odd + (k & ~1u));
+        for (i = 0; i < BNN_CONV9_RECORD; ++i) d[pos[k & 1u][i]] = r[i];
+        return;
+    }
+#else
+    (void)m;
+#endif
+    for (i = 0; i < BNN_CONV9_RECORD; ++i) group[BNN_CONV9_RECORD * q + i] = r[i];
+}
+
 #if BNN_HS_ASM
 /* r3 = sum of the nibbles of r3 + 4 * those of r6 (r1: scratch). */
 #if BNN_PATH_DSP
@@ -150,11 +173,105 @@ typedef struct {
         "ldr r1, [r11], #4\n\t"                                                            \
         "cmp r3, r1\n\t"                                                                   \
         "adcs r12, r12, r12\n\t"
+/* Two channels A, B per loop, each x word loaded once for both: their records interleaved
+ * (bnn_conv9_place) as A 0-2, B 0-2, A 3-5, B 3-5, A 6-8, B 6-8, A 9-12, C_A, B 9-12, C_B. The
+ * carries are reduced as they come: (t, a) after two triples, (T1, f1) after three. */
+#define BNN_CONV9_PAIR_TRIPLE(c)                                                              \
+    "ldm r11!, {r3-r5}\n\t"                                                                \
+    "eor r3, r3, r0\n\t"                                                                   \
+    "eor r4, r4, r1\n\t"                                                                   \
+    "eor r5, r5, r2\n\t"                                                                   \
+    "and r4, r4, r5\n\t"                                                                   \
+    "eor " c ", r3, r4\n\t"
+/* The parity carry c4 and S of channel A on x's s1, s1^s2, s1^s3, S (r0, r1, r2, lr), then its
+ * count in r5: T1 (r6) becomes T, f1 (r8); r3, r4 scratch, f2 in r4. */
+#define BNN_CONV9_PAIR_END_A                                                                  \
+    BNN_CONV9_PAIR_TRIPLE("r3")                                                               \
+    "and r4, r6, r3\n\t" /* f2 */                                                          \
+    "eor r6, r6, r3\n\t" /* T */                                                           \
+    "ldr r5, [r11], #4\n\t"                                                                \
+    "eor r5, r5, lr\n\t" /* S */                                                           \
+    BNN_NIBBLES("r5", "r3")                                                                   \
+    BNN_NIBBLES("r6", "r3")                                                                   \
+    "add r5, r5, r6, lsl #1\n\t"                                                           \
+    BNN_NIBBLES("r8", "r3")                                                                   \
+    BNN_NIBBLES("r4", "r3")                                                                   \
+    "add r8, r8, r4\n\t"                                                                   \
+    BNN_CONV9_PAIR_SUM("r8")
+/* A's count threshold loaded with B's s-level words (one LDM), A's bit; then B's c4 (T1 r7,
+ * f1 r9), S and count threshold (one LDM), count and bit. */
+#define BNN_CONV9_PAIR_END_B                                                                  \
+    "ldm r11!, {r3, r4, r6, r8}\n\t"                                                       \
+    "cmp r5, r3\n\t"                                                                       \
+    "adcs r12, r12, r12\n\t"                                                               \
+    "eor r4, r4, r0\n\t"                                                                   \
+    "eor r6, r6, r1\n\t"                                                                   \
+    "eor r8, r8, r2\n\t"                                                                   \
+    "and r6, r6, r8\n\t"                                                                   \
+    "eor r3, r4, r6\n\t" /* c4 */                                                          \
+    "and r4, r7, r3\n\t" /* f2 */                                                          \
+    "eor r7, r7, r3\n\t" /* T */                                                           \
+    "ldm r11!, {r5, r6}\n\t" /* S, count threshold */                                      \
+    "eor r5, r5, lr\n\t"                                                                   \
+    BNN_NIBBLES("r5", "r3")                                                                   \
+    BNN_NIBBLES("r7", "r3")                                                                   \
+    "add r5, r5, r7, lsl #1\n\t"                                                           \
+    BNN_NIBBLES("r9", "r3")                                                                   \
+    BNN_NIBBLES("r4", "r3")                                                                   \
+    "add r9, r9, r4\n\t"                                                                   \
+    BNN_CONV9_PAIR_SUM("r9")                                                                  \
+    "cmp r5, r6\n\t"                                                                       \
+    "adcs r12, r12, r12\n\t"
+#if BNN_PATH_DSP
+#define BNN_CONV9_PAIR_SUM(f1)                                                                \
+    BNN_NIB_SUM("r5", "r5", "r3", BNN_SUM_FIRST)                                              \
+    BNN_NIB_SUM(f1, f1, "r3", BNN_SUM_FIRST)                                                  \
+    "add r5, r5, " f1 ", lsl #2\n\t"
+#else
+#define BNN_CONV9_PAIR_SUM(f1)                                                                \
+    BNN_BYTES("r5", "r3")                                                                     \
+    BNN_BYTES(f1, "r3")                                                                       \
+    "add r5, r5, " f1 ", lsl #2\n\t"                                                       \
+    BNN_HSUM("r5", "r3")
+#endif
+/* The first two triples of both channels: with few words held, A's and B's record words of
+ * a triple come by one LDM of six. */
+#define BNN_CONV9_PAIR_XOR3(w0, w1, w2, c) /* c = carry of the triple (x in r0-r2) */         \
+        "eor " w0 ", " w0 ", r0\n\t"                                                       \
+        "eor " w1 ", " w1 ", r1\n\t"                                                       \
+        "eor " w2 ", " w2 ", r2\n\t"                                                       \
+        "and " w1 ", " w1 ", " w2 "\n\t"                                                   \
+        "eor " c ", " w0 ", " w1 "\n\t"
+#define BNN_CONV9_PAIR_1                                                                      \
+        "ldm r10!, {r0-r2}\n\t"                                                            \
+        "ldm r11!, {r3-r8}\n\t"                                                            \
+        BNN_CONV9_PAIR_XOR3("r6", "r7", "r8", "r7") /* c1 B */                                \
+        BNN_CONV9_PAIR_XOR3("r3", "r4", "r5", "r6") /* c1 A */                                \
+        "ldm r10!, {r0-r2}\n\t"                                                            \
+        "ldm r11!, {r3-r5, r8, r9, lr}\n\t"                                                \
+        BNN_CONV9_PAIR_XOR3("r8", "r9", "lr", "r8") /* c2 B */                                \
+        "and r9, r7, r8\n\t" /* a B */                                                     \
+        "eor r7, r7, r8\n\t" /* t B */                                                     \
+        BNN_CONV9_PAIR_XOR3("r3", "r4", "r5", "r3") /* c2 A */                                \
+        "and r8, r6, r3\n\t" /* a A */                                                     \
+        "eor r6, r6, r3\n\t" /* t A */
+#define BNN_CONV9_PAIR_2                                                                      \
+        "ldm r10!, {r0-r2}\n\t"                                                            \
+        BNN_CONV9_PAIR_TRIPLE("r3")                                                           \
+        "and r4, r6, r3\n\t"                                                               \
+        "orr r8, r8, r4\n\t" /* f1 A */                                                    \
+        "eor r6, r6, r3\n\t" /* T1 A */                                                    \
+        BNN_CONV9_PAIR_TRIPLE("r3")                                                           \
+        "and r4, r7, r3\n\t"                                                               \
+        "orr r9, r9, r4\n\t" /* f1 B */                                                    \
+        "eor r7, r7, r3\n\t" /* T1 B */                                                    \
+        "ldm r10, {r0-r2, lr}\n\t"                                                         \
+        "sub r10, r10, #36\n\t"
 BNN_NAKED static void bnn_conv9_row_naked(const uint32_t *xc BNN_ASM_ARG,
                                           bnn_conv9_job_t *job BNN_ASM_ARG)
 {
-    /* Two channels per loop (the sentinel is tested every second one): an odd m enters at
-     * the second. */
+    /* An odd m starts with one channel (a plain record), then pairs; the sentinel is tested
+     * after each pair. */
     BNN_ASM(
         "push {r4-r11, lr}\n\t"
         "mov r10, r0\n\t"
@@ -165,12 +282,17 @@ BNN_NAKED static void bnn_conv9_row_naked(const uint32_t *xc BNN_ASM_ARG,
         "ldrd r11, r12, [r0]\n\t" /* records, sentinel */
         "ldr r1, [r0, #20]\n\t"   /* m odd */
         "cmp r1, #0\n\t"
-        "bne 3f\n\t"
-        "1:\n\t"
+        "beq 1f\n\t"
         );
-    BNN_ASM(BNN_CONV9_CHANNEL "3:\n\t");
     BNN_ASM(BNN_CONV9_CHANNEL
+        "bcs 3f\n\t"
+        "1:\n\t");
+    BNN_ASM(BNN_CONV9_PAIR_1);
+    BNN_ASM(BNN_CONV9_PAIR_2);
+    BNN_ASM(BNN_CONV9_PAIR_END_A);
+    BNN_ASM(BNN_CONV9_PAIR_END_B
         "bcc 1b\n\t"
+        "3:\n\t"
         "ldr r0, [sp]\n\t"
         "ldrd r1, r2, [r0, #8]\n\t" /* step, xend */
         "ldr r3, [r0, #16]\n\t"     /* out */
@@ -183,6 +305,13 @@ BNN_NAKED static void bnn_conv9_row_naked(const uint32_t *xc BNN_ASM_ARG,
         "add sp, sp, #4\n\t"
         "pop {r4-r11, pc}\n\t");
 }
+#undef BNN_CONV9_PAIR_2
+#undef BNN_CONV9_PAIR_1
+#undef BNN_CONV9_PAIR_XOR3
+#undef BNN_CONV9_PAIR_SUM
+#undef BNN_CONV9_PAIR_END_B
+#undef BNN_CONV9_PAIR_END_A
+#undef BNN_CONV9_PAIR_TRIPLE
 #undef BNN_CONV9_CHANNEL
 #undef BNN_CONV9_TRIPLE
 

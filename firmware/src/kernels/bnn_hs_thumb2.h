@@ -172,6 +172,36 @@
     "add r9, r9, lr, lsl #3\n\t"
 #endif
 
+/* Rows of 4 blocks on DSP cores: the eights words stay nibble counts, those of blocks 1-3
+ * summed in lr (<= 12 a nibble), block 4's (r3) added to twice the fours' (<= 12), and the
+ * row's three nibble words summed once each by USAD8 (5 instructions a row fewer). */
+#if BNN_PATH_DSP
+#define BNN_E_FIRST(d, v, t) "mov " d ", " v "\n\t"
+#define BNN_E_NEXT(d, v, t) "add " d ", " d ", " v "\n\t"
+#define BNN_E_KEEP(d, v, t)
+#define BNN_HS4_FIRST_BLOCK                                                                   \
+    BNN_HS_BLOCK_OF(BNN_HA_TO("r1", "r9", "r0", "r1"), BNN_HA_TO("r12", "r10", "r1", "r3"),   \
+                    BNN_HA_TO("r3", "r11", "r12", "r3"), BNN_E_FIRST)
+#define BNN_HS4_BLOCK(e)                                                                      \
+    BNN_HS_BLOCK_OF(BNN_CSA("r9", "r0", "r1", "r4"), BNN_CSA_TO("r12", "r10", "r1", "r3", "r4"), \
+                    BNN_CSA("r11", "r12", "r3", "r4"), e)
+#define BNN_HS4_FINAL                                                                         \
+    BNN_NIBBLES("r9", "r0")                                                                   \
+    BNN_NIBBLES("r10", "r0")                                                                  \
+    "add r9, r9, r10, lsl #1\n\t"                                                           \
+    BNN_NIBBLES("r11", "r0")                                                                  \
+    "add r11, r11, r3, lsl #1\n\t"                                                          \
+    BNN_NIB_SUM("r9", "r9", "r0", BNN_SUM_FIRST)                                              \
+    BNN_NIB_SUM("r11", "r11", "r0", BNN_SUM_FIRST)                                            \
+    BNN_NIB_SUM("lr", "lr", "r0", BNN_SUM_FIRST)                                              \
+    "add r9, r9, r11, lsl #2\n\t"                                                           \
+    "add r9, r9, lr, lsl #3\n\t"
+#else
+#define BNN_HS4_FIRST_BLOCK BNN_HS_FIRST_BLOCK
+#define BNN_HS4_BLOCK(e) BNN_HS_BLOCK
+#define BNN_HS4_FINAL BNN_HS_FINAL("")
+#endif
+
 /* Rows of 4 blocks (1024 bits), two per loop: x, w, w_end, counts (r0-r3) are kept on the
  * stack above a slot for the first row's count. */
 BNN_NAKED static void bnn_hs_rows4_naked(const uint32_t *x BNN_ASM_ARG, const uint32_t *w BNN_ASM_ARG,
@@ -185,21 +215,21 @@ BNN_NAKED static void bnn_hs_rows4_naked(const uint32_t *x BNN_ASM_ARG, const ui
         "1:\n\t"
         "ldr r7, [sp, #40]\n\t"
         );
-    BNN_ASM(BNN_HS_FIRST_BLOCK);
-    BNN_ASM(BNN_HS_BLOCK);
-    BNN_ASM(BNN_HS_BLOCK);
-    BNN_ASM(BNN_HS_BLOCK);
+    BNN_ASM(BNN_HS4_FIRST_BLOCK);
+    BNN_ASM(BNN_HS4_BLOCK(BNN_E_NEXT));
+    BNN_ASM(BNN_HS4_BLOCK(BNN_E_NEXT));
+    BNN_ASM(BNN_HS4_BLOCK(BNN_E_KEEP));
     BNN_ASM(
-        BNN_HS_FINAL("")
+        BNN_HS4_FINAL
         "str r9, [sp]\n\t"
         "ldr r7, [sp, #40]\n\t"
         );
-    BNN_ASM(BNN_HS_FIRST_BLOCK);
-    BNN_ASM(BNN_HS_BLOCK);
-    BNN_ASM(BNN_HS_BLOCK);
-    BNN_ASM(BNN_HS_BLOCK);
+    BNN_ASM(BNN_HS4_FIRST_BLOCK);
+    BNN_ASM(BNN_HS4_BLOCK(BNN_E_NEXT));
+    BNN_ASM(BNN_HS4_BLOCK(BNN_E_NEXT));
+    BNN_ASM(BNN_HS4_BLOCK(BNN_E_KEEP));
     BNN_ASM(
-        BNN_HS_FINAL("")
+        BNN_HS4_FINAL
         "ldr r0, [sp, #52]\n\t"
         "ldr r1, [sp]\n\t"
         "strd r1, r9, [r0], #8\n\t"

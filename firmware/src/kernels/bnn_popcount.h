@@ -14,13 +14,16 @@
  * Where each kernel's fast path lives (all held bit-exact by tests/test_kernels.py):
  *   bnn_hs_thumb2.h      binary dense rows: Harley-Seal carry-save blocks of 8 words in
  *                        Thumb-2 assembly (DSP, V7M), threshold words by ADCS; C twins
+ *   bnn_dense_impl.h     the same on V6M: Harley-Seal blocks of 8 words in Thumb-1 assembly
  *   bnn_conv9_thumb2.h   binary conv windows of 9 words (3x3 over <= 32 channels): a carry-save
- *                        tree on precomputed x / w XOR combinations (assembly on DSP, V7M);
- *                        windows of G such groups (3x3 over 33..256 channels, 128 on V6M)
+ *                        tree on precomputed x / w XOR combinations (assembly on DSP, V7M: two
+ *                        output channels per loop); windows of G such groups (3x3 over 33..256
+ *                        channels, 128 on V6M)
+ *   bnn_conv9_thumb1.h   the 9-word windows in Thumb-1 assembly (V6M)
  *   bnn_u8_table.h       uint8 dense first layers: subset-sum tables, one per 8 input bytes
  *   bnn_conv_u8_dsp.h    uint8 conv windows of <= 12 taps: USAD8 against byte masks (DSP);
  *                        bnn_conv2d_u8_b1.c has the subset-sum-table version for V7M, V6M
- * The code below (bnn_popcount_rows) serves the other shapes and the v6-M binary layers.
+ * The code below (bnn_popcount_rows) serves the other shapes (and v6-M dense rows under 8 words).
  */
 #ifndef BNN_POPCOUNT_H
 #define BNN_POPCOUNT_H
