@@ -121,12 +121,7 @@ BNN_NAKED static void bnn_conv9_row_t1_naked(const uint32_t *xc BNN_ASM_ARG,
                                              bnn_conv9_t1_job_t *job BNN_ASM_ARG)
 {
     BNN_ASM(
-        "push {r4-r7, lr}\n\t"
-        "mov r4, r8\n\t"
-        "mov r5, r9\n\t"
-        "mov r6, r10\n\t"
-        "mov r7, r11\n\t"
-        "push {r4-r7}\n\t" /* r8-r11 */
+        BNN_T1_SAVE /* r4-r11, lr */
         "push {r1}\n\t"    /* [sp] job */
         "mov r8, r0\n\t"
         "ldr r4, =0x55555555\n\t"
@@ -172,12 +167,7 @@ BNN_NAKED static void bnn_conv9_row_t1_naked(const uint32_t *xc BNN_ASM_ARG,
         "b 2b\n\t"
         "6:\n\t"
         "add sp, #4\n\t"
-        "pop {r4-r7}\n\t"
-        "mov r8, r4\n\t"
-        "mov r9, r5\n\t"
-        "mov r10, r6\n\t"
-        "mov r11, r7\n\t"
-        "pop {r4-r7, pc}\n\t"
+        BNN_T1_RETURN
         ".ltorg\n\t");
 }
 /* Windows of G >= 2 groups (bnn_conv9g_row_c): per channel the groups' counts summed in lr,
@@ -195,12 +185,7 @@ BNN_NAKED static void bnn_conv9g_row_t1_naked(const uint32_t *xc BNN_ASM_ARG,
                                               bnn_conv9g_t1_job_t *job BNN_ASM_ARG)
 {
     BNN_ASM(
-        "push {r4-r7, lr}\n\t"
-        "mov r4, r8\n\t"
-        "mov r5, r9\n\t"
-        "mov r6, r10\n\t"
-        "mov r7, r11\n\t"
-        "push {r4-r7}\n\t" /* r8-r11 */
+        BNN_T1_SAVE /* r4-r11, lr */
         "push {r1}\n\t"    /* [sp] job */
         "mov r8, r0\n\t"
         "ldr r4, =0x33333333\n\t"
@@ -254,12 +239,7 @@ BNN_NAKED static void bnn_conv9g_row_t1_naked(const uint32_t *xc BNN_ASM_ARG,
         "b 2b\n\t"
         "6:\n\t"
         "add sp, #4\n\t"
-        "pop {r4-r7}\n\t"
-        "mov r8, r4\n\t"
-        "mov r9, r5\n\t"
-        "mov r10, r6\n\t"
-        "mov r11, r7\n\t"
-        "pop {r4-r7, pc}\n\t"
+        BNN_T1_RETURN
         ".ltorg\n\t");
 }
 

@@ -133,12 +133,7 @@ BNN_NAKED static void bnn_hs8_rows_naked(const uint32_t *x BNN_ASM_ARG, const ui
                                          uint32_t rows BNN_ASM_ARG, uint32_t skip BNN_ASM_ARG)
 {
     BNN_ASM(
-        "push {r4-r7, lr}\n\t"
-        "mov r4, r8\n\t"
-        "mov r5, r9\n\t"
-        "mov r6, r10\n\t"
-        "mov r7, r11\n\t"
-        "push {r4-r7}\n\t" /* r8-r11 */
+        BNN_T1_SAVE /* r4-r11, lr */
         "lsls r2, r2, #5\n\t"
         "push {r0, r2, r3}\n\t" /* [sp] x, #4 chunk bytes, #8 counts; rows #48, skip #52 */
         "ldr r4, =0x55555555\n\t"
@@ -239,12 +234,7 @@ BNN_NAKED static void bnn_hs8_rows_naked(const uint32_t *x BNN_ASM_ARG, const ui
         "b 1b\n\t"
         "7:\n\t"
         "add sp, #12\n\t"
-        "pop {r4-r7}\n\t"
-        "mov r8, r4\n\t"
-        "mov r9, r5\n\t"
-        "mov r10, r6\n\t"
-        "mov r11, r7\n\t"
-        "pop {r4-r7, pc}\n\t"
+        BNN_T1_RETURN
         ".ltorg\n\t");
 }
 #undef BNN_HS8_PAIRS

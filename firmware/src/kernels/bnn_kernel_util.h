@@ -47,6 +47,15 @@
 /* One piece of a naked function's assembly (ISO C caps string literals at 4095 characters,
  * and clang -Wpedantic says so: long bodies go in pieces, one assembly stream). */
 #define BNN_ASM(text) __asm__ volatile(BNN_ASM_UNIFIED text)
+/* Thumb-1 naked functions that use r8-r11: save them (push reaches r0-r7 and lr only) and
+ * restore them on return; what the function pushes after BNN_T1_SAVE it pops before
+ * BNN_T1_RETURN. */
+#define BNN_T1_SAVE \
+    "push {r4-r7, lr}\n\t" "mov r4, r8\n\t" "mov r5, r9\n\t" "mov r6, r10\n\t" \
+    "mov r7, r11\n\t" "push {r4-r7}\n\t"
+#define BNN_T1_RETURN \
+    "pop {r4-r7}\n\t" "mov r8, r4\n\t" "mov r9, r5\n\t" "mov r10, r6\n\t" \
+    "mov r11, r7\n\t" "pop {r4-r7, pc}\n\t"
 
 #if defined(__GNUC__) && defined(__thumb__) && !defined(BNN_NO_ASM) && \
     defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && \
