@@ -145,8 +145,7 @@ def _layer_view(i: int, op, plan: ArenaPlan, model: IntModel) -> LayerView:
             detail = f"{op.in_bits} input bits in {op.in_words} words"
         elif isinstance(op, Conv2dU8):
             ptype = "bnn_conv2d_u8_t"
-            init = (f"{{ {_geom(op)}, {op.zero_point}, {int(op.half_zero_point)}u, {sym}_weights, "
-                    f"{stage} }}")
+            init = f"{{ {_geom(op)}, {op.zero_point}, {sym}_weights, {stage} }}"
             zp = f"{op.zero_point}.5 (accumulator doubled)" if op.half_zero_point else op.zero_point
             detail = (f"{op.kernel[0]}x{op.kernel[1]} stride {op.stride[0]} pad {_shape(op.padding)}, "
                       f"uint8 input, zero point {zp}")

@@ -184,6 +184,11 @@ class Conv2dU8(_Conv):
     LATER_FIELDS: ClassVar[dict] = {"half_zero_point": False}
 
     @property
+    def c_function(self) -> str:
+        # its own kernel (file), so the integral one carries no code for it
+        return "bnn_conv2d_u8_half_b1" if self.half_zero_point else "bnn_conv2d_u8_b1"
+
+    @property
     def param_bytes(self) -> int:
         return self.weights.nbytes + _stage_bytes(self.out)
 

@@ -8,8 +8,8 @@
  * Accumulator  binary ops:  acc = sum over valid taps of x*w   (x, w in {-1,+1})
  *                               = K - 2*popcount(x ^ w) when every tap is valid
  *              uint8 ops:   acc = sum over valid taps of w * (x - zero_point)
- *              uint8 convs with half_zero_point (zero point zero_point + 0.5, e.g. 127.5 for
- *              an input scaled as x / 127.5 - 1), doubled to stay integral:
+ *              bnn_conv2d_u8_half_b1 (zero point zero_point + 0.5, e.g. 127.5 for an input
+ *              scaled as x / 127.5 - 1, zero_point <= 254), doubled to stay integral:
  *                           acc = sum over valid taps of w * (2x - (2 zero_point + 1))
  *              All accumulators fit int32 (the converter checks).
  * Output stage threshold:   out bit c = (acc[c] < thresholds[c])
@@ -99,8 +99,7 @@ typedef struct {
  * with taps in (ky, kx, c) order; out [out_h][out_w][BNN_WORDS(out_ch)]. */
 typedef struct {
     bnn_conv_geom_t g;
-    int32_t zero_point;
-    uint8_t half_zero_point; /* 1: the zero point is zero_point + 0.5 (zero_point <= 254) */
+    int32_t zero_point; /* bnn_conv2d_u8_half_b1: the zero point is zero_point + 0.5 */
     const uint32_t *weights;
     bnn_stage_t stage; /* threshold stage only */
 } bnn_conv2d_u8_t;
@@ -130,6 +129,7 @@ void bnn_dense_u8_b1(const bnn_dense_u8_t *p, const uint8_t *in, uint32_t *out);
 void bnn_dense_u8_s32(const bnn_dense_u8_t *p, const uint8_t *in, int32_t *scores);
 void bnn_bconv2d_b1(const bnn_bconv2d_t *p, const uint32_t *in, uint32_t *out);
 void bnn_conv2d_u8_b1(const bnn_conv2d_u8_t *p, const uint8_t *in, uint32_t *out);
+void bnn_conv2d_u8_half_b1(const bnn_conv2d_u8_t *p, const uint8_t *in, uint32_t *out);
 void bnn_maxpool2d_b1(const bnn_maxpool2d_t *p, const uint32_t *in, uint32_t *out);
 void bnn_binarize_u8_b1(const bnn_binarize_u8_t *p, const uint8_t *in, uint32_t *out);
 
