@@ -157,14 +157,14 @@ def _rehash(header: dict, data: bytes, version: int) -> bytes:
 def test_bad_pool_padding_is_a_clean_error():
     data = bnnfile.serialize(_padded_pool_model())
     _, header = _header(data)
-    with pytest.raises(ModelError, match=r"^op 1: maxpool2d field 'padding' in a version 1 file$"):
+    with pytest.raises(ModelError, match=r"^p\.bnn: op 1: maxpool2d field 'padding' in a version 1 file$"):
         bnnfile.parse(_rehash(header, data, 1), "p.bnn")
     header["ops"][1]["padding"] = [1, 1, 3, 1]  # as large as the 3x3 kernel: an empty window
     with pytest.raises(ModelError, match=r"layer 1 \(maxpool2d 'pool1'\): pool padding \(1, 1, 3, 1\) "
                                          r"must be smaller than the kernel \(3, 3\)$"):
         bnnfile.parse(_rehash(header, data, 2), "p.bnn")
     header["ops"][1]["padding"] = [1, 1, 1]
-    with pytest.raises(ModelError, match=r"op 1.padding: expected 4 integers"):
+    with pytest.raises(ModelError, match=r"^p\.bnn: op 1.padding: expected 4 integers"):
         bnnfile.parse(_rehash(header, data, 2), "p.bnn")
 
 
@@ -208,10 +208,10 @@ def test_half_zero_point_refused_in_version_1_files_and_as_a_non_bool():
     data = bnnfile.serialize(random_model(7, layers=HALF_LAYERS))
     old = bytearray(data)
     old[8:12] = struct.pack("<I", 1)
-    with pytest.raises(ModelError, match=r"^op 0: conv2d_u8 field 'half_zero_point' in a version 1 "
+    with pytest.raises(ModelError, match=r"^m\.bnn: op 0: conv2d_u8 field 'half_zero_point' in a version 1 "
                                          r"file$"):
         bnnfile.parse(_with_hash(bytes(old)), "m.bnn")
     one = data.replace(b'"half_zero_point":true', b'"half_zero_point":1   ')
     assert one != data
-    with pytest.raises(ModelError, match=r"^op 0.half_zero_point: expected true or false$"):
+    with pytest.raises(ModelError, match=r"^m\.bnn: op 0.half_zero_point: expected true or false$"):
         bnnfile.parse(_with_hash(one), "m.bnn")

@@ -157,10 +157,10 @@ def _field_kinds(cls) -> dict:
     return {f.name: f.type for f in dataclasses.fields(cls)}
 
 
-def _op_from_json(d: dict, blob: memoryview, i: int, version: int = VERSION):
+def _op_from_json(d: dict, blob: memoryview, i: int, version: int = VERSION, name: str = "model"):
     """One op, every field type-checked against the op's dataclass before it is built (a file
     whose hash is right can still hold any JSON)."""
-    where = f"op {i}"
+    where = f"{name}: op {i}"
     if not isinstance(d, dict) or not isinstance(d.get("kind"), str) or d["kind"] not in OP_TYPES:
         kind = d.get("kind") if isinstance(d, dict) else d
         raise ModelError(f"{where}: unknown op kind {str(kind)[:40]!r}")
@@ -269,7 +269,7 @@ def parse(data: bytes, name: str = "model") -> IntModel:
     if not isinstance(ops, list) or not 1 <= len(ops) <= _MAX_U16:
         raise ModelError(f"{name}: malformed .bnn header (ops must list 1..{_MAX_U16} layers)")
     meta = _check_meta(header.get("meta", {}), name)
-    ops = [_op_from_json(d, blob, i, version) for i, d in enumerate(ops)]
+    ops = [_op_from_json(d, blob, i, version, name) for i, d in enumerate(ops)]
     model = IntModel(tuple(shape), ops, classes, meta)
     from .validate import validate
     validate(model, name)

@@ -93,5 +93,9 @@ def check_in_step(model: torch.nn.Module, world: World) -> None:
 
 
 def leave(world: World) -> None:
+    """Leave together: the other ranks wait here while rank 0 evaluates and exports, so no
+    process tears its gloo connections down under a peer still using them (a rank that left
+    alone was seen to abort in C++, 'terminate called without an active exception')."""
     if world.distributed and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
