@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .geometry import conv_out
+from .geometry import pool_out_hw
 
 
 @dataclass
@@ -29,9 +29,7 @@ class Pool:
     padding: tuple = (0, 0, 0, 0)
 
     def out_hw(self, in_hw: tuple) -> tuple:
-        pt, pl, pb, pr = self.padding
-        return (conv_out(in_hw[0], self.kernel[0], self.stride[0], pt, pb),
-                conv_out(in_hw[1], self.kernel[1], self.stride[1], pl, pr))
+        return pool_out_hw(in_hw, self.kernel, self.stride, self.padding)
 
 
 @dataclass

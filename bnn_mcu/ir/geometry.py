@@ -9,6 +9,13 @@ def conv_out(size: int, k: int, s: int, p0: int, p1: int) -> int:
     return (size + p0 + p1 - k) // s + 1
 
 
+def pool_out_hw(in_hw, kernel, stride, padding) -> tuple[int, int]:
+    """Output (H, W) of a pool with padding (top, left, bottom, right) over an in_hw image."""
+    pt, pl, pb, pr = padding
+    return (conv_out(in_hw[0], kernel[0], stride[0], pt, pb),
+            conv_out(in_hw[1], kernel[1], stride[1], pl, pr))
+
+
 def pool_padding(size: int, k: int, s: int, p: int, ceil_mode: bool) -> tuple[int, int]:
     """(before, after) padding of one axis of a max-pool with PyTorch's `padding` p: p on both
     sides; with ceil_mode, the output is rounded up instead of down, expressed as extra padding

@@ -27,7 +27,7 @@ from typing import ClassVar, Union
 import numpy as np
 
 from .bits import words_for
-from .geometry import conv_out
+from .geometry import conv_out, pool_out_hw
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
@@ -256,9 +256,7 @@ class MaxPool2d(Op):
     @property
     def out_shape(self) -> tuple:
         h, w, c = self.in_shape
-        pt, pl, pb, pr = self.padding
-        return (conv_out(h, self.kernel[0], self.stride[0], pt, pb),
-                conv_out(w, self.kernel[1], self.stride[1], pl, pr), c)
+        return (*pool_out_hw((h, w), self.kernel, self.stride, self.padding), c)
 
     @property
     def param_bytes(self) -> int:
