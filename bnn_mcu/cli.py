@@ -51,7 +51,7 @@ def cmd_train(args) -> int:
     from .api import train
     from .nn.distributed import join
 
-    world = join()  # under torchrun: one of several processes; only rank 0 prints
+    world = join(args.device)  # under torchrun: one of several processes; only rank 0 prints
     started = time.time()
     try:
         model = train(args.preset, args.output, data=args.data, epochs=args.epochs,
@@ -62,6 +62,7 @@ def cmd_train(args) -> int:
                       augment=args.augment, seed=args.seed, threads=args.threads,
                       lr_schedule=args.lr_schedule, label_smoothing=args.label_smoothing,
                       two_stage=args.two_stage, distill=args.distill, rsign=args.rsign,
+                      device=args.device,
                       resume=args.resume, progress=not args.quiet,
                       on_data=lambda data: world.main and print(data.summary()))
     except KeyboardInterrupt:
@@ -364,6 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=POSITIVE,
                    help="torch CPU threads (default: 1 for models under 2 M MACs per image, "
                         "else the cores the load average leaves idle; train prints its choice)")
+    t.add_argument("--device", default="auto",
+                   help="auto (default: a CUDA GPU when PyTorch sees one, else the CPU), cpu, "
+                        "cuda or cuda:N (under torchrun, cuda is each process's LOCAL_RANK GPU)")
     t.add_argument("--resume", type=Path, help="continue from a .ckpt written by train")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=cmd_train)

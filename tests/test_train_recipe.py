@@ -152,3 +152,40 @@ def test_preset_recipes_yield_to_every_option_given():
     assert recipe("mlp", epochs=4, distill=0).distill == 0
     assert recipe("cnn", lr_schedule="exp", epochs=None).lr_schedule == "exp"
     assert recipe("cnn").epochs == PRESET_RECIPES["cnn"]["epochs"]
+
+
+def test_device_auto_is_the_gpu_when_torch_sees_one_and_each_torchrun_process_its_own(monkeypatch):
+    from bnn_mcu.errors import BnnError
+    from bnn_mcu.nn import distributed
+    monkeypatch.setattr(distributed.torch.cuda, "is_available", lambda: False)
+    assert distributed.pick_device("auto") == torch.device("cpu")
+    with pytest.raises(BnnError, match=r"^--device cuda: PyTorch sees no CUDA GPU here .*use "
+                                       r"--device cpu \(or auto\)$"):
+        distributed.pick_device("cuda")
+    monkeypatch.setattr(distributed.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(distributed.torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert distributed.pick_device("auto") == torch.device("cuda", 1)
+    assert distributed.pick_device("cuda") == torch.device("cuda", 1)
+    assert distributed.pick_device("cuda:0") == torch.device("cuda", 0)
+    assert distributed.pick_device("cpu") == torch.device("cpu")
+    with pytest.raises(BnnError, match=r"^--device cuda:2: PyTorch sees 2 CUDA GPUs \(cuda:0 to cuda:1\)$"):
+        distributed.pick_device("cuda:2")
+    with pytest.raises(BnnError, match=r"^--device tpu: unknown device; choose one of auto, cpu, "
+                                       r"cuda, cuda:N$"):
+        distributed.pick_device("tpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without a GPU")
+def test_cli_refuses_a_gpu_it_does_not_have_before_loading_data_and_trains_on_cpu(tmp_path):
+    cli = [sys.executable, "-m", "bnn_mcu.cli", "train", "--preset", "mlp", "--width", "16",
+           "--data", "digits", "-q", "--epochs", "1"]
+    p = subprocess.run(cli + ["--device", "cuda", "-o", str(tmp_path / "a.pt")],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode != 0 and p.stdout == "", p.stdout
+    assert p.stderr.startswith("bnn-mcu: error: --device cuda: PyTorch sees no CUDA GPU here")
+    assert len(p.stderr.strip().splitlines()) == 1 and not (tmp_path / "a.ckpt").exists()
+    p = subprocess.run(cli + ["--device", "cpu", "-o", str(tmp_path / "b.pt")],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert json.loads((tmp_path / "b.json").read_text())["device"] == "cpu"

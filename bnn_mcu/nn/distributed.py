@@ -26,6 +26,7 @@ from ..errors import BnnError
 class World:
     rank: int = 0
     size: int = 1
+    device: torch.device = torch.device("cpu")  # where this process trains
 
     @property
     def distributed(self) -> bool:
@@ -36,21 +37,51 @@ class World:
         return self.rank == 0
 
 
-def join() -> World:
+DEVICES = ("auto", "cpu", "cuda", "cuda:N")
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """The device a process trains on: `auto` is the CUDA GPU when PyTorch sees one, else the
+    CPU. A bare `cuda` (or auto) under torchrun is the process's own GPU, LOCAL_RANK."""
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cpu":
+        return torch.device("cpu")
+    name, _, index = requested.partition(":")
+    if name != "cuda" or (index and not index.isdigit()):
+        raise BnnError(f"--device {requested}: unknown device; choose one of {', '.join(DEVICES)}")
+    if not torch.cuda.is_available():
+        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise BnnError(f"--device {requested}: PyTorch sees no CUDA GPU here (torch "
+                       f"{torch.__version__}, {build}); use --device cpu (or auto)")
+    count = torch.cuda.device_count()
+    gpu = int(index) if index else local_rank % count
+    if gpu >= count:
+        raise BnnError(f"--device {requested}: PyTorch sees {count} CUDA GPU"
+                       f"{'s' if count > 1 else ''} (cuda:0 to cuda:{count - 1})")
+    return torch.device("cuda", gpu)
+
+
+def join(device: str = "auto") -> World:
     """The process group torchrun describes in the environment (joined once), or a world of
-    one when the process was not started by torchrun."""
+    one when the process was not started by torchrun; its processes train on `device`
+    (pick_device), and on GPUs talk through NCCL, else gloo."""
+    where = pick_device(device)
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:
-        return World()
+        return World(device=where)
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        backend = "nccl" if where.type == "cuda" else "gloo"
+        if where.type == "cuda":
+            torch.cuda.set_device(where)  # NCCL's collectives run on the current device
         try:
             dist.init_process_group(backend)
         except (RuntimeError, ValueError) as e:
             raise BnnError(f"cannot join the torchrun process group ({str(e).splitlines()[0]}): "
                            "start with `torchrun --standalone --nproc-per-node N --no-python "
                            "bnn-mcu train ...`") from None
-    return World(dist.get_rank(), dist.get_world_size())
+    return World(dist.get_rank(), dist.get_world_size(), where)
 
 
 def wrap(model: torch.nn.Module, world: World) -> torch.nn.Module:
@@ -58,6 +89,8 @@ def wrap(model: torch.nn.Module, world: World) -> torch.nn.Module:
     if not world.distributed:
         return model
     from torch.nn.parallel import DistributedDataParallel
+    if world.device.type == "cuda":
+        return DistributedDataParallel(model, device_ids=[world.device.index])
     return DistributedDataParallel(model)
 
 
@@ -68,11 +101,11 @@ def shard(perm: torch.Tensor, world: World) -> torch.Tensor:
     return perm[world.rank:n:world.size]
 
 
-def sum_over_processes(*values: float) -> list:
+def sum_over_processes(world: World, *values: float) -> list:
     """Element-wise sums of a few numbers over the processes (the epoch's loss and accuracy)."""
     if not dist.is_initialized():
         return list(values)
-    t = torch.tensor(values, dtype=torch.float64)
+    t = torch.tensor(values, dtype=torch.float64, device=world.device)  # NCCL: on the GPU
     dist.all_reduce(t)
     return t.tolist()
 

@@ -51,6 +51,7 @@ class TrainConfig:
     label_smoothing: float = 0.0  # cross-entropy only
     two_stage: int = 0  # first epochs with real-valued (hardtanh) activations, binary weights
     distill: int = 0  # epochs of a real-valued teacher trained first; 0 = no distillation
+    device: str = "auto"  # "auto" (a CUDA GPU when PyTorch sees one), "cpu", "cuda" or "cuda:N"
 
 
 # What `bnn-mcu train --preset P` uses for the options not given on the command line, where
@@ -173,8 +174,9 @@ def evaluate(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 
     """Accuracy of a module (or an exported program's module) on uint8 images."""
     model.eval() if hasattr(model, "eval") and not isinstance(model, torch.fx.GraphModule) else None
     correct = 0
+    device = next((p.device for p in model.parameters()), None) if hasattr(model, "parameters") else None
     for i in range(0, len(y), batch):
-        xb = torch.from_numpy(_model_input(x[i:i + batch]))
+        xb = torch.from_numpy(_model_input(x[i:i + batch])).to(device)
         correct += int((model(xb).argmax(1).numpy() == y[i:i + batch]).sum())
     return correct / max(1, len(y))
 
@@ -214,7 +216,7 @@ def recalibrate_batchnorm(model: torch.nn.Module, x: torch.Tensor, batches: int,
         m.momentum = None  # cumulative moving average
     model.train()
     for _ in range(batches):
-        model(x[torch.from_numpy(rng.integers(0, len(x), batch_size))])
+        model(x[torch.from_numpy(rng.integers(0, len(x), batch_size)).to(x.device)])
     for m, mom in zip(bns, saved):
         m.momentum = mom
     model.eval()
@@ -238,9 +240,10 @@ def augment_batch(x: torch.Tensor, mode: str, gen: torch.Generator, max_shift: i
     dx = torch.randint(0, 2 * max_shift + 1, (n,), generator=gen)
     rows = (dy[:, None] + torch.arange(h)[None, :])[:, :, None]  # [n, h, 1]
     cols = (dx[:, None] + torch.arange(w)[None, :])[:, None, :]  # [n, 1, w]
-    out = xp[torch.arange(n)[:, None, None], rows, cols]
+    # the random draws stay on the CPU generator (same streams on every device)
+    out = xp[torch.arange(n)[:, None, None].to(x.device), rows.to(x.device), cols.to(x.device)]
     if mode == "shift-flip":
-        flip = torch.rand(n, generator=gen) < 0.5
+        flip = (torch.rand(n, generator=gen) < 0.5).to(x.device)
         out[flip] = out[flip].flip(2)
     return out
 
@@ -373,7 +376,7 @@ def _train_epoch(loop: _Loop, model, step_model, opt, loss_fn, lr_at, desc: str,
     tot_loss, tot_correct, seen = 0.0, 0, 0
     for s in bar:
         _set_lr(opt, lr_at(s / steps))
-        idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+        idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size].to(loop.x.device)
         xb, yb = augment_batch(loop.x[idx], cfg.augment, loop.gen), loop.y[idx]
         scores = step_model(xb)
         loss = loss_fn(scores, yb)
@@ -392,7 +395,7 @@ def _train_epoch(loop: _Loop, model, step_model, opt, loss_fn, lr_at, desc: str,
         if s % 20 == 0:
             bar.set_postfix(loss=f"{tot_loss / seen:.4f}", acc=f"{tot_correct / seen:.3f}")
     bar.close()
-    tot_loss, tot_correct, seen = distributed.sum_over_processes(tot_loss, tot_correct, seen)
+    tot_loss, tot_correct, seen = distributed.sum_over_processes(loop.world, tot_loss, tot_correct, seen)
     # On every process (same weights, same batches): the BN statistics stay identical.
     recalibrate_batchnorm(model, loop.x, cfg.bn_batches, cfg.batch_size, loop.rng)
     return tot_loss / seen, tot_correct / seen
@@ -405,6 +408,7 @@ def train_teacher(model_cfg: ModelConfig, loop: _Loop, data: Dataset) -> tuple[t
     cfg = loop.cfg
     teacher = build_model(model_cfg)
     set_real(teacher, activations=True, weights=True)
+    teacher.to(loop.world.device)
     for m in binary_layers(teacher):
         # torch's own initialization: latent binary weights are uniform in [-1, 1], far too
         # large for Adam's steps to move real weights (the teacher learned slowly from them)
@@ -435,7 +439,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, data: Dataset, out: Path,
     """Train, keep the best-on-validation weights, write out (.pt export), .ckpt and .json.
     Returns the metrics (None on the processes other than rank 0 under torchrun)."""
     _check_config(cfg)
-    world = distributed.join()
+    world = distributed.join(cfg.device)
     progress = progress and world.main
     out = Path(out)
     ckpt_path, metrics_path = out.with_suffix(".ckpt"), out.with_suffix(".json")
@@ -447,8 +451,9 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, data: Dataset, out: Path,
     threads, why = pick_threads(cfg.threads, model, world.size)
     torch.set_num_threads(threads)
     if world.main:  # even with -q: the one line a user needs when training is slow
-        print(f"training on {threads} CPU thread{'s' if threads > 1 else ''} ({why}"
-              f"{'' if cfg.threads else '; --threads N to choose'})", flush=True)
+        print(f"training on {_device_text(world.device)}{threads} CPU thread{'s' if threads > 1 else ''} "
+              f"({why}{'' if cfg.threads else '; --threads N to choose'})", flush=True)
+    model.to(world.device)
     opt = _optimizer(model, cfg)
     loss_fn = _loss_fn(cfg.loss, cfg.label_smoothing)
     start_epoch, best, history = 0, {"val_acc": -1.0}, []
@@ -465,13 +470,13 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, data: Dataset, out: Path,
         torch.manual_seed(cfg.seed + start_epoch)
     # Augmentation differs per process; the permutations and BN batches (rng) are the same.
     gen = torch.Generator().manual_seed(cfg.seed + start_epoch + 1_000_003 * world.rank)
-    loop = _Loop(torch.from_numpy(_model_input(data.train_x)), torch.from_numpy(data.train_y),
-                 cfg, rng, gen, world, progress)
+    loop = _Loop(torch.from_numpy(_model_input(data.train_x)).to(world.device),
+                 torch.from_numpy(data.train_y).to(world.device), cfg, rng, gen, world, progress)
     t0 = time.time()
     teacher, teacher_val = None, None
     if cfg.distill:
         if state is not None and state.get("teacher_state_dict") is not None:
-            teacher = build_model(model_cfg)
+            teacher = build_model(model_cfg).to(world.device)
             teacher.load_state_dict(state["teacher_state_dict"])
             set_real(teacher, activations=True, weights=True)
             teacher.eval().requires_grad_(False)
@@ -515,15 +520,23 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, data: Dataset, out: Path,
     model.load_state_dict(best_state)
     model.eval()
     test_acc = evaluate(model, data.test_x, data.test_y)
+    model.cpu()  # the exported program runs on the CPU, as every consumer of model.pt does
     save_program(export_module(model, model_cfg.input_shape), out)
     metrics = {"preset": model_cfg.preset, "data": data.name, "model_config": model_cfg.to_dict(),
                "train_config": asdict(cfg), "best_epoch": best["epoch"], "val_acc": best["val_acc"],
                "test_acc": test_acc, "minutes": (time.time() - t0) / 60, "history": history,
                "model": str(out), "checkpoint": str(ckpt_path), "processes": world.size,
-               "threads": threads, "teacher_val_acc": teacher_val}
+               "threads": threads, "device": str(world.device), "teacher_val_acc": teacher_val}
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
     distributed.leave(world)
     return metrics
+
+
+def _device_text(device: torch.device) -> str:
+    """What `training on ...` names before the CPU threads (which still load the data)."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)}) and "
+    return ""
 
 
 def _save_checkpoint(path, model_cfg, cfg, model, best_state, opt, epoch, best, history,
