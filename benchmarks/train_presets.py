@@ -30,6 +30,7 @@ def main() -> int:
     ap.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: train's own choice)")
     ap.add_argument("--epochs", type=int, help="override the recipes' epochs (a quick look)")
+    ap.add_argument("--device", default="auto", help="auto (a CUDA GPU when there is one), cpu, cuda")
     ap.add_argument("--out", default="out/train-bench")
     args = ap.parse_args()
 
@@ -44,7 +45,7 @@ def main() -> int:
     rows, ok = [], True
     for name in args.runs:
         preset, width, target = RUNS[name]
-        tc = recipe(preset, threads=args.threads, epochs=args.epochs)
+        tc = recipe(preset, threads=args.threads, epochs=args.epochs, device=args.device)
         out = Path(args.out) / f"{name}.pt"
         load = os.getloadavg()[0]
         t0 = time.time()
@@ -56,11 +57,11 @@ def main() -> int:
         passed = m["test_acc"] >= target
         ok &= passed and rep.ok
         rows.append([name, width or "default", _recipe_text(tc), f"{minutes:.1f}",
-                     f"{m['threads']} (load {load:.1f})", m["best_epoch"], f"{m['val_acc']:.4f}",
+                     m["device"], f"{m['threads']} (load {load:.1f})", m["best_epoch"], f"{m['val_acc']:.4f}",
                      f"{m['test_acc']:.4f}", f"{rep.correct_dev / rep.vectors:.4f}",
                      "OK" if rep.ok else "FAILED",
                      f">= {target:.3f} {'PASS' if passed else 'FAIL'}"])
-    print(tabulate(rows, headers=["run", "width", "recipe", "minutes", "threads", "best epoch",
+    print(tabulate(rows, headers=["run", "width", "recipe", "minutes", "device", "threads", "best epoch",
                                   "val acc", "test acc (PyTorch)", "test acc (integer)", "parity",
                                   "target"],
                    tablefmt="simple", disable_numparse=True))
