@@ -7,10 +7,11 @@
  * one table load per 8 taps: acc[c] = sum over groups g of T_g[byte g of row c]. The tables
  * depend on the input only: built once per inference and shared by every channel.
  *
- * Layout: the input is walked in passes of BNN_U8_TABLES groups (their tables, 512 B each,
- * live on the stack); channels go in batches of BNN_U8_BATCH whose int32 sums live on the
- * stack between passes. Entries are biased by BNN_U8_BIAS to fit uint16 (|T| <= 8 * 255);
- * the bias is taken out once per channel. Both sizes are per core class (stack budgets). On
+ * Layout: the input is walked in passes of BNN_U8_TABLES groups (their tables, 512 B each);
+ * channels go in batches whose int32 sums stay between passes. Tables and sums live in the
+ * caller's scratch (bnn_dense_u8_t.scratch: BNN_DENSE_U8_SCRATCH_WORDS), not on the stack.
+ * Entries are biased by BNN_U8_BIAS to fit uint16 (|T| <= 8 * 255); the bias is taken out
+ * once per channel. The table count is per core class (registers of the lookups). On
  * Thumb cores the table build and the lookups of a full pass are naked assembly functions
  * (bnn_u8_table_asm, bnn_u8_lookups*_asm; the same code at every -O, with GCC and clang).
  */
@@ -21,27 +22,11 @@
 
 #define BNN_U8_BIAS 2048u
 
-#if BNN_PATH_V6M
-/* v6-M parts (the micro:bit: 2 KB of stack): two 512 B tables, 128 sums (512 B); the Thumb-1
- * lookups take 13 instructions per channel and pass (BNN_U8_TABLES 3: 17 for 3 tables). */
-#ifndef BNN_U8_TABLES
-#define BNN_U8_TABLES 2u
-#endif
-#ifndef BNN_U8_BATCH
-#define BNN_U8_BATCH 128u
-#endif
-#else
-/* Seven tables a pass (3.5 KB: the lookups of a pass fill the 14 registers of Thumb-2; 26
- * instructions per channel and pass), 256 sums (1 KB). */
-#define BNN_U8_TABLES 7u
-#ifndef BNN_U8_BATCH
-#define BNN_U8_BATCH 256u
-#endif
-#endif
-/* The build may set BNN_U8_BATCH (a batch that covers all of a layer's channels builds each
- * table once) and on v6-M BNN_U8_TABLES (2 or 3) where the stack allows: the micro:bit MLP's
- * first layer takes 226 k instructions with the defaults (1.5 KB), 198 k with
- * -DBNN_U8_BATCH=256 (2 KB), 184 k with -DBNN_U8_BATCH=256 -DBNN_U8_TABLES=3 (2.5 KB). */
+/* BNN_U8_TABLES and BNN_U8_BATCH (bnn_kernels.h): on v6-M the Thumb-1 lookups take 13
+ * instructions per channel and pass for 2 tables, 17 for 3; on Thumb-2, 26 for 7 (the lookups
+ * of a pass fill its 14 registers). Measured on the micro:bit MLP's first layer (784 -> 256):
+ * 226 k instructions with 2 tables and 128 channels a pass, 198 k with 2 and 256, 184 k with
+ * 3 and 256 (the default). */
 #if BNN_PATH_V6M && BNN_U8_TABLES != 2 && BNN_U8_TABLES != 3
 #error "BNN_U8_TABLES must be 2 or 3 on v6-M"
 #endif
@@ -476,11 +461,14 @@ BNN_INLINE void bnn_u8_lookups(const uint32_t *t, const uint32_t *w, uint32_t g0
 #endif
 }
 
-/* acc[c] for the channels of one output stage: sum over valid taps of w * (x - zp). */
-BNN_INLINE void bnn_dense_u8_tables(const bnn_dense_u8_t *p, const uint8_t *in, bnn_sink_t *s)
+/* acc[c] for the channels of one output stage: sum over valid taps of w * (x - zp). The
+ * scratch holds ntab tables (ntab = min(BNN_U8_TABLES, groups)), then the sums of batch
+ * channels (all of them, or a multiple of BNN_BLOCK: bnn_dense_u8_run checks both fit). */
+BNN_INLINE void bnn_dense_u8_tables(const bnn_dense_u8_t *p, const uint8_t *in, bnn_sink_t *s,
+                                    uint32_t ntab, uint32_t batch)
 {
-    uint32_t tab[BNN_U8_TABLES][128];
-    uint32_t acc[BNN_U8_BATCH];
+    uint32_t *const tab = p->scratch;
+    uint32_t *const acc = tab + 128u * ntab;
     const uint32_t k = p->in_features, zp = (uint32_t)p->zero_point;
     const size_t stride = BNN_WORDS(k);
     const uint32_t groups = (k + 7u) / 8u;
@@ -488,14 +476,15 @@ BNN_INLINE void bnn_dense_u8_tables(const bnn_dense_u8_t *p, const uint8_t *in, 
     uint32_t c0, nb, g0, nt, c, j;
     for (c0 = 0; c0 < p->out_ch; c0 += nb) {
         const uint32_t *w = p->weights + (size_t)c0 * stride;
-        nb = bnn_min_u32(BNN_U8_BATCH, p->out_ch - c0);
+        nb = bnn_min_u32(batch, p->out_ch - c0);
         for (c = 0; c < nb; ++c) acc[c] = 0u - bias;
         for (g0 = 0; g0 < groups; g0 += nt) {
-            nt = bnn_min_u32(BNN_U8_TABLES, groups - g0);
+            nt = bnn_min_u32(ntab, groups - g0);
             for (j = 0; j < nt; ++j) {
-                bnn_u8_table(in + 8u * (g0 + j), bnn_min_u32(8u, k - 8u * (g0 + j)), zp, tab[j]);
+                bnn_u8_table(in + 8u * (g0 + j), bnn_min_u32(8u, k - 8u * (g0 + j)), zp,
+                             tab + 128u * j);
             }
-            bnn_u8_lookups(tab[0], w, g0, nt, stride, nb, acc);
+            bnn_u8_lookups(tab, w, g0, nt, stride, nb, acc);
         }
         for (c = 0; c < nb; c += BNN_BLOCK) {
             bnn_sink_put(s, c0 + c, bnn_min_u32(BNN_BLOCK, nb - c), acc + c);
