@@ -979,7 +979,11 @@ def trace_problems(cases: list, outputs: list, tr: MemoryTrace, path: str, where
     """Accesses of each kernel call outside what it may touch: the case's own buffers (input,
     weights, stage, or_mask, params, its row of the case table), its output words (the only
     stores outside the stack), the stack (loads only of bytes stored during the call), code
-    and constants (functions' literal pools, jump tables, the kernels' tables)."""
+    and constants (functions' literal pools, jump tables, the kernels' tables); a uint8 dense
+    call also its scratch (u8_scratch: stores within the BNN_DENSE_U8_SCRATCH_WORDS of its
+    layer on this path, loads only of bytes it stored)."""
+    from bnn_mcu.codegen.plan import dense_u8_scratch_words
+
     problems = []
     if len(tr.calls) != len(cases):
         return [f"{where}: {len(tr.calls)} traced calls for {len(cases)} cases"]
@@ -987,8 +991,21 @@ def trace_problems(cases: list, outputs: list, tr: MemoryTrace, path: str, where
         name = f"{where} case {i} ({KernelLib.kernel_name(op) if op is not None else 'argmax'})"
         own = {f"{b}{i}" for b in CASE_BUFFERS + ("p",)} | {"cases", "out"}
         out_bytes = 4 * (out.size - GUARD_WORDS)
+        stores = tr.bytes_by_symbol(call["S"])
+        scratch = stores.pop("u8_scratch", set())
+        if scratch and not isinstance(op, DenseU8):
+            problems.append(f"{name}: writes u8_scratch")
+        elif scratch:
+            core = "cortex-m0" if path == "V6M" else "cortex-m4"
+            words = dense_u8_scratch_words(op.in_features, op.out_channels, core)
+            if max(scratch) >= 4 * words:
+                problems.append(f"{name}: writes u8_scratch byte {max(scratch)} of {4 * words}")
         for sym, offs in tr.bytes_by_symbol(call["L"]).items():
-            if sym is None:
+            if sym == "u8_scratch":
+                if not offs <= scratch:
+                    problems.append(f"{name}: reads {len(offs - scratch)} u8_scratch bytes it "
+                                    "did not store")
+            elif sym is None:
                 after = {tr.preceding(a) for a in offs}
                 if any(p in own or (p[:1] in CASE_BUFFERS and p[1:].isdigit()) for p in after):
                     problems.append(f"{name}: reads {len(offs)} bytes after {sorted(after)}")
@@ -997,7 +1014,7 @@ def trace_problems(cases: list, outputs: list, tr: MemoryTrace, path: str, where
             elif sym not in own and (tr.syms[sym][2] not in "tTrR"
                                      or (sym[:1] in CASE_BUFFERS + ("p",) and sym[1:].isdigit())):
                 problems.append(f"{name}: reads {sym}[{min(offs)}..{max(offs)}]")
-        for sym, offs in tr.bytes_by_symbol(call["S"]).items():
+        for sym, offs in stores.items():
             if sym != "out" or max(offs) >= out_bytes:
                 problems.append(f"{name}: writes {sym} at {sorted(offs)[:4]}")
         problems += [f"{name}: access outside memory at {a:#x}" for a, *_ in call["X"]]

@@ -255,12 +255,12 @@ VARIANT_CORE = {"portable": "host", "dsp": "cortex-m4", "v7m": "cortex-m3", "v6m
 
 def test_dense_u8_scratch_size_is_codegens():
     """BNN_DENSE_U8_SCRATCH_WORDS as each path's build evaluates it is the figure codegen states
-    (plan.dense_u8_scratch_words): the tables of a pass (3 on v6-M, 7 on Thumb-2, never more
+    (plan.dense_u8_scratch_words): the tables of a pass (4 on v6-M, 7 on Thumb-2, never more
     than the layer's 8-byte groups) and one sum per channel up to 256; the portable path 1."""
     assert [dense_u8_scratch_words(784, 256, c) for c in ("cortex-m0", "cortex-m4", "host")] == \
-        [3 * 128 + 256, 7 * 128 + 256, 1]
+        [4 * 128 + 256, 7 * 128 + 256, 1]
     assert dense_u8_scratch_words(20, 5, "cortex-m33") == 3 * 128 + 5
-    assert dense_u8_scratch_words(1000, 1024, "cortex-m0plus") == 3 * 128 + 256
+    assert dense_u8_scratch_words(1000, 1024, "cortex-m0plus") == 4 * 128 + 256
 
 
 def test_dense_u8_scratch_any_size(libs):
@@ -684,7 +684,8 @@ LIBC_CALLS = {"memcpy", "memset", "__aeabi_memcpy", "__aeabi_memcpy4", "__aeabi_
               "__aeabi_memset4", "__aeabi_memclr", "__aeabi_memclr4"}
 # the naked assembly (same code with every compiler and -O): table lookups, and the table
 # build where Helium does not build it with vectors
-NAKED_ASM = {"V6M": {"bnn_u8_lookups_t1_asm", "bnn_u8_table_asm"},
+NAKED_ASM = {"V6M": {"bnn_u8_lookups2_t1_asm", "bnn_u8_lookups3_t1_asm", "bnn_u8_lookups4_t1_asm",
+                     "bnn_u8_table_asm"},
              "V7M": {"bnn_u8_lookups7_asm", "bnn_u8_table_asm"},
              "DSP": {"bnn_u8_lookups7_asm", "bnn_u8_table_asm"}}
 
@@ -785,9 +786,12 @@ def board_cases():
         add(f"bdense 1x1x{c}->{n}{' scores' if scores else ''}",
             BDense("b", (1, 1, c), weights=pack_bits(random_bits(rng, (n, c)))),
             packed_input(rng, 1, 1, 1, c, "random")[0], scores=scores)
+    # passes of 4 + 4 .. + 2 tables (784), 4 + 1 (37), 4 + 4 + 2 (75), 4 + 4 + 4 + 1 (100), 4 + 3
+    # (56), 2 (16): every Thumb-1 lookup function, and the C twin for one table
     for shape, n, zp, scores in [((28, 28, 1), 64, 128, False), ((1, 1, 37), 9, 0, False),
                                  ((1, 1, 37), 9, 255, True), ((5, 5, 3), 10, 127, True),
-                                 ((1, 1, 100), 300, 5, False)]:
+                                 ((1, 1, 100), 300, 5, False), ((1, 1, 56), 40, 77, False),
+                                 ((1, 1, 16), 70, 200, True)]:
         k = int(np.prod(shape))
         add(f"dense_u8 {k}->{n} zp {zp}", DenseU8("d", shape, weights=pack_bits(random_bits(rng, (n, k))),
                                                   zero_point=zp),
@@ -924,7 +928,7 @@ def test_kernels_built_by_clang_on_qemu(target, cases_for_boards, tmp_path_facto
 @needs_qemu
 def test_dense_u8_two_tables_on_v6m(cases_for_boards, tmp_path_factory, request):
     """The v6-M build option for a smaller scratch (-DBNN_U8_TABLES=2 -DBNN_U8_BATCH=128): the
-    uint8 dense cases exact on the micro:bit, and the defaults (3 tables, 256 channels a pass)
+    uint8 dense cases exact on the micro:bit, and the defaults (4 tables, 256 channels a pass)
     take fewer instructions on the 784->64 and 100->300 layers."""
     build = _board_build_dir(request, tmp_path_factory, "bnn_kernels_u8_options")
     picked = [c for c in cases_for_boards if c[0].startswith("dense_u8")]

@@ -39,9 +39,9 @@ def plan_arena(model) -> ArenaPlan:
 # -- the uint8 dense layers' scratch (bnn_kernels.h: Scratch, BNN_DENSE_U8_SCRATCH_WORDS) -----
 
 #: Subset-sum tables per pass of bnn_dense_u8_* (BNN_U8_TABLES), by kernel path: v6-M and v8-M
-#: baseline cores 3, the host's portable path none (no scratch: one word is declared), Thumb-2
+#: baseline cores 4, the host's portable path none (no scratch: one word is declared), Thumb-2
 #: cores 7.
-U8_TABLES = {"cortex-m0": 3, "cortex-m0plus": 3, "cortex-m23": 3, "host": 0}
+U8_TABLES = {"cortex-m0": 4, "cortex-m0plus": 4, "cortex-m23": 4, "host": 0}
 U8_TABLES_THUMB2 = 7
 #: Most channels per pass (BNN_U8_BATCH): one int32 sum each.
 U8_BATCH = 256

@@ -37,16 +37,21 @@
  *   BNN_U8_BATCH           at most this many output channels per pass of the uint8 dense
  *                          tables (default 256; a batch covering all channels builds each
  *                          table once): sizes BNN_DENSE_U8_SCRATCH_WORDS
- *   BNN_U8_TABLES          v6-M only, 2 or 3 (default) tables of 512 B per pass
+ *   BNN_U8_TABLES          v6-M only, 2, 3 or 4 (default) tables of 512 B per pass: fewer
+ *                          save scratch for more time (micro:bit MLP first layer: 167 k
+ *                          instructions, 263 k est. cycles with 4; 177 k, 282 k with 3;
+ *                          199 k, 320 k with 2)
  * Scratch      bnn_dense_u8_* keep their subset-sum tables and per-channel sums in a buffer the
  *              caller gives in the parameters (scratch, scratch_words), as CMSIS-NN's kernels
  *              take a buffer sized by a *_get_buffer_size function: BNN_DENSE_U8_SCRATCH_WORDS
  *              (in_features, out_ch) words is the size for the fastest path of the core
  *              compiled for (a constant expression: generated models declare it static). A
- *              smaller buffer takes fewer channels per pass (same bits); one too small for the
- *              tables of a pass, or NULL, takes the one-tap-at-a-time path (same bits, slow).
- *              The kernels' stack stays small either way. Calls that run at the same time
- *              (threads, interrupts) need their own buffers.
+ *              smaller buffer takes fewer channels per pass (a multiple of 4; same bits); one
+ *              too small for the tables of a pass and 4 channels, or NULL, takes the
+ *              one-tap-at-a-time path (same bits, slow). The kernels' stack stays small either
+ *              way. Calls that run at the same time (threads, interrupts) need their own
+ *              buffers. The kernels read the buffer's size from scratch_words, so building
+ *              the model and the kernels with different BNN_U8_* macros is safe (maybe slower).
  * The emulator (bnn_mcu.emulator.kernels) is the specification: same names minus `bnn_`.
  */
 #ifndef BNN_KERNELS_H
@@ -95,10 +100,10 @@ extern "C" {
 
 
 /* The uint8 dense tables: tables per pass (512 B each: the v6-M lookups are Thumb-1 assembly
- * for 2 or 3 tables, the Thumb-2 ones for 7) and the most channels per pass. */
+ * for 2 to 4 tables, the Thumb-2 ones for 7) and the most channels per pass. */
 #if BNN_PATH_V6M
 #ifndef BNN_U8_TABLES
-#define BNN_U8_TABLES 3u
+#define BNN_U8_TABLES 4u
 #endif
 #else
 #define BNN_U8_TABLES 7u

@@ -23,12 +23,13 @@
 #define BNN_U8_BIAS 2048u
 
 /* BNN_U8_TABLES and BNN_U8_BATCH (bnn_kernels.h): on v6-M the Thumb-1 lookups take 13
- * instructions per channel and pass for 2 tables, 17 for 3; on Thumb-2, 26 for 7 (the lookups
- * of a pass fill its 14 registers). Measured on the micro:bit MLP's first layer (784 -> 256):
- * 226 k instructions with 2 tables and 128 channels a pass, 198 k with 2 and 256, 184 k with
- * 3 and 256 (the default). */
-#if BNN_PATH_V6M && BNN_U8_TABLES != 2 && BNN_U8_TABLES != 3
-#error "BNN_U8_TABLES must be 2 or 3 on v6-M"
+ * instructions per channel and pass for 2 tables, 17 for 3, 21 for 4; on Thumb-2, 26 for 7
+ * (the lookups of a pass fill its 14 registers). Measured on the micro:bit MLP's first layer
+ * (784 -> 256), instructions / estimated cycles with 128 channels a pass: 227 k / 367 k for 2
+ * tables, 205 k / 327 k for 3, 194 k / 307 k for 4; with 256: 199 k / 320 k, 177 k / 282 k,
+ * 167 k / 263 k (the default: 3 KB of scratch). */
+#if BNN_PATH_V6M && (BNN_U8_TABLES < 2 || BNN_U8_TABLES > 4)
+#error "BNN_U8_TABLES must be 2, 3 or 4 on v6-M"
 #endif
 
 /* Table entries are written as uint32 pairs and read as uint16: the reads go through a type
@@ -378,60 +379,91 @@ BNN_NAKED static void bnn_u8_lookups7_asm(const bnn_u8_pass_t *p BNN_ASM_ARG)
         "bne 1b\n\t"
         "pop {r4-r11, pc}\n\t");
 }
-#define BNN_U8_LOOKUPS_ASM bnn_u8_lookups7_asm
-#elif BNN_NAKED_ASM && BNN_PATH_V6M
-/* Two or three tables in Thumb-1: bases r0-r2, bytes r3, sums r4, sum r5, end r8, step r9; per
- * channel 13 instructions (two tables) or 17 (three). */
-#if BNN_U8_TABLES == 3
-#define BNN_U8_THIRD                                                                     \
-    "ldrb r6, [r3, #2]\n\t"                                                              \
-    "lsls r6, r6, #1\n\t"                                                                \
-    "ldrh r6, [r2, r6]\n\t"                                                              \
-    "adds r5, r5, r6\n\t"
-#else
-#define BNN_U8_THIRD
-#endif
-BNN_NAKED static void bnn_u8_lookups_t1_asm(const bnn_u8_pass_t *p BNN_ASM_ARG)
+/* The assembly for a pass of nt tables; 0 when there is none (shorter passes: the C twin). */
+BNN_INLINE int bnn_u8_lookups_asm(const bnn_u8_pass_t *p, uint32_t nt)
 {
-    BNN_ASM(
-        "push {r4-r7, lr}\n\t"
-        "mov r4, r8\n\t"
-        "mov r5, r9\n\t"
-        "push {r4, r5}\n\t"
-        "ldr r1, [r0, #8]\n\t"
-        "mov r8, r1\n\t"
-        "ldr r1, [r0, #12]\n\t"
-        "mov r9, r1\n\t"
-        "ldr r3, [r0, #4]\n\t"
-        "ldr r4, [r0, #16]\n\t"
-        "ldr r0, [r0]\n\t"
-        "movs r1, #128\n\t"
-        "lsls r1, r1, #2\n\t"
-        "adds r1, r0, r1\n\t"
-        "adds r2, r1, r1\n\t"
-        "subs r2, r2, r0\n\t"
-        "1:\n\t"
-        "ldr r5, [r4]\n\t"
-        "ldrb r6, [r3]\n\t"
-        "ldrb r7, [r3, #1]\n\t"
-        "lsls r6, r6, #1\n\t"
-        "lsls r7, r7, #1\n\t"
-        "ldrh r6, [r0, r6]\n\t"
-        "ldrh r7, [r1, r7]\n\t"
-        "adds r5, r5, r6\n\t"
-        "adds r5, r5, r7\n\t"
-        BNN_U8_THIRD
-        "stm r4!, {r5}\n\t"
-        "add r3, r9\n\t"
-        "cmp r3, r8\n\t"
-        "bne 1b\n\t"
-        "pop {r4, r5}\n\t"
-        "mov r8, r4\n\t"
-        "mov r9, r5\n\t"
-        "pop {r4-r7, pc}\n\t");
+    if (nt == 7u) {
+        bnn_u8_lookups7_asm(p);
+        return 1;
+    }
+    return 0;
 }
-#undef BNN_U8_THIRD
-#define BNN_U8_LOOKUPS_ASM bnn_u8_lookups_t1_asm
+#define BNN_U8_LOOKUPS_ASM 1
+#elif BNN_NAKED_ASM && BNN_PATH_V6M
+/* Two to four tables in Thumb-1: bases r0-r3, bytes r4, sums r5, sum r6, end r8, step r9; per
+ * channel 5 instructions and 4 per table (13 for two tables, 17 for three, 21 for four: 5.25
+ * per table, and 8.25 estimated cycles, against 9 for three). */
+#define BNN_U8_LOOK(j, base)                                                             \
+    "ldrb r7, [r4, #" #j "]\n\t"                                                         \
+    "lsls r7, r7, #1\n\t"                                                                \
+    "ldrh r7, [" base ", r7]\n\t"                                                        \
+    "adds r6, r6, r7\n\t"
+/* One function per table count (2 .. BNN_U8_TABLES): a layer's last pass may be shorter. */
+#define BNN_U8_LOOKUPS_T1(name, more)                                                    \
+    BNN_NAKED static void name(const bnn_u8_pass_t *p BNN_ASM_ARG)                       \
+    {                                                                                    \
+        BNN_ASM(                                                                         \
+            "push {r4-r7, lr}\n\t"                                                       \
+            "mov r4, r8\n\t"                                                             \
+            "mov r5, r9\n\t"                                                             \
+            "push {r4, r5}\n\t"                                                          \
+            "ldr r1, [r0, #8]\n\t"                                                       \
+            "mov r8, r1\n\t"                                                             \
+            "ldr r1, [r0, #12]\n\t"                                                      \
+            "mov r9, r1\n\t"                                                             \
+            "ldr r4, [r0, #4]\n\t"                                                       \
+            "ldr r5, [r0, #16]\n\t"                                                      \
+            "ldr r0, [r0]\n\t"                                                           \
+            "movs r7, #128\n\t"                                                          \
+            "lsls r7, r7, #2\n\t" /* 512 B a table */                                    \
+            "adds r1, r0, r7\n\t"                                                        \
+            "adds r2, r1, r7\n\t"                                                        \
+            "adds r3, r2, r7\n\t"                                                        \
+            "1:\n\t"                                                                     \
+            "ldr r6, [r5]\n\t"                                                           \
+            BNN_U8_LOOK(0, "r0")                                                         \
+            BNN_U8_LOOK(1, "r1")                                                         \
+            more                                                                         \
+            "stm r5!, {r6}\n\t"                                                          \
+            "add r4, r9\n\t"                                                             \
+            "cmp r4, r8\n\t"                                                             \
+            "bne 1b\n\t"                                                                 \
+            "pop {r4, r5}\n\t"                                                           \
+            "mov r8, r4\n\t"                                                             \
+            "mov r9, r5\n\t"                                                             \
+            "pop {r4-r7, pc}\n\t");                                                      \
+    }
+BNN_U8_LOOKUPS_T1(bnn_u8_lookups2_t1_asm, "")
+#if BNN_U8_TABLES >= 3
+BNN_U8_LOOKUPS_T1(bnn_u8_lookups3_t1_asm, BNN_U8_LOOK(2, "r2"))
+#endif
+#if BNN_U8_TABLES >= 4
+BNN_U8_LOOKUPS_T1(bnn_u8_lookups4_t1_asm, BNN_U8_LOOK(2, "r2") BNN_U8_LOOK(3, "r3"))
+#endif
+/* The assembly for a pass of nt tables; 0 when there is none (nt 1: the C twin). */
+BNN_INLINE int bnn_u8_lookups_asm(const bnn_u8_pass_t *p, uint32_t nt)
+{
+#if BNN_U8_TABLES >= 4
+    if (nt == 4u) {
+        bnn_u8_lookups4_t1_asm(p);
+        return 1;
+    }
+#endif
+#if BNN_U8_TABLES >= 3
+    if (nt == 3u) {
+        bnn_u8_lookups3_t1_asm(p);
+        return 1;
+    }
+#endif
+    if (nt == 2u) {
+        bnn_u8_lookups2_t1_asm(p);
+        return 1;
+    }
+    return 0;
+}
+#undef BNN_U8_LOOKUPS_T1
+#undef BNN_U8_LOOK
+#define BNN_U8_LOOKUPS_ASM 1
 #endif
 
 /* acc[c] += the entries of tables 0 .. nt-1 picked by weight bytes g0 .. g0+nt-1 of each of the
@@ -452,10 +484,7 @@ BNN_INLINE void bnn_u8_lookups(const uint32_t *t, const uint32_t *w, uint32_t g0
     p.end = p.b + (size_t)nb * p.step;
     p.acc = acc;
 #if defined(BNN_U8_LOOKUPS_ASM)
-    if (nt == BNN_U8_TABLES) {
-        BNN_U8_LOOKUPS_ASM(&p);
-        return;
-    }
+    if (bnn_u8_lookups_asm(&p, nt)) return;
 #endif
     bnn_u8_lookups_c(&p, nt);
 #endif
