@@ -684,7 +684,7 @@ LIBC_CALLS = {"memcpy", "memset", "__aeabi_memcpy", "__aeabi_memcpy4", "__aeabi_
               "__aeabi_memset4", "__aeabi_memclr", "__aeabi_memclr4"}
 # the naked assembly (same code with every compiler and -O): table lookups, and the table
 # build where Helium does not build it with vectors
-NAKED_ASM = {"V6M": {"bnn_u8_lookups2_t1_asm", "bnn_u8_lookups3_t1_asm", "bnn_u8_lookups4_t1_asm",
+NAKED_ASM = {"V6M": {"bnn_u8_lookups1_t1_asm", "bnn_u8_lookups2_t1_asm", "bnn_u8_lookups3_t1_asm", "bnn_u8_lookups4_t1_asm",
                      "bnn_u8_table_asm"},
              "V7M": {"bnn_u8_lookups7_asm", "bnn_u8_table_asm"},
              "DSP": {"bnn_u8_lookups7_asm", "bnn_u8_table_asm"}}
@@ -787,7 +787,7 @@ def board_cases():
             BDense("b", (1, 1, c), weights=pack_bits(random_bits(rng, (n, c)))),
             packed_input(rng, 1, 1, 1, c, "random")[0], scores=scores)
     # passes of 4 + 4 .. + 2 tables (784), 4 + 1 (37), 4 + 4 + 2 (75), 4 + 4 + 4 + 1 (100), 4 + 3
-    # (56), 2 (16): every Thumb-1 lookup function, and the C twin for one table
+    # (56), 2 (16): every Thumb-1 lookup function
     for shape, n, zp, scores in [((28, 28, 1), 64, 128, False), ((1, 1, 37), 9, 0, False),
                                  ((1, 1, 37), 9, 255, True), ((5, 5, 3), 10, 127, True),
                                  ((1, 1, 100), 300, 5, False), ((1, 1, 56), 40, 77, False),

@@ -390,7 +390,7 @@ BNN_INLINE int bnn_u8_lookups_asm(const bnn_u8_pass_t *p, uint32_t nt)
 }
 #define BNN_U8_LOOKUPS_ASM 1
 #elif BNN_NAKED_ASM && BNN_PATH_V6M
-/* Two to four tables in Thumb-1: bases r0-r3, bytes r4, sums r5, sum r6, end r8, step r9; per
+/* One to four tables in Thumb-1: bases r0-r3, bytes r4, sums r5, sum r6, end r8, step r9; per
  * channel 5 instructions and 4 per table (13 for two tables, 17 for three, 21 for four: 5.25
  * per table, and 8.25 estimated cycles, against 9 for three). */
 #define BNN_U8_LOOK(j, base)                                                             \
@@ -398,8 +398,8 @@ BNN_INLINE int bnn_u8_lookups_asm(const bnn_u8_pass_t *p, uint32_t nt)
     "lsls r7, r7, #1\n\t"                                                                \
     "ldrh r7, [" base ", r7]\n\t"                                                        \
     "adds r6, r6, r7\n\t"
-/* One function per table count (2 .. BNN_U8_TABLES): a layer's last pass may be shorter. */
-#define BNN_U8_LOOKUPS_T1(name, more)                                                    \
+/* One function per table count (1 .. BNN_U8_TABLES): a layer's last pass may be shorter. */
+#define BNN_U8_LOOKUPS_T1(name, looks)                                                   \
     BNN_NAKED static void name(const bnn_u8_pass_t *p BNN_ASM_ARG)                       \
     {                                                                                    \
         BNN_ASM(                                                                         \
@@ -421,9 +421,7 @@ BNN_INLINE int bnn_u8_lookups_asm(const bnn_u8_pass_t *p, uint32_t nt)
             "adds r3, r2, r7\n\t"                                                        \
             "1:\n\t"                                                                     \
             "ldr r6, [r5]\n\t"                                                           \
-            BNN_U8_LOOK(0, "r0")                                                         \
-            BNN_U8_LOOK(1, "r1")                                                         \
-            more                                                                         \
+            looks                                                                        \
             "stm r5!, {r6}\n\t"                                                          \
             "add r4, r9\n\t"                                                             \
             "cmp r4, r8\n\t"                                                             \
@@ -433,14 +431,17 @@ BNN_INLINE int bnn_u8_lookups_asm(const bnn_u8_pass_t *p, uint32_t nt)
             "mov r9, r5\n\t"                                                             \
             "pop {r4-r7, pc}\n\t");                                                      \
     }
-BNN_U8_LOOKUPS_T1(bnn_u8_lookups2_t1_asm, "")
+#define BNN_U8_LOOK01 BNN_U8_LOOK(0, "r0") BNN_U8_LOOK(1, "r1")
+BNN_U8_LOOKUPS_T1(bnn_u8_lookups1_t1_asm, BNN_U8_LOOK(0, "r0"))
+BNN_U8_LOOKUPS_T1(bnn_u8_lookups2_t1_asm, BNN_U8_LOOK01)
 #if BNN_U8_TABLES >= 3
-BNN_U8_LOOKUPS_T1(bnn_u8_lookups3_t1_asm, BNN_U8_LOOK(2, "r2"))
+BNN_U8_LOOKUPS_T1(bnn_u8_lookups3_t1_asm, BNN_U8_LOOK01 BNN_U8_LOOK(2, "r2"))
 #endif
 #if BNN_U8_TABLES >= 4
-BNN_U8_LOOKUPS_T1(bnn_u8_lookups4_t1_asm, BNN_U8_LOOK(2, "r2") BNN_U8_LOOK(3, "r3"))
+BNN_U8_LOOKUPS_T1(bnn_u8_lookups4_t1_asm, BNN_U8_LOOK01 BNN_U8_LOOK(2, "r2") BNN_U8_LOOK(3, "r3"))
 #endif
-/* The assembly for a pass of nt tables; 0 when there is none (nt 1: the C twin). */
+#undef BNN_U8_LOOK01
+/* The assembly for a pass of nt tables (1 .. BNN_U8_TABLES: every pass). */
 BNN_INLINE int bnn_u8_lookups_asm(const bnn_u8_pass_t *p, uint32_t nt)
 {
 #if BNN_U8_TABLES >= 4
@@ -459,7 +460,8 @@ BNN_INLINE int bnn_u8_lookups_asm(const bnn_u8_pass_t *p, uint32_t nt)
         bnn_u8_lookups2_t1_asm(p);
         return 1;
     }
-    return 0;
+    bnn_u8_lookups1_t1_asm(p);
+    return 1;
 }
 #undef BNN_U8_LOOKUPS_T1
 #undef BNN_U8_LOOK
