@@ -98,9 +98,8 @@ extern "C" {
 #define BNN_PATH_PORTABLE 0
 #endif
 
-
 /* The uint8 dense tables: tables per pass (512 B each: the v6-M lookups are Thumb-1 assembly
- * for 2 to 4 tables, the Thumb-2 ones for 7) and the most channels per pass. */
+ * for 1 to 4 tables, the Thumb-2 ones for 7) and the most channels per pass. */
 #if BNN_PATH_V6M
 #ifndef BNN_U8_TABLES
 #define BNN_U8_TABLES 4u
