@@ -124,10 +124,12 @@ class Model:
         from .summary import summary_table
         return summary_table(self.ir, fmt=fmt)
 
-    def totals(self) -> dict:
-        """Whole-model figures: binary/int8 MACs, flash_bytes, arena_bytes, ram_bytes, ..."""
+    def totals(self, core: str | None = None) -> dict:
+        """Whole-model figures: binary/int8 MACs, flash_bytes, arena_bytes, scratch_bytes (the
+        uint8 dense tables' static scratch on `core`, e.g. "cortex-m0"; None: the largest over
+        the Arm cores), ram_bytes, ..."""
         from .summary import totals
-        return totals(self.ir)
+        return totals(self.ir, core)
 
     def save(self, path: str | Path) -> str:
         """Write the integer model as a `.bnn` file (missing folders are made); returns its hash."""

@@ -63,6 +63,7 @@ class BenchReport:
     model_hash: str = ""
     tool_version: str = ""
     date: str = ""  # UTC, ISO 8601
+    scratch_bytes: int = 0  # static scratch of the uint8 dense tables on this core (RAM)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -151,7 +152,7 @@ def bench_qemu(model: IntModel, board: str, x: np.ndarray, emulated_memory: bool
     from .targets.session import count_instructions
 
     ic = count_instructions(model, board, x, emulated_memory, opt)
-    t = totals(model)
+    t = totals(model, get_board(board).core)
     layers = []
     for op, n, c in zip(model.ops, ic.layers, ic.cycles_layers):
         binary = isinstance(op, (BDense, BConv2d))
@@ -163,7 +164,8 @@ def bench_qemu(model: IntModel, board: str, x: np.ndarray, emulated_memory: bool
                        t["flash_bytes"], code_bytes_from_map(fw.elf.with_suffix(".map")),
                        t["arena_bytes"], ic.stack_used, fw.flash_bytes, fw.ram_bytes, layers,
                        ic.tail, cycles_est=ic.cycles_per_inference, tail_cycles_est=ic.cycles_tail,
-                       clock_hz=b.clock_hz, compiler=compiler_record(fw.elf), **run_record(model))
+                       clock_hz=b.clock_hz, compiler=compiler_record(fw.elf),
+                       scratch_bytes=t["scratch_bytes"], **run_record(model))
 
 
 # Column header and "per ..." wording of each counter unit ("ns"[:-1] would read "n").
@@ -201,7 +203,9 @@ def bench_table(r: BenchReport) -> str:
         f"({macs / max(1, r.per_inference):.2f} MACs per {UNIT_ONE.get(unit, unit)}{rate})",
         *estimate, table, "",
         f"weights+thresholds (flash) {r.flash_bytes:,} B   code (kernels+model) {r.code_bytes:,} B   "
-        f"arena {r.arena_bytes:,} B   stack high-water {r.stack_bytes:,} B",
+        f"arena {r.arena_bytes:,} B   "
+        + (f"uint8 dense scratch {r.scratch_bytes:,} B   " if r.scratch_bytes else "")
+        + f"stack high-water {r.stack_bytes:,} B",
         f"whole runner firmware: flash {r.firmware_flash_bytes:,} B, static RAM "
         f"{r.firmware_ram_bytes:,} B"])
 
@@ -215,10 +219,10 @@ def bench_firmware(model: IntModel, target, x: np.ndarray, repeats: int = 5) -> 
     """Per-layer counts from the firmware's own counter (host ns, board cycles or ticks)."""
     from .targets.session import device
 
-    t = totals(model)
     with device(model, target, timeout=30.0) as (link, proc, fw):
         b = link.bench(np.ascontiguousarray(x.reshape(-1)), repeats=repeats, timeout=120.0)
         info = link.info()
+    t = totals(model, info.core)
     layers = []
     for op, n in zip(model.ops, b.layers):
         binary = isinstance(op, (BDense, BConv2d))
@@ -230,4 +234,5 @@ def bench_firmware(model: IntModel, target, x: np.ndarray, repeats: int = 5) -> 
                        fw.ram_bytes if fw else 0, layers, int(b.total - sum(b.layers)),
                        counter_hz=info.counter_hz if b.unit == "ticks" else 0,
                        clock_hz=getattr(info, "clock_hz", 0) or 0,
-                       compiler=compiler_record(fw.elf) if fw else "", **run_record(model))
+                       compiler=compiler_record(fw.elf) if fw else "",
+                       scratch_bytes=t["scratch_bytes"], **run_record(model))

@@ -218,7 +218,7 @@ def cmd_generate(args) -> int:
         if g.footprint is not None:
             from .codegen.project import footprint_table
             print(f"measured with {g.footprint.compiler} (stack: -fstack-usage, deepest chain; "
-                  f"flash and arena: linker map)\n{footprint_table(g.footprint)}")
+                  f"flash and static RAM (arena, scratch): linker map)\n{footprint_table(g.footprint)}")
     return 0
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from tabulate import tabulate
 
-from .codegen.plan import plan_arena
+from .codegen.plan import plan_arena, scratch_bytes
 from .escape import markdown_text, one_line
 from .ir.ops import BConv2d, BDense, IntModel
 
@@ -43,10 +43,13 @@ def layer_rows(model: IntModel) -> list[LayerRow]:
     return rows
 
 
-def totals(model: IntModel) -> dict:
+def totals(model: IntModel, core: str | None = None) -> dict:
+    """Whole-model figures; the RAM ones for `core` (a cores.py name: the uint8 dense tables'
+    scratch depends on it), or with None the largest over the Arm cores."""
     plan = plan_arena(model)
     rows = layer_rows(model)
     scores_bytes = 4 * model.num_classes
+    scratch = scratch_bytes(model, core)
     return {
         "binary_macs": sum(r.binary_macs for r in rows),
         "int8_macs": sum(r.int8_macs for r in rows),
@@ -55,14 +58,17 @@ def totals(model: IntModel) -> dict:
         "arena_bytes": plan.size,
         "input_bytes": model.input_bytes,
         "scores_bytes": scores_bytes,
-        # what the model needs in RAM: the arena, the caller's input image and score array
-        "ram_bytes": plan.size + model.input_bytes + scores_bytes,
+        "scratch_bytes": scratch,
+        # what the model needs in RAM: the arena, the uint8 dense scratch, the caller's input
+        # image and score array
+        "ram_bytes": plan.size + scratch + model.input_bytes + scores_bytes,
     }
 
 
-def summary_table(model: IntModel, fmt: str = "simple") -> str:
+def summary_table(model: IntModel, fmt: str = "simple", core: str | None = None) -> str:
+    """The per-layer table; its total RAM for `core` (totals)."""
     rows = layer_rows(model)
-    t = totals(model)
+    t = totals(model, core)
     name = markdown_text if fmt == "github" else one_line  # names come from model files
     body = [[r.index, name(r.name), r.kernel, _shape(r.in_shape), _shape(r.out_shape),
              f"{r.binary_macs:,}", f"{r.int8_macs:,}", f"{r.weight_bits:,}", f"{r.flash_bytes:,}",

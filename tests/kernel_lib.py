@@ -64,7 +64,8 @@ class BDenseParams(ctypes.Structure):
 
 class DenseU8Params(ctypes.Structure):
     _fields_ = [("in_features", ctypes.c_uint32), ("out_ch", ctypes.c_uint32),
-                ("zero_point", ctypes.c_int32), ("weights", _u32p), ("stage", Stage)]
+                ("zero_point", ctypes.c_int32), ("weights", _u32p), ("stage", Stage),
+                ("scratch", _u32p), ("scratch_words", ctypes.c_uint32)]
 
 
 class ConvGeom(ctypes.Structure):
@@ -117,7 +118,10 @@ def _layout_c_source() -> str:
             f"static const uint32_t layout[] = {{\n    {body}\n}};\n"
             "uint32_t bnn_test_layout(const uint32_t **out);\n"
             "uint32_t bnn_test_layout(const uint32_t **out)\n"
-            "{\n    *out = layout;\n    return (uint32_t)(sizeof layout / sizeof layout[0]);\n}\n")
+            "{\n    *out = layout;\n    return (uint32_t)(sizeof layout / sizeof layout[0]);\n}\n"
+            "uint32_t bnn_test_u8_scratch_words(uint32_t k, uint32_t n);\n"
+            "uint32_t bnn_test_u8_scratch_words(uint32_t k, uint32_t n)\n"
+            "{\n    return BNN_DENSE_U8_SCRATCH_WORDS(k, n);\n}\n")
 
 
 # -- building -------------------------------------------------------------------------------
@@ -269,6 +273,12 @@ class KernelLib:
         L.bnn_argmax_s32.argtypes, L.bnn_argmax_s32.restype = [_i32p, ctypes.c_uint32], ctypes.c_int32
         L.bnn_test_layout.argtypes = [ctypes.POINTER(_u32p)]
         L.bnn_test_layout.restype = ctypes.c_uint32
+        L.bnn_test_u8_scratch_words.argtypes = [ctypes.c_uint32, ctypes.c_uint32]
+        L.bnn_test_u8_scratch_words.restype = ctypes.c_uint32
+
+    def u8_scratch_words(self, in_features: int, out_ch: int) -> int:
+        """BNN_DENSE_U8_SCRATCH_WORDS as this build's compiler evaluates it."""
+        return int(self.lib.bnn_test_u8_scratch_words(in_features, out_ch))
 
     def layout(self) -> list[int]:
         p = _u32p()
@@ -283,10 +293,12 @@ class KernelLib:
             return op.c_function
         return f"bnn_{op.kind}_{'s32' if op.out_is_scores else 'b1'}"
 
-    def run(self, op, x: np.ndarray) -> np.ndarray:
+    def run(self, op, x: np.ndarray, scratch_words: int | None = None) -> np.ndarray:
         """op on one sample x (uint8 HWC pixels or packed words, any shape of the right size).
         Returns packed words [Ho, Wo, words(N)] or int32 scores [N]; the kernel must leave the
-        inputs and the guard words after its output untouched."""
+        inputs and the guard words after its output (and after a uint8 dense layer's scratch)
+        untouched. scratch_words: a uint8 dense layer's scratch (default
+        BNN_DENSE_U8_SCRATCH_WORDS; 0 gives a NULL buffer)."""
         name = self.kernel_name(op)
         ho, wo, n = op.out_shape
         scores = op.out_is_scores
@@ -314,7 +326,13 @@ class KernelLib:
             if isinstance(op, BDense):
                 par = BDenseParams(op.in_words, op.in_bits, n, wptr, stage)
             elif isinstance(op, DenseU8):
-                par = DenseU8Params(op.in_features, n, op.zero_point, wptr, stage)
+                if scratch_words is None:
+                    scratch_words = self.u8_scratch_words(op.in_features, n)
+                scratch = np.full(scratch_words + GUARD_WORDS, SENTINEL, dtype=np.uint32)
+                keep.append(scratch)
+                par = DenseU8Params(op.in_features, n, op.zero_point, wptr, stage,
+                                    _ptr(scratch, ctypes.c_uint32) if scratch_words else None,
+                                    scratch_words)
             elif isinstance(op, BConv2d):
                 par = BConv2dParams(_geom(op), op.pad_value, wptr, stage)
             else:
@@ -327,6 +345,8 @@ class KernelLib:
             raise AssertionError(f"{name} ({self.variant}): wrote past the end of its output")
         if not np.array_equal(xin, x_before):
             raise AssertionError(f"{name} ({self.variant}): modified its input")
+        if isinstance(op, DenseU8) and np.any(scratch[scratch_words:] != SENTINEL):
+            raise AssertionError(f"{name} ({self.variant}): wrote past the end of its scratch")
         return out[:size].copy() if scores else out[:size].reshape(ho, wo, -1).copy()
 
     def argmax(self, scores: np.ndarray) -> int:
@@ -458,8 +478,9 @@ def _c_geom(op) -> str:
 
 def firmware_source(cases: list) -> str:
     """A firmware app (replacing app/main.c) that runs each case (op, x) once and sends its
-    output words; op None means argmax over the int32 scores x."""
-    parts, table, max_out = [], [], 1
+    output words; op None means argmax over the int32 scores x. The uint8 dense cases share
+    one static scratch of the largest BNN_DENSE_U8_SCRATCH_WORDS among them."""
+    parts, table, max_out, scratch = [], [], 1, "1u"
     for i, (op, x) in enumerate(cases):
         if op is None:
             parts.append(_c_array("int32_t", f"x{i}", x))
@@ -485,8 +506,11 @@ def firmware_source(cases: list) -> str:
                 init = (f"bnn_bdense_t p{i} = {{.in_words = {op.in_words}u, .in_bits = {op.in_bits}u, "
                         f".out_ch = {n}u, .weights = w{i}, .stage = {stage}}}")
             elif isinstance(op, DenseU8):
+                words_i = f"BNN_DENSE_U8_SCRATCH_WORDS({op.in_features}u, {n}u)"
+                scratch = f"MAX_WORDS_({scratch}, {words_i})"
                 init = (f"bnn_dense_u8_t p{i} = {{.in_features = {op.in_features}u, .out_ch = {n}u, "
-                        f".zero_point = {op.zero_point}, .weights = w{i}, .stage = {stage}}}")
+                        f".zero_point = {op.zero_point}, .weights = w{i}, .stage = {stage}, "
+                        f".scratch = u8_scratch, .scratch_words = {words_i}}}")
             elif isinstance(op, BConv2d):
                 init = (f"bnn_bconv2d_t p{i} = {{.g = {_c_geom(op)}, .pad_value = {op.pad_value}, "
                         f".weights = w{i}, .stage = {stage}}}")
@@ -500,7 +524,9 @@ def firmware_source(cases: list) -> str:
             "#include \"bnn_port.h\"\n\n"
             f"#define MAX_OUT_WORDS {max_out}u\n#define GUARD_WORDS {GUARD_WORDS}u\n"
             f"#define SENTINEL 0x{SENTINEL:08x}u\n#define CASE_MAGIC 0x{CASE_MAGIC:08x}u\n"
-            f"#define END_MAGIC 0x{END_MAGIC:08x}u\n")
+            f"#define END_MAGIC 0x{END_MAGIC:08x}u\n"
+            "#define MAX_WORDS_(a, b) ((a) > (b) ? (a) : (b))\n"
+            f"static uint32_t u8_scratch[{scratch}];\n")
     runner_types, runner_main = _RUNNER_C.split("static void put_u32", 1)
     return (head + "".join(parts) + runner_types + "static const kcase_t cases[] = {\n    "
             + ",\n    ".join(table) + "\n};\n\nstatic void put_u32" + runner_main)
@@ -953,7 +979,11 @@ def trace_problems(cases: list, outputs: list, tr: MemoryTrace, path: str, where
     """Accesses of each kernel call outside what it may touch: the case's own buffers (input,
     weights, stage, or_mask, params, its row of the case table), its output words (the only
     stores outside the stack), the stack (loads only of bytes stored during the call), code
-    and constants (functions' literal pools, jump tables, the kernels' tables)."""
+    and constants (functions' literal pools, jump tables, the kernels' tables); a uint8 dense
+    call also its scratch (u8_scratch: stores within the BNN_DENSE_U8_SCRATCH_WORDS of its
+    layer on this path, loads only of bytes it stored)."""
+    from bnn_mcu.codegen.plan import dense_u8_scratch_words
+
     problems = []
     if len(tr.calls) != len(cases):
         return [f"{where}: {len(tr.calls)} traced calls for {len(cases)} cases"]
@@ -961,8 +991,21 @@ def trace_problems(cases: list, outputs: list, tr: MemoryTrace, path: str, where
         name = f"{where} case {i} ({KernelLib.kernel_name(op) if op is not None else 'argmax'})"
         own = {f"{b}{i}" for b in CASE_BUFFERS + ("p",)} | {"cases", "out"}
         out_bytes = 4 * (out.size - GUARD_WORDS)
+        stores = tr.bytes_by_symbol(call["S"])
+        scratch = stores.pop("u8_scratch", set())
+        if scratch and not isinstance(op, DenseU8):
+            problems.append(f"{name}: writes u8_scratch")
+        elif scratch:
+            core = "cortex-m0" if path == "V6M" else "cortex-m4"
+            words = dense_u8_scratch_words(op.in_features, op.out_channels, core)
+            if max(scratch) >= 4 * words:
+                problems.append(f"{name}: writes u8_scratch byte {max(scratch)} of {4 * words}")
         for sym, offs in tr.bytes_by_symbol(call["L"]).items():
-            if sym is None:
+            if sym == "u8_scratch":
+                if not offs <= scratch:
+                    problems.append(f"{name}: reads {len(offs - scratch)} u8_scratch bytes it "
+                                    "did not store")
+            elif sym is None:
                 after = {tr.preceding(a) for a in offs}
                 if any(p in own or (p[:1] in CASE_BUFFERS and p[1:].isdigit()) for p in after):
                     problems.append(f"{name}: reads {len(offs)} bytes after {sorted(after)}")
@@ -971,7 +1014,7 @@ def trace_problems(cases: list, outputs: list, tr: MemoryTrace, path: str, where
             elif sym not in own and (tr.syms[sym][2] not in "tTrR"
                                      or (sym[:1] in CASE_BUFFERS + ("p",) and sym[1:].isdigit())):
                 problems.append(f"{name}: reads {sym}[{min(offs)}..{max(offs)}]")
-        for sym, offs in tr.bytes_by_symbol(call["S"]).items():
+        for sym, offs in stores.items():
             if sym != "out" or max(offs) >= out_bytes:
                 problems.append(f"{name}: writes {sym} at {sorted(offs)[:4]}")
         problems += [f"{name}: access outside memory at {a:#x}" for a, *_ in call["X"]]

@@ -36,7 +36,10 @@ def test_inspect_figures_by_hand():
     assert (r1.weight_bits, r1.flash_bytes, r1.act_bytes, r1.binary_macs) == (10 * 64, 160, 40, 400)
     t = totals(m)
     assert t["flash_bytes"] == 480 and t["arena_bytes"] == 8
-    assert t["ram_bytes"] == 8 + 16 + 40  # arena + input image + scores
+    # fc1's static scratch: 2 tables (16 inputs = 2 groups of 8) of 128 words + 40 sums
+    assert t["scratch_bytes"] == 4 * (2 * 128 + 40) == totals(m, "cortex-m0")["scratch_bytes"]
+    assert totals(m, "host")["scratch_bytes"] == 4  # the portable path declares one word
+    assert t["ram_bytes"] == 8 + 1184 + 16 + 40  # arena + scratch + input image + scores
 
 
 @pytest.mark.skipif(not have("arm-none-eabi-gcc"), reason="needs gcc-arm-none-eabi")
@@ -76,9 +79,20 @@ def test_compiles_warning_free_everywhere_and_sizes_match(tmp_path, seed, layers
         parts = line.split()
         if len(parts) == 4:
             sizes[parts[3]] = int(parts[1], 16)
-    data = sum(v for k, v in sizes.items() if k.startswith("L") and "_" in k)
+    data = sum(v for k, v in sizes.items() if k.startswith("L") and "_" in k and
+               not k.endswith("_scratch"))
     assert data == totals(model)["flash_bytes"]
     assert sizes["arena"] == totals(model)["arena_bytes"]
+    # a uint8 dense layer's static scratch: the size the figures state, on each core
+    for core, flags in sorted(core_flags().items()):
+        cc = "gcc" if core == "host" else "arm-none-eabi-gcc"
+        subprocess.run([cc, *WARN, "-O2", *flags, *inc, "-c", srcs[0], "-o", str(obj)], check=True)
+        nm = subprocess.run([cc.replace("gcc", "nm"), "-S", str(obj)], capture_output=True,
+                            text=True).stdout
+        scratch = sum(int(line.split()[1], 16) for line in nm.splitlines()
+                      if len(line.split()) == 4 and line.split()[3].endswith("_scratch"))
+        assert scratch == totals(model, core)["scratch_bytes"], core
+    assert (totals(model)["scratch_bytes"] > 0) == isinstance(model.ops[0], DenseU8)
 
 
 def test_pool_padding_is_emitted():

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from bnn_mcu.codegen.plan import dense_u8_scratch_words
 from bnn_mcu.emulator import kernels as emu
 from bnn_mcu.emulator.runner import run as emulator_run
 from bnn_mcu.ir.bits import pack_bits, words_for
@@ -246,6 +247,43 @@ def test_dense_u8_large_and_extremes(libs):
             check(libs, op, xs)
         op.out = random_scores(rng, 6, max_abs_acc(op))
         check(libs, op, xs)
+
+
+#: The core whose path each host build emulates (codegen sizes the scratch per core).
+VARIANT_CORE = {"portable": "host", "dsp": "cortex-m4", "v7m": "cortex-m3", "v6m": "cortex-m0"}
+
+
+def test_dense_u8_scratch_size_is_codegens():
+    """BNN_DENSE_U8_SCRATCH_WORDS as each path's build evaluates it is the figure codegen states
+    (plan.dense_u8_scratch_words): the tables of a pass (4 on v6-M, 7 on Thumb-2, never more
+    than the layer's 8-byte groups) and one sum per channel up to 256; the portable path 1."""
+    assert [dense_u8_scratch_words(784, 256, c) for c in ("cortex-m0", "cortex-m4", "host")] == \
+        [4 * 128 + 256, 7 * 128 + 256, 1]
+    assert dense_u8_scratch_words(20, 5, "cortex-m33") == 3 * 128 + 5
+    assert dense_u8_scratch_words(1000, 1024, "cortex-m0plus") == 4 * 128 + 256
+
+
+def test_dense_u8_scratch_any_size(libs):
+    """Any scratch gives the emulator's bits and stays within its words: the full size, room
+    for 1 (the one-tap path: passes take whole blocks of 4 channels) and 7 channels (4 a
+    pass), one word short of a pass's tables (the one-tap path), NULL."""
+    rng = np.random.default_rng(5)
+    for k, n in [(784, 256), (100, 45), (20, 5), (8, 1), (57, 300)]:
+        for variant, lib in libs.items():
+            assert lib.u8_scratch_words(k, n) == dense_u8_scratch_words(k, n, VARIANT_CORE[variant])
+    for shape, n, zp in [((1, 1, 100), 45, 3), ((2, 3, 7), 9, 255), ((1, 1, 57), 300, 128)]:
+        k = int(np.prod(shape))
+        op = DenseU8("scratch", shape, weights=pack_bits(random_bits(rng, (n, k))), zero_point=zp)
+        xs = u8_input(rng, 1, shape, "random", zp)
+        for scores in (False, True):
+            op = with_stage(rng, op, xs, scores)
+            want = EMULATOR["dense_u8"](xs, op)
+            for variant, lib in libs.items():
+                tables = 128 * ((dense_u8_scratch_words(k, 1, VARIANT_CORE[variant]) - 1) // 128)
+                for words in (None, tables + 1, tables + 7, tables, 0):
+                    got = lib.run(op, xs[0], scratch_words=words)
+                    kl.assert_same(f"dense_u8 [{variant}] scratch {words}", op.name, got, want[0],
+                                   None if scores else n, explain(op, xs, 0))
 
 
 # -- binary conv ----------------------------------------------------------------------------
@@ -646,7 +684,8 @@ LIBC_CALLS = {"memcpy", "memset", "__aeabi_memcpy", "__aeabi_memcpy4", "__aeabi_
               "__aeabi_memset4", "__aeabi_memclr", "__aeabi_memclr4"}
 # the naked assembly (same code with every compiler and -O): table lookups, and the table
 # build where Helium does not build it with vectors
-NAKED_ASM = {"V6M": {"bnn_u8_lookups_t1_asm", "bnn_u8_table_asm"},
+NAKED_ASM = {"V6M": {"bnn_u8_lookups1_t1_asm", "bnn_u8_lookups2_t1_asm", "bnn_u8_lookups3_t1_asm", "bnn_u8_lookups4_t1_asm",
+                     "bnn_u8_table_asm"},
              "V7M": {"bnn_u8_lookups7_asm", "bnn_u8_table_asm"},
              "DSP": {"bnn_u8_lookups7_asm", "bnn_u8_table_asm"}}
 
@@ -747,9 +786,12 @@ def board_cases():
         add(f"bdense 1x1x{c}->{n}{' scores' if scores else ''}",
             BDense("b", (1, 1, c), weights=pack_bits(random_bits(rng, (n, c)))),
             packed_input(rng, 1, 1, 1, c, "random")[0], scores=scores)
+    # passes of 4 + 4 .. + 2 tables (784), 4 + 1 (37), 4 + 4 + 2 (75), 4 + 4 + 4 + 1 (100), 4 + 3
+    # (56), 2 (16): every Thumb-1 lookup function
     for shape, n, zp, scores in [((28, 28, 1), 64, 128, False), ((1, 1, 37), 9, 0, False),
                                  ((1, 1, 37), 9, 255, True), ((5, 5, 3), 10, 127, True),
-                                 ((1, 1, 100), 300, 5, False)]:
+                                 ((1, 1, 100), 300, 5, False), ((1, 1, 56), 40, 77, False),
+                                 ((1, 1, 16), 70, 200, True)]:
         k = int(np.prod(shape))
         add(f"dense_u8 {k}->{n} zp {zp}", DenseU8("d", shape, weights=pack_bits(random_bits(rng, (n, k))),
                                                   zero_point=zp),
@@ -884,21 +926,22 @@ def test_kernels_built_by_clang_on_qemu(target, cases_for_boards, tmp_path_facto
 
 @pytest.mark.qemu
 @needs_qemu
-def test_dense_u8_three_tables_on_v6m(cases_for_boards, tmp_path_factory, request):
-    """The v6-M build options for a larger stack (-DBNN_U8_BATCH=256 -DBNN_U8_TABLES=3, given a
-    4 KB stack here): the uint8 dense cases exact on the micro:bit, and the 784->64 layer
-    takes fewer instructions than with the defaults."""
+def test_dense_u8_two_tables_on_v6m(cases_for_boards, tmp_path_factory, request):
+    """The v6-M build option for a smaller scratch (-DBNN_U8_TABLES=2 -DBNN_U8_BATCH=128): the
+    uint8 dense cases exact on the micro:bit, and the defaults (4 tables, 256 channels a pass)
+    take fewer instructions on the 784->64 and 100->300 layers."""
     build = _board_build_dir(request, tmp_path_factory, "bnn_kernels_u8_options")
     picked = [c for c in cases_for_boards if c[0].startswith("dense_u8")]
     cases = [(op, x) for _, op, x in picked]
     counts = {}
-    for name, flags in (("defaults", ()), ("options", ("-DBNN_U8_BATCH=256", "-DBNN_U8_TABLES=3"))):
-        outputs, counts[name] = kl.run_on_board("microbit", cases, build / name, extra_cflags=flags,
-                                                stack_size=4096)
+    for name, flags in (("defaults", ()), ("options", ("-DBNN_U8_BATCH=128", "-DBNN_U8_TABLES=2"))):
+        outputs, counts[name] = kl.run_on_board("microbit", cases, build / name, extra_cflags=flags)
         for (label, op, x), got in zip(picked, outputs):
             check_case_output(f"microbit {name}", label, op, x, got)
-    big = [label for label, _, _ in picked].index("dense_u8 784->64 zp 128")
-    assert counts["options"][big] < 0.95 * counts["defaults"][big], counts
+    labels = [label for label, _, _ in picked]
+    for label in ("dense_u8 784->64 zp 128", "dense_u8 100->300 zp 5"):
+        i = labels.index(label)
+        assert counts["defaults"][i] < 0.95 * counts["options"][i], (label, counts)
 
 
 # -Os against -O2 per kernel call. The fast paths of the README's layers (uint8 tables, the

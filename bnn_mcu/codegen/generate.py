@@ -17,7 +17,7 @@ from ..ir.ops import (BConv2d, BDense, BinarizeU8, Conv2dU8, DenseU8, IntModel, 
                       Threshold)
 from ..resources import templates_dir
 from .footprint import chain_text
-from .plan import ArenaPlan, plan_arena
+from .plan import ArenaPlan, plan_arena, scratch_bytes
 
 MODEL_FILES = ("bnn_model.h", "bnn_model.c")
 #: A symbol prefix (`generate --prefix`): a C identifier start, short enough for any linker.
@@ -89,6 +89,7 @@ class LayerView:
     in_expr: str
     out_expr: str
     comment: str
+    scratch: str = ""  # C expression: words of the layer's static scratch ("": none)
 
 
 def _stage_arrays(sym: str, op) -> tuple[list, str]:
@@ -116,6 +117,7 @@ def _layer_view(i: int, op, plan: ArenaPlan, model: IntModel) -> LayerView:
         in_expr = f"(const uint32_t *)(arena + {plan.offsets[i - 1] // 4}u)"
     out_expr = "scores" if op.out_is_scores else f"(uint32_t *)(arena + {plan.offsets[i] // 4}u)"
     arrays: list = []
+    scratch = ""
     if isinstance(op, BinarizeU8):
         h, w, c = op.in_shape
         ptype = "bnn_binarize_u8_t"
@@ -137,7 +139,9 @@ def _layer_view(i: int, op, plan: ArenaPlan, model: IntModel) -> LayerView:
         n = op.out_channels
         if isinstance(op, DenseU8):
             ptype = "bnn_dense_u8_t"
-            init = f"{{ {op.in_features}u, {n}u, {op.zero_point}, {sym}_weights, {stage} }}"
+            scratch = f"BNN_DENSE_U8_SCRATCH_WORDS({op.in_features}u, {n}u)"
+            init = (f"{{ {op.in_features}u, {n}u, {op.zero_point}, {sym}_weights, {stage}, "
+                    f"{sym}_scratch, (uint32_t)(sizeof {sym}_scratch / sizeof {sym}_scratch[0]) }}")
             detail = f"uint8 input, zero point {op.zero_point}"
         elif isinstance(op, BDense):
             ptype = "bnn_bdense_t"
@@ -161,7 +165,7 @@ def _layer_view(i: int, op, plan: ArenaPlan, model: IntModel) -> LayerView:
     comment = (f"layer {i}: {op.c_function} '{op.name}': {_shape(op.in_shape)} -> "
                f"{_shape(op.out_shape)}, {detail}; {op.param_bytes} B const, "
                f"{op.out_bytes} B output, {op.macs} MACs")
-    return LayerView(i, op, sym, arrays, ptype, init, in_expr, out_expr, comment)
+    return LayerView(i, op, sym, arrays, ptype, init, in_expr, out_expr, comment, scratch)
 
 
 def _env() -> jinja2.Environment:
@@ -178,6 +182,10 @@ def model_context(model: IntModel, prefix: str = "", footprint=None) -> dict:
     plan = plan_arena(model)
     digest = model_hash(model)
     h, w, c = model.input_shape
+    # the uint8 dense layers' static scratch, per class of core (plan.scratch_bytes)
+    scratch = ([(cls, f"{scratch_bytes(model, core):,}") for cls, core in
+                (("v6-M", "cortex-m0"), ("Thumb-2", "cortex-m4"), ("host", "host"))]
+               if any(isinstance(op, DenseU8) for op in model.ops) else [])
     return {
         "p": check_prefix(prefix), "P": prefix.upper(), "footprint": footprint,
         "chain_text": chain_text,
@@ -189,6 +197,7 @@ def model_context(model: IntModel, prefix: str = "", footprint=None) -> dict:
         "hash_bytes": ", ".join(f"0x{digest[i:i + 2]}u" for i in range(0, 16, 2)),
         "input_h": h, "input_w": w, "input_c": c,
         "plan": plan,
+        "scratch": scratch,
         "layers": [_layer_view(i, op, plan, model) for i, op in enumerate(model.ops)],
         "words_for": words_for,
     }

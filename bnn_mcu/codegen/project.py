@@ -72,16 +72,19 @@ def _check_targets(out: Path, relpaths: list) -> None:
             raise BnnError(f"{p}: would be written outside {out}")
 
 
-def check_budget(model: IntModel, flash_kb: int | None, ram_kb: int | None, what: str = "") -> None:
-    """Refuse a model whose constants or RAM exceed a declared budget, with the numbers."""
-    t = totals(model)
+def check_budget(model: IntModel, flash_kb: int | None, ram_kb: int | None, what: str = "",
+                 core: str | None = None) -> None:
+    """Refuse a model whose constants or RAM exceed a declared budget, with the numbers (RAM
+    for `core`, or the largest over the Arm cores)."""
+    t = totals(model, core)
     where = f" of {what}" if what else ""
     if flash_kb is not None and t["flash_bytes"] > flash_kb * 1024:
         raise BnnError(f"model needs {t['flash_bytes']:,} B of flash for weights and thresholds, "
                        f"more than the {flash_kb} KB{where} ({flash_kb * 1024:,} B)")
     if ram_kb is not None and t["ram_bytes"] > ram_kb * 1024:
+        scratch = f"uint8 dense scratch {t['scratch_bytes']:,} + " if t["scratch_bytes"] else ""
         raise BnnError(f"model needs {t['ram_bytes']:,} B of RAM (arena {t['arena_bytes']:,} + "
-                       f"input {t['input_bytes']:,} + scores {t['scores_bytes']:,}), more than the "
+                       f"{scratch}input {t['input_bytes']:,} + scores {t['scores_bytes']:,}), more than the "
                        f"{ram_kb} KB{where} ({ram_kb * 1024:,} B)")
 
 
@@ -121,7 +124,7 @@ def folder_files(model: IntModel, core: Core, prefix: str = "",
 
 def footprint_table(footprint: Footprint) -> str:
     """The measured figures as a plain table (what `generate` prints)."""
-    rows = [("build", "stack", "code", "constants", "C library", "flash total", "arena")]
+    rows = [("build", "stack", "code", "constants", "C library", "flash total", "static RAM")]
     for b in footprint.builds:
         rows.append((b.opt, *(f"{n:,} B" for n in (b.stack, b.text, b.rodata + b.data,
                                                   b.lib_flash, b.flash, b.data + b.bss))))
@@ -139,7 +142,7 @@ def _readme(model: IntModel, core: Core, prefix: str, footprint: Footprint | Non
         version=__version__, model=model, name=markdown_text(model.meta.get("name", "model")),
         hash=bnnfile.model_hash(model)[:16], core=core, p=prefix, P=prefix.upper(),
         build_flags=" ".join(BUILD_FLAGS), opts=OPTS, clang_ok=CLANG_BUILDS_KERNELS, footprint=footprint, chain_text=chain_text,
-        table=summary_table(model, fmt="github"), totals=totals(model),
+        table=summary_table(model, fmt="github", core=core.name), totals=totals(model, core.name),
         sources=[n for n, _ in files if n.endswith(".c")],
         headers=[n for n, _ in files if n.endswith(".h")])
 
@@ -151,7 +154,7 @@ def generate_project(model: IntModel, out: Path, core: str = "cortex-m4", force:
     flash figures (they are then not stated)."""
     core_ = get_core(core)
     check_prefix(prefix)
-    check_budget(model, flash_kb, ram_kb)
+    check_budget(model, flash_kb, ram_kb, core=core_.name)
     out = Path(out)
     _prepare_outdir(out, force)
     files, footprint = folder_files(model, core_, prefix, with_figures)

@@ -98,7 +98,7 @@ def build_runner(model, board: str, opt: str = "-O2", emulated_memory: bool = Fa
             b = BOARDS.get(board)
             if b is not None and not b.is_host and "overflow" in str(e).lower():
                 from ..summary import totals
-                t = totals(model)
+                t = totals(model, b.core)
                 raise TargetError(
                     f"the model does not fit {board} ({b.core}, {b.real_ram_size // 1024} KB RAM, "
                     f"{b.real_code_size // 1024} KB flash): it needs {t['flash_bytes']:,} B of "

@@ -34,12 +34,24 @@
  *   BNN_NO_ASM             the C twins instead of the assembly (same bits, slower)
  *   BNN_KERNELS_KEEP_OS    keep -Os for the kernels' C code under GCC (by default a pragma
  *                          compiles it at -O2 in an -Os build: the speed stays, the code grows)
- *   BNN_U8_BATCH           output channels per pass of the uint8 dense tables (default 256, and
- *                          128 on v6-M: 4 bytes of stack each); a batch covering all channels
- *                          builds each table once
- *   BNN_U8_TABLES          v6-M only, 2 (default) or 3 tables of 512 B per pass: with
- *                          BNN_U8_BATCH=256, the micro:bit MLP first layer takes 184 k
- *                          instructions instead of 226 k, for 2.5 KB of stack instead of 1.5 KB
+ *   BNN_U8_BATCH           at most this many output channels per pass of the uint8 dense
+ *                          tables (default 256; a batch covering all channels builds each
+ *                          table once): sizes BNN_DENSE_U8_SCRATCH_WORDS
+ *   BNN_U8_TABLES          v6-M only, 2, 3 or 4 (default) tables of 512 B per pass: fewer
+ *                          save scratch for more time (micro:bit MLP first layer: 167 k
+ *                          instructions, 263 k est. cycles with 4; 177 k, 282 k with 3;
+ *                          199 k, 320 k with 2)
+ * Scratch      bnn_dense_u8_* keep their subset-sum tables and per-channel sums in a buffer the
+ *              caller gives in the parameters (scratch, scratch_words), as CMSIS-NN's kernels
+ *              take a buffer sized by a *_get_buffer_size function: BNN_DENSE_U8_SCRATCH_WORDS
+ *              (in_features, out_ch) words is the size for the fastest path of the core
+ *              compiled for (a constant expression: generated models declare it static). A
+ *              smaller buffer takes fewer channels per pass (a multiple of 4; same bits); one
+ *              too small for the tables of a pass and 4 channels, or NULL, takes the
+ *              one-tap-at-a-time path (same bits, slow). The kernels' stack stays small either
+ *              way. Calls that run at the same time (threads, interrupts) need their own
+ *              buffers. The kernels read the buffer's size from scratch_words, so building
+ *              the model and the kernels with different BNN_U8_* macros is safe (maybe slower).
  * The emulator (bnn_mcu.emulator.kernels) is the specification: same names minus `bnn_`.
  */
 #ifndef BNN_KERNELS_H
@@ -52,6 +64,59 @@ extern "C" {
 #endif
 
 #define BNN_WORDS(bits) (((bits) + 31u) / 32u)
+
+/* The code path the kernels take (bnn_popcount.h describes each); exactly one is 1. The
+ * BNN_TEST_EMULATE_* macros select a path on any compiler (the host tests run each path). */
+#if defined(BNN_TEST_EMULATE_DSP)
+#define BNN_PATH_DSP 1
+#elif defined(BNN_TEST_EMULATE_V7M)
+#define BNN_PATH_V7M 1
+#elif defined(BNN_TEST_EMULATE_V6M)
+#define BNN_PATH_V6M 1
+#elif defined(__ARM_FEATURE_DSP)
+#define BNN_PATH_DSP 1
+#elif defined(__ARM_ARCH_6M__) || defined(__ARM_ARCH_8M_BASE__)
+#define BNN_PATH_V6M 1
+#elif defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_8M_MAIN__) || defined(__ARM_ARCH_8_1M_MAIN__)
+#define BNN_PATH_V7M 1
+#elif defined(__GNUC__)
+#define BNN_PATH_PORTABLE 1
+#else
+#define BNN_PATH_V7M 1 /* no builtin: the SWAR code is plain C too */
+#endif
+
+#ifndef BNN_PATH_DSP
+#define BNN_PATH_DSP 0
+#endif
+#ifndef BNN_PATH_V7M
+#define BNN_PATH_V7M 0
+#endif
+#ifndef BNN_PATH_V6M
+#define BNN_PATH_V6M 0
+#endif
+#ifndef BNN_PATH_PORTABLE
+#define BNN_PATH_PORTABLE 0
+#endif
+
+/* The uint8 dense tables: tables per pass (512 B each: the v6-M lookups are Thumb-1 assembly
+ * for 1 to 4 tables, the Thumb-2 ones for 7) and the most channels per pass. */
+#if BNN_PATH_V6M
+#ifndef BNN_U8_TABLES
+#define BNN_U8_TABLES 4u
+#endif
+#else
+#define BNN_U8_TABLES 7u
+#endif
+#ifndef BNN_U8_BATCH
+#define BNN_U8_BATCH 256u
+#endif
+#define BNN_MIN_U32_(a, b) ((a) < (b) ? (a) : (b))
+/* Scratch words (uint32) bnn_dense_u8_* use best for a layer on this core: the tables of one
+ * pass, then one sum per channel of a pass (1 on the portable path, which uses none). */
+#define BNN_DENSE_U8_SCRATCH_WORDS(in_features, out_ch)                                  \
+    (BNN_PATH_PORTABLE ? 1u                                                              \
+                       : 128u * BNN_MIN_U32_(BNN_U8_TABLES, ((in_features) + 7u) / 8u) + \
+                             BNN_MIN_U32_(BNN_U8_BATCH, (out_ch)))
 
 /* Output stage of a layer: exactly one of thresholds / (mult, bias) is used. */
 typedef struct {
@@ -76,6 +141,8 @@ typedef struct {
     int32_t zero_point;
     const uint32_t *weights;
     bnn_stage_t stage;
+    uint32_t *scratch;      /* [scratch_words], the caller's (see Scratch above), or NULL */
+    uint32_t scratch_words; /* BNN_DENSE_U8_SCRATCH_WORDS(in_features, out_ch) for full speed */
 } bnn_dense_u8_t;
 
 /* Convolution geometry (NHWC). */

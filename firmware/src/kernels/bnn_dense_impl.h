@@ -351,9 +351,16 @@ BNN_INLINE void bnn_dense_u8_run(const bnn_dense_u8_t *p, const uint8_t *in, bnn
 #if BNN_PATH_PORTABLE
     bnn_dense_u8_simple(p, in, s);
 #else
-    /* the tables hold 8 * 255 at most: zero points outside the uint8 range take the slow path */
-    if ((uint32_t)p->zero_point <= 255u) {
-        bnn_dense_u8_tables(p, in, s);
+    /* The scratch holds the tables of a pass, then the sums of a batch: all channels, or a
+     * multiple of BNN_BLOCK (the sink takes whole blocks). The tables hold 8 * 255 at most:
+     * zero points outside the uint8 range take the slow path, and so does a scratch (or NULL)
+     * too small for the tables and a batch. */
+    const uint32_t ntab = bnn_min_u32(BNN_U8_TABLES, (p->in_features + 7u) / 8u);
+    const uint32_t room = p->scratch != NULL && p->scratch_words > 128u * ntab
+                              ? p->scratch_words - 128u * ntab : 0u;
+    const uint32_t batch = room >= p->out_ch ? p->out_ch : room - room % BNN_BLOCK;
+    if ((uint32_t)p->zero_point <= 255u && batch != 0u) {
+        bnn_dense_u8_tables(p, in, s, ntab, batch);
     } else {
         bnn_dense_u8_simple(p, in, s);
     }

@@ -1,5 +1,5 @@
 /*
- * Popcount, per code path. Exactly one BNN_PATH_* is 1:
+ * Popcount, per code path. Exactly one BNN_PATH_* is 1 (bnn_kernels.h selects it):
  *   DSP       v7E-M / v8-M mainline with the DSP extension (M4, M7, M33, M55): SWAR bit
  *             slicing, one carry-save adder per 3 words, USADA8 to sum byte lanes.
  *   V7M       v7-M / v8-M mainline without DSP (M3): same slicing, a multiply sums the lanes.
@@ -31,35 +31,7 @@
 #include "bnn_kernel_util.h"
 
 #if defined(BNN_TEST_EMULATE_DSP)
-#define BNN_PATH_DSP 1
 #define BNN_EMULATE_INTRINSICS 1
-#elif defined(BNN_TEST_EMULATE_V7M)
-#define BNN_PATH_V7M 1
-#elif defined(BNN_TEST_EMULATE_V6M)
-#define BNN_PATH_V6M 1
-#elif defined(__ARM_FEATURE_DSP)
-#define BNN_PATH_DSP 1
-#elif defined(__ARM_ARCH_6M__) || defined(__ARM_ARCH_8M_BASE__)
-#define BNN_PATH_V6M 1
-#elif defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_8M_MAIN__) || defined(__ARM_ARCH_8_1M_MAIN__)
-#define BNN_PATH_V7M 1
-#elif defined(__GNUC__)
-#define BNN_PATH_PORTABLE 1
-#else
-#define BNN_PATH_V7M 1 /* no builtin: the SWAR code is plain C too */
-#endif
-
-#ifndef BNN_PATH_DSP
-#define BNN_PATH_DSP 0
-#endif
-#ifndef BNN_PATH_V7M
-#define BNN_PATH_V7M 0
-#endif
-#ifndef BNN_PATH_V6M
-#define BNN_PATH_V6M 0
-#endif
-#ifndef BNN_PATH_PORTABLE
-#define BNN_PATH_PORTABLE 0
 #endif
 
 /* Helium (M55, __ARM_FEATURE_MVE): MVE has no vector popcount. A vector version of

@@ -7,10 +7,11 @@
  * one table load per 8 taps: acc[c] = sum over groups g of T_g[byte g of row c]. The tables
  * depend on the input only: built once per inference and shared by every channel.
  *
- * Layout: the input is walked in passes of BNN_U8_TABLES groups (their tables, 512 B each,
- * live on the stack); channels go in batches of BNN_U8_BATCH whose int32 sums live on the
- * stack between passes. Entries are biased by BNN_U8_BIAS to fit uint16 (|T| <= 8 * 255);
- * the bias is taken out once per channel. Both sizes are per core class (stack budgets). On
+ * Layout: the input is walked in passes of BNN_U8_TABLES groups (their tables, 512 B each);
+ * channels go in batches whose int32 sums stay between passes. Tables and sums live in the
+ * caller's scratch (bnn_dense_u8_t.scratch: BNN_DENSE_U8_SCRATCH_WORDS), not on the stack.
+ * Entries are biased by BNN_U8_BIAS to fit uint16 (|T| <= 8 * 255); the bias is taken out
+ * once per channel. The table count is per core class (registers of the lookups). On
  * Thumb cores the table build and the lookups of a full pass are naked assembly functions
  * (bnn_u8_table_asm, bnn_u8_lookups*_asm; the same code at every -O, with GCC and clang).
  */
@@ -21,29 +22,14 @@
 
 #define BNN_U8_BIAS 2048u
 
-#if BNN_PATH_V6M
-/* v6-M parts (the micro:bit: 2 KB of stack): two 512 B tables, 128 sums (512 B); the Thumb-1
- * lookups take 13 instructions per channel and pass (BNN_U8_TABLES 3: 17 for 3 tables). */
-#ifndef BNN_U8_TABLES
-#define BNN_U8_TABLES 2u
-#endif
-#ifndef BNN_U8_BATCH
-#define BNN_U8_BATCH 128u
-#endif
-#else
-/* Seven tables a pass (3.5 KB: the lookups of a pass fill the 14 registers of Thumb-2; 26
- * instructions per channel and pass), 256 sums (1 KB). */
-#define BNN_U8_TABLES 7u
-#ifndef BNN_U8_BATCH
-#define BNN_U8_BATCH 256u
-#endif
-#endif
-/* The build may set BNN_U8_BATCH (a batch that covers all of a layer's channels builds each
- * table once) and on v6-M BNN_U8_TABLES (2 or 3) where the stack allows: the micro:bit MLP's
- * first layer takes 226 k instructions with the defaults (1.5 KB), 198 k with
- * -DBNN_U8_BATCH=256 (2 KB), 184 k with -DBNN_U8_BATCH=256 -DBNN_U8_TABLES=3 (2.5 KB). */
-#if BNN_PATH_V6M && BNN_U8_TABLES != 2 && BNN_U8_TABLES != 3
-#error "BNN_U8_TABLES must be 2 or 3 on v6-M"
+/* BNN_U8_TABLES and BNN_U8_BATCH (bnn_kernels.h): on v6-M the Thumb-1 lookups take 13
+ * instructions per channel and pass for 2 tables, 17 for 3, 21 for 4; on Thumb-2, 26 for 7
+ * (the lookups of a pass fill its 14 registers). Measured on the micro:bit MLP's first layer
+ * (784 -> 256), instructions / estimated cycles with 128 channels a pass: 227 k / 367 k for 2
+ * tables, 205 k / 327 k for 3, 194 k / 307 k for 4; with 256: 199 k / 320 k, 177 k / 282 k,
+ * 167 k / 263 k (the default: 3 KB of scratch). */
+#if BNN_PATH_V6M && (BNN_U8_TABLES < 2 || BNN_U8_TABLES > 4)
+#error "BNN_U8_TABLES must be 2, 3 or 4 on v6-M"
 #endif
 
 /* Table entries are written as uint32 pairs and read as uint16: the reads go through a type
@@ -393,60 +379,93 @@ BNN_NAKED static void bnn_u8_lookups7_asm(const bnn_u8_pass_t *p BNN_ASM_ARG)
         "bne 1b\n\t"
         "pop {r4-r11, pc}\n\t");
 }
-#define BNN_U8_LOOKUPS_ASM bnn_u8_lookups7_asm
-#elif BNN_NAKED_ASM && BNN_PATH_V6M
-/* Two or three tables in Thumb-1: bases r0-r2, bytes r3, sums r4, sum r5, end r8, step r9; per
- * channel 13 instructions (two tables) or 17 (three). */
-#if BNN_U8_TABLES == 3
-#define BNN_U8_THIRD                                                                     \
-    "ldrb r6, [r3, #2]\n\t"                                                              \
-    "lsls r6, r6, #1\n\t"                                                                \
-    "ldrh r6, [r2, r6]\n\t"                                                              \
-    "adds r5, r5, r6\n\t"
-#else
-#define BNN_U8_THIRD
-#endif
-BNN_NAKED static void bnn_u8_lookups_t1_asm(const bnn_u8_pass_t *p BNN_ASM_ARG)
+/* The assembly for a pass of nt tables; 0 when there is none (shorter passes: the C twin). */
+BNN_INLINE int bnn_u8_lookups_asm(const bnn_u8_pass_t *p, uint32_t nt)
 {
-    BNN_ASM(
-        "push {r4-r7, lr}\n\t"
-        "mov r4, r8\n\t"
-        "mov r5, r9\n\t"
-        "push {r4, r5}\n\t"
-        "ldr r1, [r0, #8]\n\t"
-        "mov r8, r1\n\t"
-        "ldr r1, [r0, #12]\n\t"
-        "mov r9, r1\n\t"
-        "ldr r3, [r0, #4]\n\t"
-        "ldr r4, [r0, #16]\n\t"
-        "ldr r0, [r0]\n\t"
-        "movs r1, #128\n\t"
-        "lsls r1, r1, #2\n\t"
-        "adds r1, r0, r1\n\t"
-        "adds r2, r1, r1\n\t"
-        "subs r2, r2, r0\n\t"
-        "1:\n\t"
-        "ldr r5, [r4]\n\t"
-        "ldrb r6, [r3]\n\t"
-        "ldrb r7, [r3, #1]\n\t"
-        "lsls r6, r6, #1\n\t"
-        "lsls r7, r7, #1\n\t"
-        "ldrh r6, [r0, r6]\n\t"
-        "ldrh r7, [r1, r7]\n\t"
-        "adds r5, r5, r6\n\t"
-        "adds r5, r5, r7\n\t"
-        BNN_U8_THIRD
-        "stm r4!, {r5}\n\t"
-        "add r3, r9\n\t"
-        "cmp r3, r8\n\t"
-        "bne 1b\n\t"
-        "pop {r4, r5}\n\t"
-        "mov r8, r4\n\t"
-        "mov r9, r5\n\t"
-        "pop {r4-r7, pc}\n\t");
+    if (nt == 7u) {
+        bnn_u8_lookups7_asm(p);
+        return 1;
+    }
+    return 0;
 }
-#undef BNN_U8_THIRD
-#define BNN_U8_LOOKUPS_ASM bnn_u8_lookups_t1_asm
+#define BNN_U8_LOOKUPS_ASM 1
+#elif BNN_NAKED_ASM && BNN_PATH_V6M
+/* One to four tables in Thumb-1: bases r0-r3, bytes r4, sums r5, sum r6, end r8, step r9; per
+ * channel 5 instructions and 4 per table (13 for two tables, 17 for three, 21 for four: 5.25
+ * per table, and 8.25 estimated cycles, against 9 for three). */
+#define BNN_U8_LOOK(j, base)                                                             \
+    "ldrb r7, [r4, #" #j "]\n\t"                                                         \
+    "lsls r7, r7, #1\n\t"                                                                \
+    "ldrh r7, [" base ", r7]\n\t"                                                        \
+    "adds r6, r6, r7\n\t"
+/* One function per table count (1 .. BNN_U8_TABLES): a layer's last pass may be shorter. */
+#define BNN_U8_LOOKUPS_T1(name, looks)                                                   \
+    BNN_NAKED static void name(const bnn_u8_pass_t *p BNN_ASM_ARG)                       \
+    {                                                                                    \
+        BNN_ASM(                                                                         \
+            "push {r4-r7, lr}\n\t"                                                       \
+            "mov r4, r8\n\t"                                                             \
+            "mov r5, r9\n\t"                                                             \
+            "push {r4, r5}\n\t"                                                          \
+            "ldr r1, [r0, #8]\n\t"                                                       \
+            "mov r8, r1\n\t"                                                             \
+            "ldr r1, [r0, #12]\n\t"                                                      \
+            "mov r9, r1\n\t"                                                             \
+            "ldr r4, [r0, #4]\n\t"                                                       \
+            "ldr r5, [r0, #16]\n\t"                                                      \
+            "ldr r0, [r0]\n\t"                                                           \
+            "movs r7, #128\n\t"                                                          \
+            "lsls r7, r7, #2\n\t" /* 512 B a table */                                    \
+            "adds r1, r0, r7\n\t"                                                        \
+            "adds r2, r1, r7\n\t"                                                        \
+            "adds r3, r2, r7\n\t"                                                        \
+            "1:\n\t"                                                                     \
+            "ldr r6, [r5]\n\t"                                                           \
+            looks                                                                        \
+            "stm r5!, {r6}\n\t"                                                          \
+            "add r4, r9\n\t"                                                             \
+            "cmp r4, r8\n\t"                                                             \
+            "bne 1b\n\t"                                                                 \
+            "pop {r4, r5}\n\t"                                                           \
+            "mov r8, r4\n\t"                                                             \
+            "mov r9, r5\n\t"                                                             \
+            "pop {r4-r7, pc}\n\t");                                                      \
+    }
+#define BNN_U8_LOOK01 BNN_U8_LOOK(0, "r0") BNN_U8_LOOK(1, "r1")
+BNN_U8_LOOKUPS_T1(bnn_u8_lookups1_t1_asm, BNN_U8_LOOK(0, "r0"))
+BNN_U8_LOOKUPS_T1(bnn_u8_lookups2_t1_asm, BNN_U8_LOOK01)
+#if BNN_U8_TABLES >= 3
+BNN_U8_LOOKUPS_T1(bnn_u8_lookups3_t1_asm, BNN_U8_LOOK01 BNN_U8_LOOK(2, "r2"))
+#endif
+#if BNN_U8_TABLES >= 4
+BNN_U8_LOOKUPS_T1(bnn_u8_lookups4_t1_asm, BNN_U8_LOOK01 BNN_U8_LOOK(2, "r2") BNN_U8_LOOK(3, "r3"))
+#endif
+#undef BNN_U8_LOOK01
+/* The assembly for a pass of nt tables (1 .. BNN_U8_TABLES: every pass). */
+BNN_INLINE int bnn_u8_lookups_asm(const bnn_u8_pass_t *p, uint32_t nt)
+{
+#if BNN_U8_TABLES >= 4
+    if (nt == 4u) {
+        bnn_u8_lookups4_t1_asm(p);
+        return 1;
+    }
+#endif
+#if BNN_U8_TABLES >= 3
+    if (nt == 3u) {
+        bnn_u8_lookups3_t1_asm(p);
+        return 1;
+    }
+#endif
+    if (nt == 2u) {
+        bnn_u8_lookups2_t1_asm(p);
+        return 1;
+    }
+    bnn_u8_lookups1_t1_asm(p);
+    return 1;
+}
+#undef BNN_U8_LOOKUPS_T1
+#undef BNN_U8_LOOK
+#define BNN_U8_LOOKUPS_ASM 1
 #endif
 
 /* acc[c] += the entries of tables 0 .. nt-1 picked by weight bytes g0 .. g0+nt-1 of each of the
@@ -467,20 +486,20 @@ BNN_INLINE void bnn_u8_lookups(const uint32_t *t, const uint32_t *w, uint32_t g0
     p.end = p.b + (size_t)nb * p.step;
     p.acc = acc;
 #if defined(BNN_U8_LOOKUPS_ASM)
-    if (nt == BNN_U8_TABLES) {
-        BNN_U8_LOOKUPS_ASM(&p);
-        return;
-    }
+    if (bnn_u8_lookups_asm(&p, nt)) return;
 #endif
     bnn_u8_lookups_c(&p, nt);
 #endif
 }
 
-/* acc[c] for the channels of one output stage: sum over valid taps of w * (x - zp). */
-BNN_INLINE void bnn_dense_u8_tables(const bnn_dense_u8_t *p, const uint8_t *in, bnn_sink_t *s)
+/* acc[c] for the channels of one output stage: sum over valid taps of w * (x - zp). The
+ * scratch holds ntab tables (ntab = min(BNN_U8_TABLES, groups)), then the sums of batch
+ * channels (all of them, or a multiple of BNN_BLOCK: bnn_dense_u8_run checks both fit). */
+BNN_INLINE void bnn_dense_u8_tables(const bnn_dense_u8_t *p, const uint8_t *in, bnn_sink_t *s,
+                                    uint32_t ntab, uint32_t batch)
 {
-    uint32_t tab[BNN_U8_TABLES][128];
-    uint32_t acc[BNN_U8_BATCH];
+    uint32_t *const tab = p->scratch;
+    uint32_t *const acc = tab + 128u * ntab;
     const uint32_t k = p->in_features, zp = (uint32_t)p->zero_point;
     const size_t stride = BNN_WORDS(k);
     const uint32_t groups = (k + 7u) / 8u;
@@ -488,14 +507,15 @@ BNN_INLINE void bnn_dense_u8_tables(const bnn_dense_u8_t *p, const uint8_t *in, 
     uint32_t c0, nb, g0, nt, c, j;
     for (c0 = 0; c0 < p->out_ch; c0 += nb) {
         const uint32_t *w = p->weights + (size_t)c0 * stride;
-        nb = bnn_min_u32(BNN_U8_BATCH, p->out_ch - c0);
+        nb = bnn_min_u32(batch, p->out_ch - c0);
         for (c = 0; c < nb; ++c) acc[c] = 0u - bias;
         for (g0 = 0; g0 < groups; g0 += nt) {
-            nt = bnn_min_u32(BNN_U8_TABLES, groups - g0);
+            nt = bnn_min_u32(ntab, groups - g0);
             for (j = 0; j < nt; ++j) {
-                bnn_u8_table(in + 8u * (g0 + j), bnn_min_u32(8u, k - 8u * (g0 + j)), zp, tab[j]);
+                bnn_u8_table(in + 8u * (g0 + j), bnn_min_u32(8u, k - 8u * (g0 + j)), zp,
+                             tab + 128u * j);
             }
-            bnn_u8_lookups(tab[0], w, g0, nt, stride, nb, acc);
+            bnn_u8_lookups(tab, w, g0, nt, stride, nb, acc);
         }
         for (c = 0; c < nb; c += BNN_BLOCK) {
             bnn_sink_put(s, c0 + c, bnn_min_u32(BNN_BLOCK, nb - c), acc + c);
