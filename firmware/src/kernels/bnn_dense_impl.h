@@ -302,31 +302,35 @@ BNN_INLINE void bnn_pair_form(const uint32_t *x, uint32_t blocks, uint32_t tail,
 /* counts[r] = popcount of xp ^ the chunk of row r (w + r * stride: blocks, then tail words)
  * for r < rows <= 32. */
 BNN_INLINE void bnn_hs_chunk(const uint32_t *xp, const uint32_t *w, uint32_t blocks,
-                             uint32_t tail, uint32_t rows, size_t stride, uint32_t *counts)
+                             uint32_t tail, uint32_t rows, size_t stride, uint32_t *counts,
+                             int unrolled)
 {
     uint32_t j;
 #if BNN_PATH_V6M
     for (j = 0; j < rows; ++j) counts[j] = 0u;
+    (void)unrolled;
     bnn_hs8_rows(xp, w, blocks, rows, stride, counts);
     for (j = 0; tail != 0u && j < rows; ++j) {
         counts[j] += bnn_lanes_sum(bnn_xor_lanes(xp + 8u * blocks, w + (size_t)j * stride + 8u * blocks, tail));
     }
 #else
-    if (stride == 8u * blocks + tail) {
-        bnn_hs_rows(xp, w, blocks, tail, rows, counts);
-    } else { /* one row at a time: rows are not contiguous here */
-        for (j = 0; j < rows; ++j) bnn_hs_rows(xp, w + (size_t)j * stride, blocks, tail, 1u, counts + j);
+    /* contiguous rows in one call, else one row per call */
+    const uint32_t step = stride == 8u * blocks + tail ? rows : 1u;
+    for (j = 0; j < rows; j += step) {
+        bnn_hs_rows(xp, w + (size_t)j * stride, blocks, tail, step, counts + j, unrolled);
     }
 #endif
 }
 
-#if defined(__GNUC__)
-__attribute__((noinline)) /* inlined, it costs the short-row code registers */
+#if BNN_PATH_V6M && defined(__GNUC__)
+__attribute__((noinline)) static /* inlined, it costs the short-row code registers */
+#else
+BNN_INLINE /* where the sink (bits or scores) is known: the other one's code goes */
 #endif
-static void bnn_bdense_hs(const bnn_bdense_t *p, const uint32_t *in, bnn_sink_t *s)
+void bnn_bdense_hs(const bnn_bdense_t *p, const uint32_t *in, bnn_sink_t *s)
 {
     const uint32_t stride = p->in_words, blocks = stride / 8u, tail = stride % 8u;
-    const int chunked = blocks > BNN_HS_CHUNK;
+    const int chunked = blocks > BNN_HS_CHUNK, unrolled = s->bits != NULL;
     uint32_t xp[8u * BNN_HS_CHUNK + 7u], counts[32], part[32];
     uint32_t c, j, nb, b, n;
     if (!chunked) bnn_pair_form(in, blocks, tail, xp);
@@ -334,14 +338,14 @@ static void bnn_bdense_hs(const bnn_bdense_t *p, const uint32_t *in, bnn_sink_t 
         const uint32_t *w = p->weights + (size_t)c * stride;
         nb = bnn_min_u32(32u, p->out_ch - c);
         if (!chunked) {
-            bnn_hs_chunk(xp, w, blocks, tail, nb, stride, counts);
+            bnn_hs_chunk(xp, w, blocks, tail, nb, stride, counts, unrolled);
         } else {
             for (j = 0; j < nb; ++j) counts[j] = 0u;
             for (b = 0; b < blocks; b += n) {
                 const uint32_t last = blocks - b <= BNN_HS_CHUNK, t = last ? tail : 0u;
                 n = last ? blocks - b : BNN_HS_CHUNK;
                 bnn_pair_form(in + 8u * b, n, t, xp);
-                bnn_hs_chunk(xp, w + 8u * b, n, t, nb, stride, part);
+                bnn_hs_chunk(xp, w + 8u * b, n, t, nb, stride, part, unrolled);
                 for (j = 0; j < nb; ++j) counts[j] += part[j];
             }
         }

@@ -300,12 +300,13 @@ BNN_NAKED static void bnn_hs_rows_naked(const uint32_t *x BNN_ASM_ARG, const uin
 /* counts[r] = popcount of x ^ row r over n = 8 * blocks + tail words, for rows r < rows of
  * w (contiguous), the block words of x and w in pair form. blocks >= 1 (and <= 31 on v7-M,
  * whose byte lanes hold 8 per block). Rows of 4 blocks (1024 bits) run unrolled, two per
- * loop. */
+ * loop, when `unrolled` (a constant at the call: the scores kernel, whose layers are mostly
+ * few rows, goes without those 1.7 KB of code). */
 BNN_INLINE void bnn_hs_rows_asm(const uint32_t *x, const uint32_t *w, uint32_t blocks,
-                                uint32_t tail, uint32_t rows, uint32_t *counts)
+                                uint32_t tail, uint32_t rows, uint32_t *counts, int unrolled)
 {
     const uint32_t *w_end = w + (size_t)(8u * blocks + tail) * rows;
-    if (blocks == 4u && tail == 0u && rows % 2u == 0u) {
+    if (unrolled && blocks == 4u && tail == 0u && rows % 2u == 0u) {
         bnn_hs_rows4_naked(x, w, w_end, counts);
     } else {
         bnn_hs_rows_naked(x, w, x + 8u * blocks, w_end, tail, counts);
@@ -374,10 +375,11 @@ BNN_INLINE uint32_t bnn_threshold_word_asm(const uint32_t *counts, const int32_t
 /* The C twins: the same counts and words, through the path's popcount (a pair's second word
  * is x1 ^ w1 = a ^ t). */
 BNN_INLINE void bnn_hs_rows_c(const uint32_t *x, const uint32_t *w, uint32_t blocks,
-                              uint32_t tail, uint32_t rows, uint32_t *counts)
+                              uint32_t tail, uint32_t rows, uint32_t *counts, int unrolled)
 {
     const uint32_t n = 8u * blocks + tail;
     uint32_t r, i;
+    (void)unrolled;
     for (r = 0; r < rows; ++r, w += n) {
         uint32_t c = 0u;
         for (i = 0; i < 8u * blocks; i += 2u) {
