@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bnn_mcu.codegen.layout import kernel_weights
 from bnn_mcu.ir.bits import unpack_bits, words_for
 from bnn_mcu.ir.ops import BConv2d, BDense, Conv2dU8, DenseU8, MaxPool2d, Threshold
 
@@ -319,7 +320,7 @@ class KernelLib:
                                 op.stride[1], op.padding[0], op.padding[1],
                                 _ptr(mask, ctypes.c_uint32))
         else:
-            wts = guarded(op.weights.astype(np.uint32))
+            wts = guarded(kernel_weights(op))
             keep.append(wts)
             wptr = _ptr(wts, ctypes.c_uint32)
             stage = _stage(op.out, keep)
@@ -500,7 +501,7 @@ def firmware_source(cases: list) -> str:
                     f".stride_h = {op.stride[0]}u, .stride_w = {op.stride[1]}u, "
                     f".pad_top = {op.padding[0]}u, .pad_left = {op.padding[1]}u, .or_mask = k{i}}}")
         else:
-            parts.append(_c_array("uint32_t", f"w{i}", op.weights))
+            parts.append(_c_array("uint32_t", f"w{i}", kernel_weights(op)))
             stage = _c_stage(op.out, i, parts)
             if isinstance(op, BDense):
                 init = (f"bnn_bdense_t p{i} = {{.in_words = {op.in_words}u, .in_bits = {op.in_bits}u, "

@@ -145,3 +145,30 @@ def test_bad_inputs(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(BnnError, match="exists and is not a folder"):
         generate_project(model, tmp_path / "file")
+
+
+def test_binary_dense_weights_in_pair_form():
+    """Binary dense rows of >= 8 words are emitted with their 8-word blocks in pairs
+    (w0, w0 ^ w1) and the words past the blocks as they are; shorter rows and other layers as
+    in the model; the model (its hash and .bnn bytes) keeps the plain words."""
+    from bnn_mcu.codegen.generate import render_model_sources
+    from bnn_mcu.codegen.layout import kernel_weights, pair_form
+    rows = np.array([[1, 3, 0xF0, 0x0F, 5, 5, 7, 6, 0xAB, 0xCD]], np.uint32)
+    assert pair_form(rows).tolist() == [[1, 2, 0xF0, 0xFF, 5, 0, 7, 1, 0xAB, 0xCD]]
+    assert pair_form(rows[:, :7]).tolist() == [[1, 3, 0xF0, 0x0F, 5, 5, 7]]
+    w = np.arange(1, 1 + 2 * 9, dtype=np.uint32).reshape(2, 9) * np.uint32(0x01010101)
+    big = BDense("big", (1, 1, 9 * 32), weights=w.copy(),
+                 out=Scores(np.ones(2, np.int32), np.zeros(2, np.int32)))
+    model = IntModel((1, 1, 9 * 32), [big], 2, {"name": "pairs"})
+    text = dict(render_model_sources(model))["bnn_model.c"]
+    body = text[text.index("L0_weights"):]
+    body = body[body.index("{") + 1:body.index("}")]
+    got = [int(v.strip().rstrip("u"), 16) for v in body.split(",")]
+    want = []
+    for r in w.tolist():
+        want += [r[0], r[0] ^ r[1], r[2], r[2] ^ r[3], r[4], r[4] ^ r[5], r[6], r[6] ^ r[7], r[8]]
+    assert got == want
+    assert np.array_equal(big.weights, w)  # the op itself unchanged
+    small = tiny_model()
+    for op in small.ops:  # 2-word rows and a uint8 layer: as they are
+        assert np.array_equal(kernel_weights(op), op.weights)

@@ -196,11 +196,14 @@ def test_bdense_large(libs):
         check(libs, with_stage(rng, op, xs, True), xs)
 
 
-@pytest.mark.parametrize("words", [7, 8, 9, 15, 16, 17, 23, 24, 31, 32, 33, 40, 98, 248, 249])
+@pytest.mark.parametrize("words", [7, 8, 9, 15, 16, 17, 23, 24, 31, 32, 33, 40, 98, 128, 135, 136,
+                                   248, 249, 256, 300, 519])
 def test_bdense_harley_seal_rows(libs, words):
     """Rows of 8-word blocks plus 0..7 more words (the DSP / v7-M assembly and its C twin),
     1024-bit rows (unrolled two at a time: even and odd row counts), output words that end
-    mid-way (threshold words of n % 4 != 0 channels), v7-M's 31-block limit (248 words)."""
+    mid-way (threshold words of n % 4 != 0 channels), v7-M's 31-block limit (248 words), rows
+    in chunks of pair-form input (over 16 blocks on v6-M, over 31 on Thumb-2: 256 words and
+    more; 519 = three chunks and a tail)."""
     rng = np.random.default_rng(words)
     for n in (1, 2, 3, 31, 33, 64):
         c = 32 * words - int(rng.integers(0, 32))
@@ -781,7 +784,7 @@ def board_cases():
                                   (16, 64, 0, True), (17, 3, 1, False), (24, 40, 9, False),
                                   (31, 1, 0, False), (32, 64, 0, False), (32, 33, 0, False),
                                   (32, 2, 7, True), (33, 31, 0, False), (98, 10, 0, False),
-                                  (249, 3, 5, False)]:
+                                  (249, 3, 5, False), (300, 5, 9, False), (519, 2, 0, True)]:
         c = 32 * words - cut
         add(f"bdense 1x1x{c}->{n}{' scores' if scores else ''}",
             BDense("b", (1, 1, c), weights=pack_bits(random_bits(rng, (n, c)))),

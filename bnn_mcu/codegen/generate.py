@@ -17,6 +17,7 @@ from ..ir.ops import (BConv2d, BDense, BinarizeU8, Conv2dU8, DenseU8, IntModel, 
                       Threshold)
 from ..resources import templates_dir
 from .footprint import chain_text
+from .layout import kernel_weights
 from .plan import ArenaPlan, plan_arena, scratch_bytes
 
 MODEL_FILES = ("bnn_model.h", "bnn_model.c")
@@ -133,7 +134,7 @@ def _layer_view(i: int, op, plan: ArenaPlan, model: IntModel) -> LayerView:
         pad = f" pad {_shape(op.padding)} (padded taps skipped)" if any(op.padding) else ""
         detail = f"{op.kernel[0]}x{op.kernel[1]} stride {op.stride[0]}{pad}, AND/OR mask"
     else:
-        arrays.append(("uint32_t", f"{sym}_weights", op.weights.size, c_array(op.weights)))
+        arrays.append(("uint32_t", f"{sym}_weights", op.weights.size, c_array(kernel_weights(op))))
         stage_arrays, stage = _stage_arrays(sym, op)
         arrays += stage_arrays
         n = op.out_channels

@@ -61,13 +61,12 @@ BNN_INLINE uint32_t bnn_xor_lanes(const uint32_t *x, const uint32_t *w, uint32_t
 #endif
 }
 
-/* Harley-Seal over 8-word blocks (v6-M): counts[r] += sum of popcount(x[i] ^ w[r * stride + i])
- * over i < 8 blocks, for rows r < rows. The carry-save state ones, twos, fours runs along a
+/* Harley-Seal over 8-word blocks (v6-M; chunks of <= 31 blocks): counts[r] += sum of popcount(x[i] ^ w[r * stride + i])
+ * over i < 8 blocks, for rows r < rows, x and w in pair form (bnn_bdense_hs: a pair's
+ * t = a ^ (x1 ^ w1) enters the ones directly). The carry-save state ones, twos, fours runs along a
  * row, each block adding its "eights" word's popcount to 4 byte lanes (<= 8 each per block,
  * so chunks of <= 31 blocks); a row's count is pc(ones) + 2 pc(twos) + 4 pc(fours) + 8 (sum
  * of the lanes), made once per row. */
-#define BNN_HS8_MAX_BLOCKS 31u
-
 BNN_INLINE void bnn_hs8_rows_c(const uint32_t *x, const uint32_t *w, uint32_t blocks,
                                uint32_t rows, size_t stride, uint32_t *counts)
 {
@@ -77,17 +76,15 @@ BNN_INLINE void bnn_hs8_rows_c(const uint32_t *x, const uint32_t *w, uint32_t bl
         uint32_t ones = 0u, twos = 0u, fours = 0u, lanes = 0u;
         for (i = 0; i < 8u * blocks; i += 8u) {
             uint32_t f[2], u;
-            for (j = 0; j < 2u; ++j) { /* words i + 4j .. i + 4j + 3 */
+            for (j = 0; j < 2u; ++j) { /* words i + 4j .. i + 4j + 3: two pairs (a, t) */
                 const uint32_t *xi = x + i + 4u * j, *wi = w + i + 4u * j;
-                const uint32_t a0 = xi[0] ^ wi[0], a1 = xi[1] ^ wi[1];
-                const uint32_t a2 = xi[2] ^ wi[2], a3 = xi[3] ^ wi[3];
+                const uint32_t a0 = xi[0] ^ wi[0], t0 = xi[1] ^ wi[1];
+                const uint32_t a2 = xi[2] ^ wi[2], t2 = xi[3] ^ wi[3];
                 uint32_t ta, tb;
-                u = a0 ^ a1;
-                ta = (a0 & a1) | (u & ones);
-                ones ^= u;
-                u = a2 ^ a3;
-                tb = (a2 & a3) | (u & ones);
-                ones ^= u;
+                ta = a0 ^ ((a0 ^ ones) & t0);
+                ones ^= t0;
+                tb = a2 ^ ((a2 ^ ones) & t2);
+                ones ^= t2;
                 u = ta ^ tb;
                 f[j] = (ta & tb) | (u & twos);
                 twos ^= u;
@@ -104,15 +101,19 @@ BNN_INLINE void bnn_hs8_rows_c(const uint32_t *x, const uint32_t *w, uint32_t bl
 #if BNN_NAKED_ASM
 /* In Thumb-1: x r0, w r1, ones r2, twos r3, words r4-r7; x end r8, lanes r9, fours r10, a held
  * fours carry r11, a held twos carry r12, mask 0x55555555 lr (the other two masks by LDR from
- * the literal pool). Per 8-word block 82 instructions (10.25 a word, against 11.75 with 4-word
- * blocks and 16 by bnn_xor_lanes): four LDM pairs, 7 carry-save adders of 6 (carry =
- * b ^ ((a ^ b) & (b ^ L)), L ^= a ^ b), the eights word sliced into lanes; a row's first
- * block starts from a zero state, with half adders of 3 where a state word is 0. Per row: the count
+ * the literal pool). Per 8-word block 78 instructions (9.75 a word, against 11.75 with 4-word
+ * blocks of plain words and 16 by bnn_xor_lanes): four LDM pairs, 4 carry-save adders of 5 on
+ * pairs (a, t) (carry = a ^ ((a ^ L) & t), L ^= t) and 3 of 6 (carry = b ^ ((a ^ b) & (b ^
+ * L)), L ^= a ^ b), the eights word sliced into lanes; a row's first block starts from a zero
+ * state, with half adders where a state word is 0. Per row: the count
  * added to counts[r]; the rows' loop state (x, chunk bytes, counts, rows left, skip bytes from
  * the end of a row's chunk to the next row's) on the stack. */
 #define BNN_HS8_CSA(L, a, b, t) /* b = majority(a, b, L), L ^= a ^ b; a, t clobbered */ \
     "eors " a ", " b "\n\t" "movs " t ", " b "\n\t" "eors " t ", " L "\n\t"               \
     "ands " t ", " a "\n\t" "eors " b ", " t "\n\t" "eors " L ", " a "\n\t"
+#define BNN_HS8_PCSA(L) /* the pair (a r4, t r5): r4 = majority, L ^= t; r6 clobbered */  \
+    "movs r6, r4\n\t" "eors r6, " L "\n\t" "ands r6, r5\n\t" "eors r4, r6\n\t"            \
+    "eors " L ", r5\n\t"
 #define BNN_HS8_HA(L, a, b) /* L = a ^ b, b = a & b (L was 0) */                       \
     "movs " L ", " a "\n\t" "eors " L ", " b "\n\t" "ands " b ", " a "\n\t"
 #define BNN_HS8_EIGHTS /* the eights word (r5) -> byte lanes (r4, r6: scratch) */        \
@@ -143,21 +144,23 @@ BNN_NAKED static void bnn_hs8_rows_naked(const uint32_t *x BNN_ASM_ARG, const ui
         "ldr r4, [sp, #4]\n\t"
         "adds r4, r0, r4\n\t"
         "mov r8, r4\n\t"
-        /* the first block, from a zero state: half adders where a state word is still 0 */
+        /* the first block, from a zero state: the first pair's t is the ones, its carry
+         * a & ~t; half adders where a state word is still 0 */
         BNN_HS8_LOAD2
-        BNN_HS8_HA("r2", "r4", "r5")
-        "mov r12, r5\n\t"
+        "movs r2, r5\n\t"
+        "bics r4, r5\n\t"
+        "mov r12, r4\n\t"
         BNN_HS8_LOAD2
-        BNN_HS8_CSA("r2", "r4", "r5", "r6")
-        "mov r4, r12\n\t"
+        BNN_HS8_PCSA("r2")
+        "mov r5, r12\n\t"
         BNN_HS8_HA("r3", "r4", "r5")
         "mov r11, r5\n\t"
         BNN_HS8_LOAD2
-        BNN_HS8_CSA("r2", "r4", "r5", "r6")
-        "mov r12, r5\n\t"
+        BNN_HS8_PCSA("r2")
+        "mov r12, r4\n\t"
         BNN_HS8_LOAD2
-        BNN_HS8_CSA("r2", "r4", "r5", "r6")
-        "mov r4, r12\n\t"
+        BNN_HS8_PCSA("r2")
+        "mov r5, r12\n\t"
         BNN_HS8_CSA("r3", "r4", "r5", "r6")
         "mov r4, r11\n\t"
         BNN_HS8_HA("r7", "r4", "r5")
@@ -169,19 +172,19 @@ BNN_NAKED static void bnn_hs8_rows_naked(const uint32_t *x BNN_ASM_ARG, const ui
     BNN_ASM(
         "2:\n\t" /* further blocks */
         BNN_HS8_LOAD2
-        BNN_HS8_CSA("r2", "r4", "r5", "r6")
-        "mov r12, r5\n\t"
+        BNN_HS8_PCSA("r2")
+        "mov r12, r4\n\t"
         BNN_HS8_LOAD2
-        BNN_HS8_CSA("r2", "r4", "r5", "r6")
-        "mov r4, r12\n\t"
+        BNN_HS8_PCSA("r2")
+        "mov r5, r12\n\t"
         BNN_HS8_CSA("r3", "r4", "r5", "r6")
         "mov r11, r5\n\t"
         BNN_HS8_LOAD2
-        BNN_HS8_CSA("r2", "r4", "r5", "r6")
-        "mov r12, r5\n\t"
+        BNN_HS8_PCSA("r2")
+        "mov r12, r4\n\t"
         BNN_HS8_LOAD2
-        BNN_HS8_CSA("r2", "r4", "r5", "r6")
-        "mov r4, r12\n\t"
+        BNN_HS8_PCSA("r2")
+        "mov r5, r12\n\t"
         BNN_HS8_CSA("r3", "r4", "r5", "r6")
         "mov r4, r11\n\t"
         "mov r7, r10\n\t"
@@ -243,6 +246,7 @@ BNN_NAKED static void bnn_hs8_rows_naked(const uint32_t *x BNN_ASM_ARG, const ui
 #undef BNN_HS8_CSA
 #undef BNN_HS8_EIGHTS
 #undef BNN_HS8_HA
+#undef BNN_HS8_PCSA
 
 BNN_INLINE void bnn_hs8_rows(const uint32_t *x, const uint32_t *w, uint32_t blocks,
                              uint32_t rows, size_t stride, uint32_t *counts)
@@ -252,31 +256,98 @@ BNN_INLINE void bnn_hs8_rows(const uint32_t *x, const uint32_t *w, uint32_t bloc
 #else
 #define bnn_hs8_rows bnn_hs8_rows_c
 #endif
+#endif /* BNN_PATH_V6M */
 
-/* Rows of 8 words or more: Harley-Seal chunks of <= 31 blocks of 8 words over 32 rows at a
- * time, the last 0..7 words of each row by bnn_xor_lanes, then one output word. Measured on
- * M0 (est. cycles) against the 4-row passes of bnn_popcount_rows, which share each input word:
- * 8-word rows 20 % fewer, 1024-bit rows 18 % fewer (than 4-word blocks), 9- and 12-word rows
- * 1-3 % more, 10, 11, 13 and 15 words 0-2 % fewer. Kept out of line: inlined, it costs the
- * short-row code registers. */
-#if defined(__GNUC__)
-__attribute__((noinline))
+/*
+ * Rows of 8 words or more (every path): Harley-Seal over 8-word blocks in pair form. The
+ * weights of a row's blocks are stored as pairs (w0, w0 ^ w1) (bnn_mcu/codegen/layout.py; the
+ * 0..7 words past the blocks as they are), and the input's block words are put in the same
+ * form, (x0, x0 ^ x1), once per chunk of <= BNN_HS_CHUNK blocks (on the stack): a pair's
+ * a = x0 ^ w0 and t = a ^ (x1 ^ w1) are one XOR each, and the carry-save adder on them one
+ * instruction cheaper than on the raw words (4 instead of 5 in Thumb-2, 5 instead of 6 in
+ * Thumb-1). Then 32 rows at a time, one output word (or 32 scores) per 32 rows. Rows longer
+ * than a chunk (over 7936 bits in Thumb-2, 4096 on v6-M) add the chunks' counts.
+ *
+ * v6-M: Harley-Seal chunks of 8-word blocks in Thumb-1 (bnn_hs8_rows), the last 0..7 words of
+ * each row by bnn_xor_lanes. Measured on M0 (est. cycles) against the 4-row passes of
+ * bnn_popcount_rows, which share each input word (plain words, before pair form): 8-word rows
+ * 20 % fewer, 1024-bit rows 18 % fewer (than 4-word blocks), 9- and 12-word rows 1-3 % more,
+ * 10, 11, 13 and 15 words 0-2 % fewer.
+ */
+#if BNN_PATH_V6M
+#define BNN_HS_CHUNK 16u /* 512 B of stack (the micro:bit has 2 KB) */
+#else
+#define BNN_HS_CHUNK 31u /* v7-M's byte lanes take 31 blocks */
 #endif
-static void bnn_bdense_long_rows(const bnn_bdense_t *p, const uint32_t *in, bnn_sink_t *s)
+
+/* xp = the n = 8 * blocks + tail words of x, the blocks' in pair form (a block per step). */
+BNN_INLINE void bnn_pair_form(const uint32_t *x, uint32_t blocks, uint32_t tail, uint32_t *xp)
+{
+    const uint32_t *end = x + 8u * blocks;
+    uint32_t i;
+    for (; x != end; x += 8, xp += 8) {
+        const uint32_t x0 = x[0], x2 = x[2], x4 = x[4], x6 = x[6];
+        xp[0] = x0;
+        xp[1] = x0 ^ x[1];
+        xp[2] = x2;
+        xp[3] = x2 ^ x[3];
+        xp[4] = x4;
+        xp[5] = x4 ^ x[5];
+        xp[6] = x6;
+        xp[7] = x6 ^ x[7];
+    }
+    for (i = 0; i < tail; ++i) xp[i] = x[i];
+}
+
+/* counts[r] = popcount of xp ^ the chunk of row r (w + r * stride: blocks, then tail words)
+ * for r < rows <= 32. */
+BNN_INLINE void bnn_hs_chunk(const uint32_t *xp, const uint32_t *w, uint32_t blocks,
+                             uint32_t tail, uint32_t rows, size_t stride, uint32_t *counts,
+                             int unrolled)
+{
+    uint32_t j;
+#if BNN_PATH_V6M
+    for (j = 0; j < rows; ++j) counts[j] = 0u;
+    (void)unrolled;
+    bnn_hs8_rows(xp, w, blocks, rows, stride, counts);
+    for (j = 0; tail != 0u && j < rows; ++j) {
+        counts[j] += bnn_lanes_sum(bnn_xor_lanes(xp + 8u * blocks, w + (size_t)j * stride + 8u * blocks, tail));
+    }
+#else
+    /* contiguous rows in one call, else one row per call */
+    const uint32_t step = stride == 8u * blocks + tail ? rows : 1u;
+    for (j = 0; j < rows; j += step) {
+        bnn_hs_rows(xp, w + (size_t)j * stride, blocks, tail, step, counts + j, unrolled);
+    }
+#endif
+}
+
+#if BNN_PATH_V6M && defined(__GNUC__)
+__attribute__((noinline)) static /* inlined, it costs the short-row code registers */
+#else
+BNN_INLINE /* where the sink (bits or scores) is known: the other one's code goes */
+#endif
+void bnn_bdense_hs(const bnn_bdense_t *p, const uint32_t *in, bnn_sink_t *s)
 {
     const uint32_t stride = p->in_words, blocks = stride / 8u, tail = stride % 8u;
-    uint32_t c, j, nb, b, n, counts[32];
+    const int chunked = blocks > BNN_HS_CHUNK, unrolled = s->bits != NULL;
+    uint32_t xp[8u * BNN_HS_CHUNK + 7u], counts[32], part[32];
+    uint32_t c, j, nb, b, n;
+    if (!chunked) bnn_pair_form(in, blocks, tail, xp);
     for (c = 0; c < p->out_ch; c += nb) {
         const uint32_t *w = p->weights + (size_t)c * stride;
         nb = bnn_min_u32(32u, p->out_ch - c);
-        for (j = 0; j < nb; ++j) counts[j] = 0u;
-        for (b = 0; b < blocks; b += n) {
-            n = bnn_min_u32(BNN_HS8_MAX_BLOCKS, blocks - b);
-            bnn_hs8_rows(in + 8u * b, w + 8u * b, n, nb, stride, counts);
-        }
-        for (j = 0; tail != 0u && j < nb; ++j) {
-            const uint32_t *wj = w + (size_t)j * stride + 8u * blocks;
-            counts[j] += bnn_lanes_sum(bnn_xor_lanes(in + 8u * blocks, wj, tail));
+        if (!chunked) {
+            bnn_hs_chunk(xp, w, blocks, tail, nb, stride, counts, unrolled);
+        } else {
+            for (j = 0; j < nb; ++j) counts[j] = 0u;
+            for (b = 0; b < blocks; b += n) {
+                const uint32_t last = blocks - b <= BNN_HS_CHUNK, t = last ? tail : 0u;
+                n = last ? blocks - b : BNN_HS_CHUNK;
+                bnn_pair_form(in + 8u * b, n, t, xp);
+                bnn_hs_chunk(xp, w + 8u * b, n, t, nb, stride, part, unrolled);
+                for (j = 0; j < nb; ++j) counts[j] += part[j];
+            }
         }
         if (s->bits != NULL) { /* c is a multiple of 32: one output word */
             s->bits[c >> 5] = bnn_threshold_word(counts, s->stage->thresholds + c, p->in_bits, nb);
@@ -286,36 +357,15 @@ static void bnn_bdense_long_rows(const bnn_bdense_t *p, const uint32_t *in, bnn_
         }
     }
 }
-#endif
 
 BNN_INLINE void bnn_bdense_run(const bnn_bdense_t *p, const uint32_t *in, bnn_sink_t *s)
 {
     const size_t stride = p->in_words;
     uint32_t c, j, nb, acc[BNN_BLOCK];
-#if BNN_PATH_DSP || BNN_PATH_V7M
-    /* rows of >= 8 words: Harley-Seal in 32-row chunks, then one output word (or 32 scores)
-     * per chunk; v7-M's byte lanes take up to 31 blocks of 8 words */
-    if (stride >= 8u && (BNN_PATH_DSP || stride < 8u * 32u)) {
-        uint32_t counts[32];
-        for (c = 0; c < p->out_ch; c += nb) {
-            nb = bnn_min_u32(32u, p->out_ch - c);
-            bnn_hs_rows(in, p->weights + c * stride, (uint32_t)stride / 8u, (uint32_t)stride % 8u, nb, counts);
-            if (s->bits != NULL) {
-                s->bits[c >> 5] = bnn_threshold_word(counts, s->stage->thresholds + c, p->in_bits, nb);
-            } else {
-                for (j = 0; j < nb; ++j) counts[j] = p->in_bits - 2u * counts[j];
-                for (j = 0; j < nb; j += BNN_BLOCK) bnn_sink_put(s, c + j, bnn_min_u32(BNN_BLOCK, nb - j), counts + j);
-            }
-        }
+    if (stride >= 8u) { /* the weights are in pair form (see above) */
+        bnn_bdense_hs(p, in, s);
         return;
     }
-#endif
-#if BNN_PATH_V6M
-    if (stride >= 8u) {
-        bnn_bdense_long_rows(p, in, s);
-        return;
-    }
-#endif
     for (c = 0; c < p->out_ch; c += nb) {
         nb = bnn_min_u32(BNN_BLOCK, p->out_ch - c);
         for (j = 0; j < BNN_BLOCK; ++j) acc[j] = 0u;

@@ -8,11 +8,15 @@
  * two LDM of four words plus one LDM of three and one LDR. GCC spills part of that state and
  * loads word by word (9.3 instructions per word against 7 here).
  *
- * Per 8-word block: 8 XORs, 7 carry-save adders (5 instructions each) and a popcount of the
- * "eights" word (bit slicing to nibbles, then USADA8 against 15 times the high nibbles, which
- * sums lo + hi of every byte). A row's first block starts from a zero state, so its first
- * adder at each level is a half adder. Words past the last full block are counted one by one.
- * At the end the three state words are sliced to nibbles, weighted and summed the same way.
+ * Per 8-word block: 8 XORs, 7 carry-save adders and a popcount of the "eights" word (bit
+ * slicing to nibbles, then USADA8 against 15 times the high nibbles, which sums lo + hi of
+ * every byte). The block's words come in pair form (bnn_dense_impl.h): weights stored as
+ * (w0, w0 ^ w1), the input made (x0, x0 ^ x1) once per layer, so the XORs give a = x0 ^ w0
+ * and t = a ^ (x1 ^ w1) and a first-level adder costs 4 instructions (carry = a ^ ((a ^ L) &
+ * t), L ^= t) instead of 5; the three above it take 5. A row's first block starts from a
+ * zero state, so its first adder at each level is a half adder. Words past the last full
+ * block (plain form) are counted one by one. At the end the three state words are sliced to
+ * nibbles, weighted and summed the same way.
  *
  * Registers: r7 x, r8 w, r9 ones, r10 twos, r11 fours, lr count of eights (+ a tail count);
  * r0-r6 and r12 hold the words of a block.
@@ -38,6 +42,13 @@
     "and " b ", " a ", " b "\n\t"                                                          \
     "and " a ", " t ", " L "\n\t"                                                          \
     "orr " b ", " b ", " a "\n\t"                                                          \
+    "eor " L ", " L ", " t "\n\t"
+/* The same on a pair in pair form (a = x0 ^ w0, t = a ^ (x1 ^ w1)): the carry into a, L ^= t
+ * (s: scratch). */
+#define BNN_PCSA(L, a, t, s)                                                                  \
+    "eor " s ", " a ", " L "\n\t"                                                          \
+    "and " s ", " s ", " t "\n\t"                                                          \
+    "eor " a ", " a ", " s "\n\t"                                                          \
     "eor " L ", " L ", " t "\n\t"
 /* The same with the carry written to h (h != a, b, t). */
 #define BNN_CSA_TO(h, L, a, b, t)                                                             \
@@ -92,12 +103,13 @@
     "add " v ", " v ", " v ", lsr #16\n\t"                                                 \
     "uxth " v ", " v "\n\t"
 
-/* Block words 0-3: x (LDM) XOR w (LDM) into r0-r3. */
-#define BNN_LOAD4                                                                             \
+/* Block words 0-3 (two pairs): x (LDM) XOR w (LDM) into r0-r3 = a, t, a, t; `t0` receives the
+ * first pair's t (r1, or the ones word r9 in a row's first block). */
+#define BNN_LOAD4_TO(t0)                                                                      \
     "ldm r7!, {r0-r3}\n\t"                                                                 \
     "ldm r8!, {r4, r5, r6, r12}\n\t"                                                       \
     "eor r0, r0, r4\n\t"                                                                   \
-    "eor r1, r1, r5\n\t"                                                                   \
+    "eor " t0 ", r1, r5\n\t"                                                               \
     "eor r2, r2, r6\n\t"                                                                   \
     "eor r3, r3, r12\n\t"
 /* Block words 4-7 into r0-r3 while r12 holds a carry: w by LDM of three and an LDR. */
@@ -110,31 +122,35 @@
     "ldr r4, [r8], #4\n\t"                                                                 \
     "eor r3, r3, r4\n\t"
 
-/* An 8-word block: words 0-3 give two carries into the twos (the first pair's from the ones
- * by `ones01`), combined by `twos` into a fours carry held in r12; words 4-7 give another,
- * combined with it by `fours` into the eights word (r3), whose popcount `acc` adds to lr. */
-#define BNN_HS_BLOCK_OF(ones01, twos, fours, acc)                                             \
-    BNN_LOAD4                                                                                 \
+/* An 8-word block: pairs 0, 1 give two carries (r0, r2) into the twos (the first pair's by
+ * `ones01` after `load`), combined by `twos` into a fours carry held in r12; pairs 2, 3 give
+ * another, combined with it by `fours` into the eights word (r2), whose popcount `acc` adds
+ * to lr. */
+#define BNN_HS_BLOCK_OF(load, ones01, twos, fours, acc)                                       \
+    load                                                                                      \
     ones01                                                                                    \
-    BNN_CSA("r9", "r2", "r3", "r4")                                                           \
+    BNN_PCSA("r9", "r2", "r3", "r4")                                                          \
     twos                                                                                      \
     BNN_LOAD4_HELD                                                                            \
-    BNN_CSA("r9", "r0", "r1", "r4")                                                           \
-    BNN_CSA("r9", "r2", "r3", "r4")                                                           \
-    BNN_CSA("r10", "r1", "r3", "r4")                                                          \
+    BNN_PCSA("r9", "r0", "r1", "r4")                                                          \
+    BNN_PCSA("r9", "r2", "r3", "r4")                                                          \
+    BNN_CSA("r10", "r0", "r2", "r4")                                                          \
     fours                                                                                     \
-    BNN_NIBBLES("r3", "r4")                                                                   \
-    acc("lr", "r3", "r4")
+    BNN_NIBBLES("r2", "r4")                                                                   \
+    acc("lr", "r2", "r4")
 
-/* The first block of a row, from a zero state (half adders): lr = pc(eights). */
-#define BNN_HS_FIRST_BLOCK                                                                    \
-    BNN_HS_BLOCK_OF(BNN_HA_TO("r1", "r9", "r0", "r1"), BNN_HA_TO("r12", "r10", "r1", "r3"),   \
-                    BNN_HA_TO("r3", "r11", "r12", "r3"), BNN_ACC_FIRST)
+/* The first block of a row, from a zero state: the first pair's t is the ones word, its
+ * carry a & ~t; then half adders; lr = pc(eights). */
+#define BNN_HS_FIRST_OF(acc)                                                                  \
+    BNN_HS_BLOCK_OF(BNN_LOAD4_TO("r9"), "bic r0, r0, r9\n\t",                                \
+                    BNN_HA_TO("r12", "r10", "r0", "r2"), BNN_HA_TO("r2", "r11", "r12", "r2"), acc)
+#define BNN_HS_FIRST_BLOCK BNN_HS_FIRST_OF(BNN_ACC_FIRST)
 
 /* A further block: 7 carry-save adders, lr += pc(eights). */
-#define BNN_HS_BLOCK                                                                          \
-    BNN_HS_BLOCK_OF(BNN_CSA("r9", "r0", "r1", "r4"), BNN_CSA_TO("r12", "r10", "r1", "r3", "r4"), \
-                    BNN_CSA("r11", "r12", "r3", "r4"), BNN_ACC_NEXT)
+#define BNN_HS_NEXT_OF(acc)                                                                   \
+    BNN_HS_BLOCK_OF(BNN_LOAD4_TO("r1"), BNN_PCSA("r9", "r0", "r1", "r4"),                     \
+                    BNN_CSA_TO("r12", "r10", "r0", "r2", "r4"), BNN_CSA("r11", "r12", "r2", "r4"), acc)
+#define BNN_HS_BLOCK BNN_HS_NEXT_OF(BNN_ACC_NEXT)
 
 /* One word past the blocks, counted into r6 (weight 1; lanes on v7-M). */
 #define BNN_HS_TAIL_WORD                                                                      \
@@ -173,24 +189,20 @@
 #endif
 
 /* Rows of 4 blocks on DSP cores: the eights words stay nibble counts, those of blocks 1-3
- * summed in lr (<= 12 a nibble), block 4's (r3) added to twice the fours' (<= 12), and the
+ * summed in lr (<= 12 a nibble), block 4's (r2) added to twice the fours' (<= 12), and the
  * row's three nibble words summed once each by USAD8 (5 instructions a row fewer). */
 #if BNN_PATH_DSP
 #define BNN_E_FIRST(d, v, t) "mov " d ", " v "\n\t"
 #define BNN_E_NEXT(d, v, t) "add " d ", " d ", " v "\n\t"
 #define BNN_E_KEEP(d, v, t)
-#define BNN_HS4_FIRST_BLOCK                                                                   \
-    BNN_HS_BLOCK_OF(BNN_HA_TO("r1", "r9", "r0", "r1"), BNN_HA_TO("r12", "r10", "r1", "r3"),   \
-                    BNN_HA_TO("r3", "r11", "r12", "r3"), BNN_E_FIRST)
-#define BNN_HS4_BLOCK(e)                                                                      \
-    BNN_HS_BLOCK_OF(BNN_CSA("r9", "r0", "r1", "r4"), BNN_CSA_TO("r12", "r10", "r1", "r3", "r4"), \
-                    BNN_CSA("r11", "r12", "r3", "r4"), e)
+#define BNN_HS4_FIRST_BLOCK BNN_HS_FIRST_OF(BNN_E_FIRST)
+#define BNN_HS4_BLOCK(e) BNN_HS_NEXT_OF(e)
 #define BNN_HS4_FINAL                                                                         \
     BNN_NIBBLES("r9", "r0")                                                                   \
     BNN_NIBBLES("r10", "r0")                                                                  \
     "add r9, r9, r10, lsl #1\n\t"                                                           \
     BNN_NIBBLES("r11", "r0")                                                                  \
-    "add r11, r11, r3, lsl #1\n\t"                                                          \
+    "add r11, r11, r2, lsl #1\n\t"                                                          \
     BNN_NIB_SUM("r9", "r9", "r0", BNN_SUM_FIRST)                                              \
     BNN_NIB_SUM("r11", "r11", "r0", BNN_SUM_FIRST)                                            \
     BNN_NIB_SUM("lr", "lr", "r0", BNN_SUM_FIRST)                                              \
@@ -286,13 +298,15 @@ BNN_NAKED static void bnn_hs_rows_naked(const uint32_t *x BNN_ASM_ARG, const uin
 }
 
 /* counts[r] = popcount of x ^ row r over n = 8 * blocks + tail words, for rows r < rows of
- * w (contiguous). blocks >= 1 (and <= 31 on v7-M, whose byte lanes hold 8 per block). Rows
- * of 4 blocks (1024 bits) run unrolled, two per loop. */
+ * w (contiguous), the block words of x and w in pair form. blocks >= 1 (and <= 31 on v7-M,
+ * whose byte lanes hold 8 per block). Rows of 4 blocks (1024 bits) run unrolled, two per
+ * loop, when `unrolled` (a constant at the call: the scores kernel, whose layers are mostly
+ * few rows, goes without those 1.7 KB of code). */
 BNN_INLINE void bnn_hs_rows_asm(const uint32_t *x, const uint32_t *w, uint32_t blocks,
-                                uint32_t tail, uint32_t rows, uint32_t *counts)
+                                uint32_t tail, uint32_t rows, uint32_t *counts, int unrolled)
 {
     const uint32_t *w_end = w + (size_t)(8u * blocks + tail) * rows;
-    if (blocks == 4u && tail == 0u && rows % 2u == 0u) {
+    if (unrolled && blocks == 4u && tail == 0u && rows % 2u == 0u) {
         bnn_hs_rows4_naked(x, w, w_end, counts);
     } else {
         bnn_hs_rows_naked(x, w, x + 8u * blocks, w_end, tail, counts);
@@ -358,15 +372,21 @@ BNN_INLINE uint32_t bnn_threshold_word_asm(const uint32_t *counts, const int32_t
 
 #endif /* BNN_HS_ASM */
 
-/* The C twins: the same counts and words, through the path's popcount. */
+/* The C twins: the same counts and words, through the path's popcount (a pair's second word
+ * is x1 ^ w1 = a ^ t). */
 BNN_INLINE void bnn_hs_rows_c(const uint32_t *x, const uint32_t *w, uint32_t blocks,
-                              uint32_t tail, uint32_t rows, uint32_t *counts)
+                              uint32_t tail, uint32_t rows, uint32_t *counts, int unrolled)
 {
     const uint32_t n = 8u * blocks + tail;
     uint32_t r, i;
+    (void)unrolled;
     for (r = 0; r < rows; ++r, w += n) {
         uint32_t c = 0u;
-        for (i = 0; i < n; ++i) c += bnn_popcount32(x[i] ^ w[i]);
+        for (i = 0; i < 8u * blocks; i += 2u) {
+            const uint32_t a = x[i] ^ w[i];
+            c += bnn_popcount32(a) + bnn_popcount32(a ^ x[i + 1u] ^ w[i + 1u]);
+        }
+        for (; i < n; ++i) c += bnn_popcount32(x[i] ^ w[i]);
         counts[r] = c;
     }
 }
