@@ -269,7 +269,7 @@ def train(preset: str, output: str | Path, *, data: Any = "fashion-mnist",
           augment: str | None = None, seed: int = 0, threads: int | None = None,
           lr_schedule: str | None = None, label_smoothing: float | None = None,
           two_stage: int | None = None, distill: int | None = None, rsign: bool = False,
-          device: str = "auto", resume: str | Path | None = None, progress: bool = True,
+          ste: str | None = None, device: str = "auto", resume: str | Path | None = None, progress: bool = True,
           on_data=None) -> Model | None:
     """Train a preset ("mlp", "cnn", "binarynet-mlp", "binarynet-cifar") with its recipe
     (nn/train.py PRESET_RECIPES; every option given, not None, wins; docs/training.md); write `output` (a torch.export .pt), its .ckpt (resumable) and .json (metrics).
@@ -293,7 +293,7 @@ def train(preset: str, output: str | Path, *, data: Any = "fashion-mnist",
     tcfg = recipe(preset, epochs=epochs, batch_size=batch_size, lr_start=lr_start,
                   lr_end=lr_end, loss=loss, glorot_lr=glorot_lr, seed=seed, threads=threads,
                   augment=augment, lr_schedule=lr_schedule, label_smoothing=label_smoothing,
-                  two_stage=two_stage, distill=distill, device=device)
+                  two_stage=two_stage, distill=distill, ste=ste, device=device)
     metrics = train_model(mcfg, tcfg, dataset, Path(output),
                           resume=Path(resume) if resume else None, progress=progress)
     if metrics is None:

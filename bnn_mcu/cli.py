@@ -62,7 +62,7 @@ def cmd_train(args) -> int:
                       augment=args.augment, seed=args.seed, threads=args.threads,
                       lr_schedule=args.lr_schedule, label_smoothing=args.label_smoothing,
                       two_stage=args.two_stage, distill=args.distill, rsign=args.rsign,
-                      device=args.device,
+                      ste=args.ste, device=args.device,
                       resume=args.resume, progress=not args.quiet,
                       on_data=lambda data: world.main and print(data.summary()))
     except KeyboardInterrupt:
@@ -353,6 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--rsign", action="store_true",
                    help="a learned per-channel shift before every sign (ReActNet's RSign; "
                         "folds into the integer thresholds)")
+    t.add_argument("--ste", choices=["clip", "approx"],
+                   help="the sign's training gradient: clip (BinaryNet: 1 where |x| <= 1) or "
+                        "approx (Bi-Real Net's 2 - 2|x|); deploys the same (default: the "
+                        "preset's recipe, else clip)")
     t.add_argument("--two-stage", type=_int_from(0), metavar="N",
                    help="train the first N epochs with real-valued (hardtanh) activations, "
                         "then binary; only binary epochs can be the kept model (default 0)")

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from bnn_mcu.errors import BnnError
 from bnn_mcu.nn import train as train_mod
-from bnn_mcu.nn.layers import LearnableBias, SignActivation, set_real
+from bnn_mcu.nn.layers import LearnableBias, SignActivation, binarize, set_real
 from bnn_mcu.nn.presets import ModelConfig, build_model
 from bnn_mcu.nn.train import (TrainConfig, distillation_loss, learning_rate, multiply_accumulates,
                               pick_threads, train)
@@ -69,6 +70,31 @@ def test_real_mode_gives_hardtanh_activations_and_real_weights():
     assert set(lin.binary_weight().unique().tolist()) <= {-1.0, 1.0}
     for h in hook:
         h.remove()
+
+
+def test_sign_gradients_clip_and_approx_share_the_value_and_differ_only_in_gradient():
+    x = torch.tensor([-1.5, -1.0, -0.75, -0.0, 0.0, 0.25, 0.5, 1.0, 1.25], requires_grad=True)
+    grads = {}
+    for kind in ("clip", "approx"):
+        y = binarize(x, training=True, ste=kind)
+        assert y.tolist() == [-1, -1, -1, 1, 1, 1, 1, 1, 1]  # sign(0) = sign(-0.0) = +1
+        (g,) = torch.autograd.grad(y.sum(), x)
+        grads[kind] = g.tolist()
+    assert grads["clip"] == [0, 1, 1, 1, 1, 1, 1, 1, 0]
+    assert grads["approx"] == [0, 0, 0.5, 2, 2, 1.5, 1, 0, 0]  # 2 - 2|x| on |x| <= 1
+
+
+def test_approx_sign_gradient_trains_a_model_that_deploys_exactly(tmp_path, digits):
+    out = tmp_path / "m.pt"
+    cfg = TrainConfig(epochs=3, lr_schedule="cosine", ste="approx", bn_batches=5, threads=1)
+    m = train(ModelConfig("mlp", digits.image_shape, 10, width=32), cfg, digits, out,
+              progress=False)
+    assert m["train_config"]["ste"] == "approx" and m["test_acc"] > 0.4, m["test_acc"]  # seen 0.60
+    rep = _parity(out, digits)
+    assert rep.ok and rep.correct_dev / rep.vectors == pytest.approx(m["test_acc"])
+    with pytest.raises(BnnError, match="unknown sign gradient 'tanh'; choose clip or approx"):
+        train(ModelConfig("mlp", digits.image_shape, 10, width=32), replace(cfg, ste="tanh"),
+              digits, tmp_path / "n.pt", progress=False)
 
 
 @pytest.mark.parametrize("preset", ["mlp", "cnn"])

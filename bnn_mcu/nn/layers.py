@@ -36,6 +36,26 @@ class SignSTE(torch.autograd.Function):
         return grad * (x.abs() <= 1).to(grad.dtype)
 
 
+class ApproxSignSTE(torch.autograd.Function):
+    """Deterministic binarization; Bi-Real Net's ApproxSign gradient (Liu et al., 2018):
+    the derivative of the piecewise quadratic 2x + x|x| on |x| <= 1, i.e. 2 - 2|x|, else 0.
+    Only the gradient differs from SignSTE, so the trained model deploys the same way."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return sign_pm1(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * (2 - 2 * x.abs()).clamp(min=0).to(grad.dtype)
+
+
+#: The gradient estimators a deterministic sign can train with (`train --ste`).
+STE_KINDS = {"clip": SignSTE, "approx": ApproxSignSTE}
+
+
 class StochasticSignSTE(torch.autograd.Function):
     """Stochastic binarization: +1 with probability hard_sigmoid(x) = clip((x + 1) / 2, 0, 1)."""
 
@@ -51,11 +71,12 @@ class StochasticSignSTE(torch.autograd.Function):
         return grad * (x.abs() <= 1).to(grad.dtype)
 
 
-def binarize(x: torch.Tensor, training: bool, stochastic: bool = False) -> torch.Tensor:
+def binarize(x: torch.Tensor, training: bool, stochastic: bool = False,
+             ste: str = "clip") -> torch.Tensor:
     """Binarize with the STE while training; a plain where() otherwise (what export sees)."""
     if not training:
         return sign_pm1(x)
-    return (StochasticSignSTE if stochastic else SignSTE).apply(x)
+    return (StochasticSignSTE if stochastic else STE_KINDS[ste]).apply(x)
 
 
 class SignActivation(nn.Module):
@@ -63,18 +84,20 @@ class SignActivation(nn.Module):
 
     `real = True` (set by the trainer, never saved) gives hardtanh's value instead: the
     real-valued activations of a first training stage or of a distillation teacher. Exported
-    models are always trained to the end with real = False.
+    models are always trained to the end with real = False. `ste` (set by the trainer, never
+    saved) names the gradient estimator of STE_KINDS.
     """
 
     def __init__(self, stochastic: bool = False):
         super().__init__()
         self.stochastic = stochastic
         self.real = False
+        self.ste = "clip"
 
     def forward(self, x):
         if self.real:
             return F.hardtanh(x)
-        return binarize(x, self.training, self.stochastic)
+        return binarize(x, self.training, self.stochastic, self.ste)
 
 
 class LearnableBias(nn.Module):
@@ -173,6 +196,13 @@ class InputQuant(nn.Module):
 
 def binary_layers(model: nn.Module):
     return [m for m in model.modules() if isinstance(m, _BinaryWeights)]
+
+
+def set_ste(model: nn.Module, kind: str) -> None:
+    """Train every sign of a model with the gradient estimator `kind` (a key of STE_KINDS)."""
+    for m in model.modules():
+        if isinstance(m, SignActivation):
+            m.ste = kind
 
 
 def set_real(model: nn.Module, activations: bool, weights: bool) -> None:

@@ -31,7 +31,7 @@ from ..errors import BnnError, ModelError
 from ..outputs import check_writable
 from . import distributed
 from .export import CHECKPOINT_FORMAT, export_module, save_program
-from .layers import binary_layers, set_real
+from .layers import STE_KINDS, binary_layers, set_real, set_ste
 from .presets import BNNModel, ModelConfig, build_model
 
 
@@ -51,6 +51,7 @@ class TrainConfig:
     label_smoothing: float = 0.0  # cross-entropy only
     two_stage: int = 0  # first epochs with real-valued (hardtanh) activations, binary weights
     distill: int = 0  # epochs of a real-valued teacher trained first; 0 = no distillation
+    ste: str = "clip"  # sign's gradient: "clip" (BinaryNet: 1 on |x| <= 1) or "approx" (Bi-Real)
     device: str = "auto"  # "auto" (a CUDA GPU when PyTorch sees one), "cpu", "cuda" or "cuda:N"
 
 
@@ -345,6 +346,8 @@ def _check_config(cfg: TrainConfig) -> None:
     if cfg.distill < 0 or not 0 <= cfg.label_smoothing < 1:
         raise BnnError(f"training needs distill >= 0 and 0 <= label smoothing < 1 "
                        f"(got {cfg.distill}, {cfg.label_smoothing:g})")
+    if cfg.ste not in STE_KINDS:
+        raise BnnError(f"unknown sign gradient {cfg.ste!r}; choose {' or '.join(STE_KINDS)}")
     # the names of the schedule, augmentation and loss, checked before any work
     learning_rate(cfg, 0, 1)
     augment_batch(torch.zeros((0, 1, 1), dtype=torch.uint8), cfg.augment, torch.Generator())
@@ -448,6 +451,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, data: Dataset, out: Path,
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     model = build_model(model_cfg)
+    set_ste(model, cfg.ste)
     threads, why = pick_threads(cfg.threads, model, world.size)
     torch.set_num_threads(threads)
     if world.main:  # even with -q: the one line a user needs when training is slow
