@@ -36,15 +36,10 @@ class SignSTE(torch.autograd.Function):
         return grad * (x.abs() <= 1).to(grad.dtype)
 
 
-class ApproxSignSTE(torch.autograd.Function):
-    """Deterministic binarization; Bi-Real Net's ApproxSign gradient (Liu et al., 2018):
-    the derivative of the piecewise quadratic 2x + x|x| on |x| <= 1, i.e. 2 - 2|x|, else 0.
-    Only the gradient differs from SignSTE, so the trained model deploys the same way."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return sign_pm1(x)
+class ApproxSignSTE(SignSTE):
+    """SignSTE's value with Bi-Real Net's ApproxSign gradient (Liu et al., 2018): the
+    derivative of the piecewise quadratic 2x + x|x| on |x| <= 1, i.e. 2 - 2|x|, else 0.
+    Only the gradient differs, so the trained model deploys the same way."""
 
     @staticmethod
     def backward(ctx, grad):
