@@ -342,8 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dropout rate on hidden layers (default: the preset's)")
     t.add_argument("--stochastic", action="store_true",
                    help="stochastic (hard-sigmoid) binarization of activations while training")
-    t.add_argument("--augment", choices=["none", "shift", "shift-flip"],
-                   help="random +-2 px shifts (and horizontal flips) of training images "
+    t.add_argument("--augment", choices=["none", "shift", "flip", "shift-flip"],
+                   help="random +-2 px shifts and/or horizontal flips of training images "
                         "(default: the preset's recipe, else none)")
     t.add_argument("--lr-schedule", choices=["exp", "cosine"],
                    help="learning rate from --lr-start to --lr-end: exponential per epoch "

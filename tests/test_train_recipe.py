@@ -15,7 +15,7 @@ from bnn_mcu.errors import BnnError
 from bnn_mcu.nn import train as train_mod
 from bnn_mcu.nn.layers import LearnableBias, SignActivation, binarize, set_real
 from bnn_mcu.nn.presets import ModelConfig, build_model
-from bnn_mcu.nn.train import (TrainConfig, distillation_loss, learning_rate, multiply_accumulates,
+from bnn_mcu.nn.train import (TrainConfig, augment_batch, distillation_loss, learning_rate, multiply_accumulates,
                               pick_threads, train)
 
 
@@ -70,6 +70,31 @@ def test_real_mode_gives_hardtanh_activations_and_real_weights():
     assert set(lin.binary_weight().unique().tolist()) <= {-1.0, 1.0}
     for h in hook:
         h.remove()
+
+
+@pytest.mark.parametrize("mode", ["shift", "flip", "shift-flip"])
+def test_augmentations_move_each_image_on_its_own_and_never_touch_the_training_set(mode):
+    x = torch.randint(1, 256, (64, 8, 8), dtype=torch.uint8)  # no zero pixel: shifts show
+    before = x.clone()
+    out = augment_batch(x, mode, torch.Generator().manual_seed(0))
+    assert torch.equal(x, before) and out.shape == x.shape
+    flipped = shifted = 0
+    for a, b in zip(x, out):
+        options = {}
+        for f in ((False, True) if "flip" in mode else (False,)):
+            src = a.flip(1) if f else a
+            for dy in ((-2, -1, 0, 1, 2) if "shift" in mode else (0,)):
+                for dx in ((-2, -1, 0, 1, 2) if "shift" in mode else (0,)):
+                    # the image moved by (dy, dx), zeros where it left nothing
+                    t = torch.zeros_like(src)
+                    t[max(0, -dy):8 - max(0, dy), max(0, -dx):8 - max(0, dx)] = \
+                        src[max(0, dy):8 + min(0, dy), max(0, dx):8 + min(0, dx)]
+                    options[(f, dy, dx)] = t
+        hit = [k for k, t in options.items() if torch.equal(t, b)]
+        assert len(hit) == 1, (mode, hit)
+        flipped += hit[0][0]
+        shifted += hit[0][1:] != (0, 0)
+    assert (flipped > 16) == ("flip" in mode) and (shifted > 32) == ("shift" in mode)
 
 
 def test_sign_gradients_clip_and_approx_share_the_value_and_differ_only_in_gradient():

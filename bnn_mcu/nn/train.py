@@ -223,27 +223,30 @@ def recalibrate_batchnorm(model: torch.nn.Module, x: torch.Tensor, batches: int,
     model.eval()
 
 
-AUGMENTATIONS = ("none", "shift", "shift-flip")
+AUGMENTATIONS = ("none", "shift", "flip", "shift-flip")
 
 
 def augment_batch(x: torch.Tensor, mode: str, gen: torch.Generator, max_shift: int = 2) -> torch.Tensor:
-    """Random translations by up to max_shift pixels (zero fill) and optional horizontal flips
-    of a uint8 batch N x H x W [x C]; the same for every image of the batch would be too weak,
-    so each image gets its own shift."""
+    """Random translations by up to max_shift pixels (zero fill) and/or horizontal flips of a
+    uint8 batch N x H x W [x C]; the same for every image of the batch would be too weak, so
+    each image gets its own shift and its own coin for the flip."""
     if mode == "none":
         return x
     if mode not in AUGMENTATIONS:
         raise BnnError(f"unknown augmentation {mode!r}; choose one of {', '.join(AUGMENTATIONS)}")
     n, h, w = x.shape[:3]
-    pad = [0, 0] * (x.dim() - 3) + [max_shift, max_shift, max_shift, max_shift]
-    xp = F.pad(x, pad)  # zero = background for these data sets
-    dy = torch.randint(0, 2 * max_shift + 1, (n,), generator=gen)
-    dx = torch.randint(0, 2 * max_shift + 1, (n,), generator=gen)
-    rows = (dy[:, None] + torch.arange(h)[None, :])[:, :, None]  # [n, h, 1]
-    cols = (dx[:, None] + torch.arange(w)[None, :])[:, None, :]  # [n, 1, w]
-    # the random draws stay on the CPU generator (same streams on every device)
-    out = xp[torch.arange(n)[:, None, None].to(x.device), rows.to(x.device), cols.to(x.device)]
-    if mode == "shift-flip":
+    if mode == "flip":
+        out = x.clone()  # the flips below write in place: never into the training set
+    else:
+        pad = [0, 0] * (x.dim() - 3) + [max_shift, max_shift, max_shift, max_shift]
+        xp = F.pad(x, pad)  # zero = background for these data sets
+        dy = torch.randint(0, 2 * max_shift + 1, (n,), generator=gen)
+        dx = torch.randint(0, 2 * max_shift + 1, (n,), generator=gen)
+        rows = (dy[:, None] + torch.arange(h)[None, :])[:, :, None]  # [n, h, 1]
+        cols = (dx[:, None] + torch.arange(w)[None, :])[:, None, :]  # [n, 1, w]
+        # the random draws stay on the CPU generator (same streams on every device)
+        out = xp[torch.arange(n)[:, None, None].to(x.device), rows.to(x.device), cols.to(x.device)]
+    if mode in ("flip", "shift-flip"):
         flip = (torch.rand(n, generator=gen) < 0.5).to(x.device)
         out[flip] = out[flip].flip(2)
     return out
