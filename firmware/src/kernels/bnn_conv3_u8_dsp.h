@@ -12,7 +12,7 @@
  *     acc = sum w (x - zp) = S_p0 + S_p1 + S_p2 - zp (9 - 2 n1),
  * so the output bit (acc < T) is (S < T'), T' = T + zp (9 - 2 n1): SADD16 twice, SSUB16 of T'
  * in both lanes, and the lanes' sign bits (15, 31) are the bits of two columns (|S| <= 2295,
- * T' clamped to +-2296: no lane overflows). Sign bits gather as acc = bits | (acc >> 1) over
+ * |T'| < 10500: no lane overflows). Sign bits gather as acc = bits | (acc >> 1) over
  * 16 channels (lane 0: channels at bits 0..15 of column x, lane 1: of column x + 2), and PKHBT
  * / PKHTB join two such halves into the 32-channel words.
  *
@@ -30,6 +30,14 @@
 #define BNN_CONV3_GROUPS 8u                        /* groups of 4 columns a pass (32 columns) */
 #define BNN_CONV3_PAT_WORDS (2u * BNN_CONV3_GROUPS) /* words of one pattern of a row */
 #define BNN_CONV3_SLOT_WORDS (8u * BNN_CONV3_PAT_WORDS)
+
+/* The records (once per 32 channels) and the driver (once per output row) are built for size
+ * under GCC: the speed is in the tables and the channel loop. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define BNN_CONV3_COLD __attribute__((optimize("Os")))
+#else
+#define BNN_CONV3_COLD
+#endif
 
 #if defined(BNN_EMULATE_INTRINSICS)
 BNN_INLINE uint32_t bnn_sadd16(uint32_t a, uint32_t b)
@@ -86,59 +94,42 @@ BNN_INLINE uint32_t bnn_conv3_u8_lanes(const uint32_t *t, const uint32_t *r)
     return bnn_ssub16(s, r[3]) & 0x80008000u;
 }
 
-/* The C twin: the output words of one group (tables at t) for the columns x < n of it, over
- * 16 records (halves = 1) or 32 (2), out[x * ow]. */
-static void bnn_conv3_u8_group_c(const uint32_t *t, const uint32_t *rec, uint32_t halves,
-                                 uint32_t mask, uint32_t *out, uint32_t ow, uint32_t n)
-{
-    uint32_t a[2] = {0u, 0u}, b[2] = {0u, 0u}, w[4], h, j;
-    for (h = 0; h < halves; ++h) {
-        for (j = 0; j < 16u; ++j, rec += 4) {
-            a[h] = bnn_conv3_u8_lanes(t, rec) | (a[h] >> 1);
-            b[h] = bnn_conv3_u8_lanes(t + 1, rec) | (b[h] >> 1);
-        }
-    }
-    w[0] = (a[0] & 0xFFFFu) | (a[1] << 16);
-    w[1] = (b[0] & 0xFFFFu) | (b[1] << 16);
-    w[2] = (a[0] >> 16) | (a[1] & 0xFFFF0000u);
-    w[3] = (b[0] >> 16) | (b[1] & 0xFFFF0000u);
-    for (j = 0; j < n; ++j) out[j * ow] = w[j] & mask;
-}
-
-/* One output row's groups g < ng (4 columns each, full) over one batch of records. */
+/* One output row's groups (4 columns each) over one batch of 32 channels at most: the
+ * channels 16.. ("high half", maybe none) then 0..15 ("low half"), each an even number of
+ * records (an odd count gets a dummy), n records making n sign bits per lane at 16 - n .. 15:
+ * the sentinel 1 << (n - 1) marks the end, a shift by 16 - n brings them to 0 .. n - 1. */
 typedef struct {
-    const uint32_t *t, *tend; /* tables (slot 0) at the first group and past the last */
-    const uint32_t *rec, *rend; /* records (16 or 32) */
-    uint32_t halves;           /* 2: 32 records */
-    uint32_t mask;
+    const uint32_t *t, *tend;        /* tables (slot 0) at the first group and past the last */
+    const uint32_t *rec, *rmid, *rend; /* high half's records, low half's, their end */
+    uint32_t hsent, hshift, lsent, lshift;
     uint32_t *out;
     uint32_t step; /* bytes between output pixels */
 } bnn_conv3_u8_job_t;
 
 #if BNN_HS_ASM
-/* Per channel (17 instructions): the record by one LDM, three table words for each word of the
- * group, SADD16 twice, SSUB16 of T', the sign bits ORed into the half's words; the sentinel
- * bit 15 of the odd word's half (set at its start) falls out as the carry after 16 channels.
- * r0 records, r1 / r2 the group's even / odd words, r3-r6 the record, r7-r9 table words,
- * r10 / r11 the even / odd half, r12 / lr the first half's. */
+/* Per channel (17 instructions): the record by one LDM, the three table words of each of the
+ * group's two words, SADD16 twice, SSUB16 of T', the sign bits ORed into the half's words;
+ * the sentinel in the odd word falls out as the carry of the last channel. r0 records, r1 /
+ * r2 the group's even / odd words, r3-r6 the record (then table words with r7-r9), r10 / r11
+ * the even / odd half's words, r12 / lr the high half's. */
 #define BNN_CONV3_U8_CHANNEL(orr)                                                             \
         "ldm r0!, {r3-r6}\n\t"                                                         \
         "ldr r7, [r1, r3]\n\t"                                                         \
+        "ldr r3, [r2, r3]\n\t"                                                         \
         "ldr r8, [r1, r4]\n\t"                                                         \
+        "ldr r4, [r2, r4]\n\t"                                                         \
         "ldr r9, [r1, r5]\n\t"                                                         \
+        "ldr r5, [r2, r5]\n\t"                                                         \
         "sadd16 r7, r7, r8\n\t"                                                        \
         "sadd16 r7, r7, r9\n\t"                                                        \
         "ssub16 r7, r7, r6\n\t"                                                        \
         "and r7, r7, #0x80008000\n\t"                                                  \
         "orr r10, r7, r10, lsr #1\n\t"                                                 \
-        "ldr r7, [r2, r3]\n\t"                                                         \
-        "ldr r8, [r2, r4]\n\t"                                                         \
-        "ldr r9, [r2, r5]\n\t"                                                         \
-        "sadd16 r7, r7, r8\n\t"                                                        \
-        "sadd16 r7, r7, r9\n\t"                                                        \
-        "ssub16 r7, r7, r6\n\t"                                                        \
-        "and r7, r7, #0x80008000\n\t"                                                  \
-        orr " r11, r7, r11, lsr #1\n\t"
+        "sadd16 r3, r3, r4\n\t"                                                        \
+        "sadd16 r3, r3, r5\n\t"                                                        \
+        "ssub16 r3, r3, r6\n\t"                                                        \
+        "and r3, r3, #0x80008000\n\t"                                                  \
+        orr " r11, r3, r11, lsr #1\n\t"
 BNN_NAKED static void bnn_conv3_u8_groups_naked(bnn_conv3_u8_job_t *job BNN_ASM_ARG)
 {
     BNN_ASM(
@@ -146,51 +137,48 @@ BNN_NAKED static void bnn_conv3_u8_groups_naked(bnn_conv3_u8_job_t *job BNN_ASM_
         "push {r0}\n\t"
         "ldr r1, [r0]\n\t"
         "2:\n\t" /* group */
-        "ldr r0, [sp]\n\t"
-        "ldr r0, [r0, #8]\n\t" /* records */
+        "ldr r3, [sp]\n\t"
+        "ldrd r0, r4, [r3, #8]\n\t" /* records, low half's */
         "add r2, r1, #4\n\t"
+        "mov r12, #0\n\t"
+        "mov lr, #0\n\t"
         "mov r10, #0\n\t"
-        "mov r11, #0x8000\n\t"
+        "cmp r0, r4\n\t"
+        "ite eq\n\t"
+        "ldreq r11, [r3, #28]\n\t" /* no high half: the low one's sentinel */
+        "ldrne r11, [r3, #20]\n\t"
         "1:\n\t"
         BNN_CONV3_U8_CHANNEL("orr")
         BNN_CONV3_U8_CHANNEL("orrs")
         "bcc 1b\n\t"
         "ldr r3, [sp]\n\t"
-        "ldr r4, [r3, #12]\n\t" /* records' end */
+        "ldr r4, [r3, #16]\n\t" /* records' end */
         "cmp r0, r4\n\t"
         "beq 3f\n\t"
-        "mov r12, r10\n\t" /* the first half; on to the second */
-        "mov lr, r11\n\t"
+        "ldr r4, [r3, #24]\n\t" /* the high half: on to the low one */
+        "lsr r12, r10, r4\n\t"
+        "lsr lr, r11, r4\n\t"
         "mov r10, #0\n\t"
-        "mov r11, #0x8000\n\t"
+        "ldr r11, [r3, #28]\n\t"
         "b 1b\n\t"
         "3:\n\t"
-        "ldrd r4, r5, [r3, #16]\n\t" /* halves, mask */
-        "cmp r4, #2\n\t"
-        "beq 4f\n\t"
-        "mov r12, r10\n\t" /* one half: it is the first, the second is 0 */
-        "mov lr, r11\n\t"
-        "mov r10, #0\n\t"
-        "mov r11, #0\n\t"
-        "4:\n\t"
-        "ldrd r6, r7, [r3, #24]\n\t" /* out, step */
-        "pkhbt r8, r12, r10, lsl #16\n\t"
-        "and r8, r8, r5\n\t"
+        "ldr r4, [r3, #32]\n\t"
+        "lsr r10, r10, r4\n\t"
+        "lsr r11, r11, r4\n\t"
+        "ldrd r6, r7, [r3, #36]\n\t" /* out, step */
+        "pkhbt r8, r10, r12, lsl #16\n\t"
         "str r8, [r6]\n\t"
         "add r6, r6, r7\n\t"
-        "pkhbt r8, lr, r11, lsl #16\n\t"
-        "and r8, r8, r5\n\t"
+        "pkhbt r8, r11, lr, lsl #16\n\t"
         "str r8, [r6]\n\t"
         "add r6, r6, r7\n\t"
-        "pkhtb r8, r10, r12, asr #16\n\t"
-        "and r8, r8, r5\n\t"
+        "pkhtb r8, r12, r10, asr #16\n\t"
         "str r8, [r6]\n\t"
         "add r6, r6, r7\n\t"
-        "pkhtb r8, r11, lr, asr #16\n\t"
-        "and r8, r8, r5\n\t"
+        "pkhtb r8, lr, r11, asr #16\n\t"
         "str r8, [r6]\n\t"
         "add r6, r6, r7\n\t"
-        "str r6, [r3, #24]\n\t"
+        "str r6, [r3, #36]\n\t"
         "ldr r4, [r3, #4]\n\t" /* tables' end */
         "add r1, r1, #8\n\t"
         "cmp r1, r4\n\t"
@@ -199,93 +187,126 @@ BNN_NAKED static void bnn_conv3_u8_groups_naked(bnn_conv3_u8_job_t *job BNN_ASM_
         "pop {r4-r11, pc}\n\t");
 }
 #undef BNN_CONV3_U8_CHANNEL
+#define bnn_conv3_u8_groups bnn_conv3_u8_groups_naked
+#else
+/* The C twin. */
+static void bnn_conv3_u8_groups(bnn_conv3_u8_job_t *job)
+{
+    const uint32_t *t, *r;
+    uint32_t a[2], b[2], h;
+    for (t = job->t; t != job->tend; t += 2) {
+        a[0] = b[0] = 0u; /* high half */
+        for (h = job->rec == job->rmid ? 1u : 0u, r = job->rec; h < 2u; ++h) {
+            const uint32_t *end = h == 0u ? job->rmid : job->rend;
+            a[h] = b[h] = 0u;
+            for (; r != end; r += 4) {
+                a[h] = bnn_conv3_u8_lanes(t, r) | (a[h] >> 1);
+                b[h] = bnn_conv3_u8_lanes(t + 1, r) | (b[h] >> 1);
+            }
+            a[h] >>= h == 0u ? job->hshift : job->lshift;
+            b[h] >>= h == 0u ? job->hshift : job->lshift;
+        }
+        job->out[0] = (a[1] & 0xFFFFu) | (a[0] << 16);
+        job->out += job->step / 4u;
+        job->out[0] = (b[1] & 0xFFFFu) | (b[0] << 16);
+        job->out += job->step / 4u;
+        job->out[0] = (a[1] >> 16) | (a[0] & 0xFFFF0000u);
+        job->out += job->step / 4u;
+        job->out[0] = (b[1] >> 16) | (b[0] & 0xFFFF0000u);
+        job->out += job->step / 4u;
+    }
+}
 #endif
 
-BNN_INLINE void bnn_conv3_u8_groups(bnn_conv3_u8_job_t *job, uint32_t ow)
+/* A half of n channels (n even): its sentinel and shift. */
+BNN_INLINE void bnn_conv3_u8_half(uint32_t n, uint32_t *sent, uint32_t *shift)
 {
-#if BNN_HS_ASM
-    (void)ow;
-    bnn_conv3_u8_groups_naked(job);
-#else
-    const uint32_t *t;
-    for (t = job->t; t != job->tend; t += 2, job->out += 4u * ow) {
-        bnn_conv3_u8_group_c(t, job->rec, job->halves, job->mask, job->out, ow, 4u);
-    }
-#endif
+    *sent = (1u << n) >> 1;
+    *shift = 16u - n;
 }
 
-/* Records of channels c0 .. c0+m-1, padded with dummies to 16 (m <= 16) or 32, for the three
- * phases: rec[(phase * mp + j) * 4 ..]. */
-static void bnn_conv3_u8_records(const bnn_conv2d_u8_t *p, uint32_t c0, uint32_t m, uint32_t mp,
-                                 uint32_t *rec)
+/* The records of channels c0 + j, j < m (m <= 32), for the three phases, each phase the high
+ * half's (channels 16.., padded to an even count) then the low half's: rec[phase * 128 ..];
+ * returns the number of records a phase (their order above, dummies where padded). */
+BNN_CONV3_COLD static uint32_t bnn_conv3_u8_records(const bnn_conv2d_u8_t *p, uint32_t c0, uint32_t m,
+                                     uint32_t *rec)
 {
-    const uint32_t zp = (uint32_t)p->zero_point, a = 9u * (zp > 127u ? zp : 255u - zp);
-    uint32_t j, r, ky;
-    for (j = 0; j < mp; ++j) {
-        uint32_t bits = 0u, tw = 0u;
+    const uint32_t sw = 4u * BNN_CONV3_SLOT_WORDS, pw = 4u * BNN_CONV3_PAT_WORDS;
+    const uint32_t nh = m > 16u ? m - 16u : 0u, nhe = (nh + 1u) & ~1u;
+    const uint32_t n = nhe + ((m - nh + 1u) & ~1u);
+    uint32_t i, r, k0, k1, k2;
+    for (i = 0; i < n; ++i) {
+        const uint32_t j = i < nhe ? 16u + i : i - nhe; /* the channel of record i */
+        uint32_t bits = 0u, tw = 0xF708F708u, *d = rec + 4u * i; /* dummy: T' = -2296, bits 0 */
         if (j < m) {
+            /* |S| <= 2295 and |S - acc| = zp |9 - 2 n1| <= 2295: T clamped to [-8192, 8191]
+             * (an SSAT) keeps every comparison, and |S - T'| < 2^15 */
             int32_t t = p->stage.thresholds[c0 + j];
             bits = p->weights[c0 + j] & 0x1FFu;
-            if (t > (int32_t)a + 1) t = (int32_t)a + 1; /* acc in [-a, a]: keeps (acc < t) */
-            if (t < -(int32_t)a - 1) t = -(int32_t)a - 1;
-            t += (int32_t)zp * (9 - 2 * (int32_t)bnn_popcount32(bits));
-            if (t > 2296) t = 2296; /* |S| <= 2295 */
-            if (t < -2296) t = -2296;
+            t = t > 8191 ? 8191 : t < -8192 ? -8192 : t;
+            t += p->zero_point * (9 - 2 * (int32_t)bnn_popcount32(bits));
             tw = ((uint32_t)t & 0xFFFFu) * 0x10001u;
         }
-        for (r = 0; r < 3u; ++r) {
-            uint32_t *d = rec + (r * mp + j) * 4u;
-            for (ky = 0; ky < 3u; ++ky) {
-                d[ky] = 4u * (((r + ky) % 3u) * BNN_CONV3_SLOT_WORDS +
-                              ((bits >> (3u * ky)) & 7u) * BNN_CONV3_PAT_WORDS);
-            }
+        k0 = (bits & 7u) * pw;
+        k1 = ((bits >> 3) & 7u) * pw;
+        k2 = (bits >> 6) * pw;
+        for (r = 0; r < 3u; ++r, d += 128) { /* phase r: row ky in slot (r + ky) % 3 */
+            d[0] = k0 + r * sw;
+            d[1] = k1 + (r < 2u ? r + 1u : 0u) * sw;
+            d[2] = k2 + (r == 0u ? 2u : r - 1u) * sw;
             d[3] = tw;
         }
     }
+    return n;
 }
 
 /* bnn_conv2d_u8_b1 for k 3x3, 1 input channel, stride 1 (zero_point <= 255). */
-static void bnn_conv3_u8(const bnn_conv2d_u8_t *p, const uint8_t *in, uint32_t *out)
+BNN_CONV3_COLD static void bnn_conv3_u8(const bnn_conv2d_u8_t *p, const uint8_t *in, uint32_t *out)
 {
     const bnn_conv_geom_t *g = &p->g;
     const uint32_t ow = BNN_WORDS((uint32_t)g->out_ch), zp = (uint32_t)p->zero_point;
     const uint32_t pl = g->pad_left, iw = g->in_w;
-    uint32_t rec[3u * 32u * 4u], tab[3u * BNN_CONV3_SLOT_WORDS];
+    uint32_t rec[3u * 128u], tab[3u * BNN_CONV3_SLOT_WORDS], tail[4];
     uint32_t row_words[BNN_CONV3_GROUPS + 1u];
     uint8_t *row = (uint8_t *)row_words;
-    uint32_t c0, m, mp, x0, nc, ng, nf, lo, hi, oy, r;
+    uint32_t c0, m, n, x0, nc, ng, lo, hi, oy, r, slot;
+    int32_t iy;
+    bnn_conv3_u8_job_t job;
     for (c0 = 0; c0 < g->out_ch; c0 += 32u) {
         m = bnn_min_u32(32u, g->out_ch - c0);
-        mp = m > 16u ? 32u : 16u;
-        bnn_conv3_u8_records(p, c0, m, mp, rec);
+        n = bnn_conv3_u8_records(p, c0, m, rec);
+        bnn_conv3_u8_half(m > 16u ? (m - 15u) & ~1u : 0u, &job.hsent, &job.hshift);
+        bnn_conv3_u8_half(m > 16u ? 16u : (m + 1u) & ~1u, &job.lsent, &job.lshift);
         for (x0 = 0; x0 < g->out_w; x0 += 4u * BNN_CONV3_GROUPS) {
             nc = bnn_min_u32(4u * BNN_CONV3_GROUPS, g->out_w - x0);
             ng = (nc + 3u) / 4u;
-            nf = nc / 4u;
             lo = pl > x0 ? pl - x0 : 0u; /* the row's input columns: lo <= j < hi */
             hi = bnn_min_u32(4u * ng + 2u, pl + iw > x0 ? pl + iw - x0 : 0u);
-            for (oy = 0; oy < g->out_h; ++oy) {
-                bnn_conv3_u8_job_t job;
-                for (r = oy == 0u ? oy : oy + 2u; r <= oy + 2u; ++r) { /* padded rows to make */
-                    const int32_t iy = (int32_t)r - (int32_t)g->pad_top;
+            for (oy = 0, iy = -(int32_t)g->pad_top, slot = 0; oy < g->out_h; ++oy) {
+                for (r = oy == 0u ? 0u : 2u; r < 3u; ++r, ++iy) { /* input rows to make */
                     memset(row, (int)zp, 4u * ng + 2u); /* padded columns x0 .. */
                     if (iy >= 0 && iy < (int32_t)g->in_h && lo < hi) {
                         memcpy(row + lo, in + (size_t)(uint32_t)iy * iw + x0 + lo - pl, hi - lo);
                     }
-                    bnn_conv3_u8_table(row, ng, tab + (r % 3u) * BNN_CONV3_SLOT_WORDS);
+                    bnn_conv3_u8_table(row, ng, tab + slot * BNN_CONV3_SLOT_WORDS);
+                    slot = slot == 2u ? 0u : slot + 1u; /* padded row R in slot R % 3 */
                 }
+                job.rec = rec + slot * 128u; /* phase oy % 3: the next slot to make */
+                job.rmid = job.rec + (m > 16u ? 4u * (n - 16u) : 0u); /* low half: 16 */
+                job.rend = job.rec + 4u * n;
                 job.t = tab;
-                job.tend = tab + 2u * nf;
-                job.rec = rec + (oy % 3u) * mp * 4u;
-                job.rend = job.rec + mp * 4u;
-                job.halves = mp / 16u;
-                job.mask = m == 32u ? 0xFFFFFFFFu : (1u << m) - 1u;
+                job.tend = tab + 2u * (nc / 4u);
                 job.out = out + ((size_t)oy * g->out_w + x0) * ow + c0 / 32u;
                 job.step = 4u * ow;
-                if (nf > 0u) bnn_conv3_u8_groups(&job, ow);
-                if (nc > 4u * nf) {
-                    bnn_conv3_u8_group_c(job.tend, job.rec, job.halves, job.mask, job.out, ow,
-                                         nc - 4u * nf);
+                if (nc >= 4u) bnn_conv3_u8_groups(&job);
+                if ((nc & 3u) != 0u) { /* the last group's columns into `tail` */
+                    uint32_t *o = job.out, j;
+                    job.t = job.tend;
+                    job.tend += 2;
+                    job.out = tail;
+                    job.step = 4u;
+                    bnn_conv3_u8_groups(&job);
+                    for (j = 0; j < (nc & 3u); ++j) o[j * ow] = tail[j];
                 }
             }
         }
