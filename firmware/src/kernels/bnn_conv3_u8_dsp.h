@@ -99,7 +99,7 @@ BNN_INLINE uint32_t bnn_conv3_u8_lanes(const uint32_t *t, const uint32_t *r)
  * records (an odd count gets a dummy), n records making n sign bits per lane at 16 - n .. 15:
  * the sentinel 1 << (n - 1) marks the end, a shift by 16 - n brings them to 0 .. n - 1. */
 typedef struct {
-    const uint32_t *t, *tend;        /* tables (slot 0) at the first group and past the last */
+    const uint32_t *t, *tend;          /* tables (slot 0) at the first group, past the last */
     const uint32_t *rec, *rmid, *rend; /* high half's records, low half's, their end */
     uint32_t hsent, hshift, lsent, lshift;
     uint32_t *out;
@@ -228,8 +228,8 @@ BNN_INLINE void bnn_conv3_u8_half(uint32_t n, uint32_t *sent, uint32_t *shift)
 /* The records of channels c0 + j, j < m (m <= 32), for the three phases, each phase the high
  * half's (channels 16.., padded to an even count) then the low half's: rec[phase * 128 ..];
  * returns the number of records a phase (their order above, dummies where padded). */
-BNN_CONV3_COLD static uint32_t bnn_conv3_u8_records(const bnn_conv2d_u8_t *p, uint32_t c0, uint32_t m,
-                                     uint32_t *rec)
+BNN_CONV3_COLD static uint32_t bnn_conv3_u8_records(const bnn_conv2d_u8_t *p, uint32_t c0,
+                                                    uint32_t m, uint32_t *rec)
 {
     const uint32_t sw = 4u * BNN_CONV3_SLOT_WORDS, pw = 4u * BNN_CONV3_PAT_WORDS;
     const uint32_t nh = m > 16u ? m - 16u : 0u, nhe = (nh + 1u) & ~1u;
@@ -292,7 +292,7 @@ BNN_CONV3_COLD static void bnn_conv3_u8(const bnn_conv2d_u8_t *p, const uint8_t 
                     slot = slot == 2u ? 0u : slot + 1u; /* padded row R in slot R % 3 */
                 }
                 job.rec = rec + slot * 128u; /* phase oy % 3: the next slot to make */
-                job.rmid = job.rec + (m > 16u ? 4u * (n - 16u) : 0u); /* low half: 16 */
+                job.rmid = job.rec + (m > 16u ? 4u * (n - 16u) : 0u); /* then 16 low */
                 job.rend = job.rec + 4u * n;
                 job.t = tab;
                 job.tend = tab + 2u * (nc / 4u);
