@@ -111,7 +111,7 @@ typedef struct {
  * group's two words, SADD16 twice, SSUB16 of T', the sign bits ORed into the half's words;
  * the sentinel in the odd word falls out as the carry of the last channel. r0 records, r1 /
  * r2 the group's even / odd words, r3-r6 the record (then table words with r7-r9), r10 / r11
- * the even / odd half's words, r12 / lr the high half's. */
+ * the even / odd half's words, r12 / lr the high half's (0 without one: an LSR by 32). */
 #define BNN_CONV3_U8_CHANNEL(orr)                                                             \
         "ldm r0!, {r3-r6}\n\t"                                                         \
         "ldr r7, [r1, r3]\n\t"                                                         \
@@ -140,13 +140,10 @@ BNN_NAKED static void bnn_conv3_u8_groups_naked(bnn_conv3_u8_job_t *job BNN_ASM_
         "ldr r3, [sp]\n\t"
         "ldrd r0, r4, [r3, #8]\n\t" /* records, low half's */
         "add r2, r1, #4\n\t"
-        "mov r12, #0\n\t"
-        "mov lr, #0\n\t"
-        "mov r10, #0\n\t"
         "cmp r0, r4\n\t"
-        "ite eq\n\t"
-        "ldreq r11, [r3, #28]\n\t" /* no high half: the low one's sentinel */
-        "ldrne r11, [r3, #20]\n\t"
+        "beq 4f\n\t" /* no high half: its shift, 32, makes it 0 */
+        "mov r10, #0\n\t"
+        "ldr r11, [r3, #20]\n\t"
         "1:\n\t"
         BNN_CONV3_U8_CHANNEL("orr")
         BNN_CONV3_U8_CHANNEL("orrs")
@@ -155,6 +152,7 @@ BNN_NAKED static void bnn_conv3_u8_groups_naked(bnn_conv3_u8_job_t *job BNN_ASM_
         "ldr r4, [r3, #16]\n\t" /* records' end */
         "cmp r0, r4\n\t"
         "beq 3f\n\t"
+        "4:\n\t"
         "ldr r4, [r3, #24]\n\t" /* the high half: on to the low one */
         "lsr r12, r10, r4\n\t"
         "lsr lr, r11, r4\n\t"
@@ -218,22 +216,13 @@ static void bnn_conv3_u8_groups(bnn_conv3_u8_job_t *job)
 }
 #endif
 
-/* A half of n channels (n even): its sentinel and shift. */
-BNN_INLINE void bnn_conv3_u8_half(uint32_t n, uint32_t *sent, uint32_t *shift)
-{
-    *sent = (1u << n) >> 1;
-    *shift = 16u - n;
-}
-
-/* The records of channels c0 + j, j < m (m <= 32), for the three phases, each phase the high
- * half's (channels 16.., padded to an even count) then the low half's: rec[phase * 128 ..];
- * returns the number of records a phase (their order above, dummies where padded). */
-BNN_CONV3_COLD static uint32_t bnn_conv3_u8_records(const bnn_conv2d_u8_t *p, uint32_t c0,
-                                                    uint32_t m, uint32_t *rec)
+/* The n records of channels c0 + j, j < m (m <= 32), for the three phases, each phase the
+ * high half's (channels 16.., nhe of them: an even count) then the low half's:
+ * rec[phase * 128 ..] (dummies where padded). */
+BNN_CONV3_COLD static void bnn_conv3_u8_records(const bnn_conv2d_u8_t *p, uint32_t c0,
+                                                uint32_t m, uint32_t nhe, uint32_t n, uint32_t *rec)
 {
     const uint32_t sw = 4u * BNN_CONV3_SLOT_WORDS, pw = 4u * BNN_CONV3_PAT_WORDS;
-    const uint32_t nh = m > 16u ? m - 16u : 0u, nhe = (nh + 1u) & ~1u;
-    const uint32_t n = nhe + ((m - nh + 1u) & ~1u);
     uint32_t i, r, k0, k1, k2;
     for (i = 0; i < n; ++i) {
         const uint32_t j = i < nhe ? 16u + i : i - nhe; /* the channel of record i */
@@ -257,7 +246,6 @@ BNN_CONV3_COLD static uint32_t bnn_conv3_u8_records(const bnn_conv2d_u8_t *p, ui
             d[3] = tw;
         }
     }
-    return n;
 }
 
 /* bnn_conv2d_u8_b1 for k 3x3, 1 input channel, stride 1 (zero_point <= 255). */
@@ -269,31 +257,39 @@ BNN_CONV3_COLD static void bnn_conv3_u8(const bnn_conv2d_u8_t *p, const uint8_t 
     uint32_t rec[3u * 128u], tab[3u * BNN_CONV3_SLOT_WORDS], tail[4];
     uint32_t row_words[BNN_CONV3_GROUPS + 1u];
     uint8_t *row = (uint8_t *)row_words;
-    uint32_t c0, m, n, x0, nc, ng, lo, hi, oy, r, slot;
+    uint32_t c0, m, nh, nl, x0, nc, ng, lo, hi, oy, r, slot;
     int32_t iy;
     bnn_conv3_u8_job_t job;
     for (c0 = 0; c0 < g->out_ch; c0 += 32u) {
         m = bnn_min_u32(32u, g->out_ch - c0);
-        n = bnn_conv3_u8_records(p, c0, m, rec);
-        bnn_conv3_u8_half(m > 16u ? (m - 15u) & ~1u : 0u, &job.hsent, &job.hshift);
-        bnn_conv3_u8_half(m > 16u ? 16u : (m + 1u) & ~1u, &job.lsent, &job.lshift);
+        nh = m > 16u ? (m - 15u) & ~1u : 0u; /* records of the halves (even counts) */
+        nl = m > 16u ? 16u : (m + 1u) & ~1u;
+        bnn_conv3_u8_records(p, c0, m, nh, nh + nl, rec);
+        job.hsent = (1u << nh) >> 1; /* n records: sentinel 1 << (n - 1), shift 16 - n */
+        job.hshift = nh != 0u ? 16u - nh : 32u; /* no high half: the LSR by 32 gives 0 */
+        job.lsent = (1u << nl) >> 1;
+        job.lshift = 16u - nl;
         for (x0 = 0; x0 < g->out_w; x0 += 4u * BNN_CONV3_GROUPS) {
             nc = bnn_min_u32(4u * BNN_CONV3_GROUPS, g->out_w - x0);
             ng = (nc + 3u) / 4u;
             lo = pl > x0 ? pl - x0 : 0u; /* the row's input columns: lo <= j < hi */
             hi = bnn_min_u32(4u * ng + 2u, pl + iw > x0 ? pl + iw - x0 : 0u);
+            memset(row, (int)zp, 4u * ng + 2u); /* padded columns x0 .. x0 + 4 ng + 1 */
             for (oy = 0, iy = -(int32_t)g->pad_top, slot = 0; oy < g->out_h; ++oy) {
                 for (r = oy == 0u ? 0u : 2u; r < 3u; ++r, ++iy) { /* input rows to make */
-                    memset(row, (int)zp, 4u * ng + 2u); /* padded columns x0 .. */
-                    if (iy >= 0 && iy < (int32_t)g->in_h && lo < hi) {
-                        memcpy(row + lo, in + (size_t)(uint32_t)iy * iw + x0 + lo - pl, hi - lo);
+                    if (lo < hi) { /* their input columns, zp in the padding rows */
+                        if (iy >= 0 && iy < (int32_t)g->in_h) {
+                            memcpy(row + lo, in + (size_t)(uint32_t)iy * iw + x0 + lo - pl, hi - lo);
+                        } else {
+                            memset(row + lo, (int)zp, hi - lo);
+                        }
                     }
                     bnn_conv3_u8_table(row, ng, tab + slot * BNN_CONV3_SLOT_WORDS);
                     slot = slot == 2u ? 0u : slot + 1u; /* padded row R in slot R % 3 */
                 }
                 job.rec = rec + slot * 128u; /* phase oy % 3: the next slot to make */
-                job.rmid = job.rec + (m > 16u ? 4u * (n - 16u) : 0u); /* then 16 low */
-                job.rend = job.rec + 4u * n;
+                job.rmid = job.rec + 4u * nh;
+                job.rend = job.rmid + 4u * nl;
                 job.t = tab;
                 job.tend = tab + 2u * (nc / 4u);
                 job.out = out + ((size_t)oy * g->out_w + x0) * ow + c0 / 32u;
