@@ -427,6 +427,11 @@ SMALL_U8_CONVS = [  # in_shape, kernel, stride, padding: K <= 12 taps
     ((4, 9, 4), (1, 3), (1, 1), (0, 1, 0, 1)),
     ((3, 3, 1), (1, 1), (2, 2), (1, 1, 1, 1)),
     ((9, 4, 1), (3, 3), (3, 1), (0, 2, 2, 0)),
+    # 3x3x1 stride 1 (row tables, bnn_conv3_u8_dsp.h): a tail group of 3 columns, column
+    # passes of 32 + 9, windows wholly in the padding
+    ((5, 7, 1), (3, 3), (1, 1), (0, 2, 1, 0)),
+    ((3, 41, 1), (3, 3), (1, 1), (1, 1, 1, 1)),
+    ((2, 2, 1), (3, 3), (1, 1), (2, 2, 2, 2)),
 ]
 
 
@@ -843,7 +848,12 @@ def board_cases():
                                                   ((1, 1, 1), (1, 1), (1, 1), (0, 0, 0, 0), 1, 0),
                                                   ((7, 6, 3), (2, 2), (1, 2), (1, 0, 1, 1), 33, 37),
                                                   ((5, 5, 12), (1, 1), (1, 1), (0, 0, 0, 0), 7, 255),
-                                                  ((9, 4, 1), (3, 3), (3, 1), (0, 2, 2, 0), 70, 0)]:
+                                                  ((9, 4, 1), (3, 3), (3, 1), (0, 2, 2, 0), 70, 0),
+                                                  # 3x3x1 stride 1, row tables: 16 + 4 dummy
+                                                  # channels and a tail group; 32 + 8 channels
+                                                  # over column passes of 32 + 9
+                                                  ((5, 7, 1), (3, 3), (1, 1), (0, 2, 1, 0), 20, 0),
+                                                  ((3, 41, 1), (3, 3), (1, 1), (1, 1, 1, 1), 40, 255)]:
         add(f"conv2d_u8 {'x'.join(map(str, shape))} k{kernel[0]} ->{n} zp {zp}",
             Conv2dU8("u", shape, kernel=kernel, stride=stride, padding=padding, zero_point=zp,
                      weights=pack_bits(random_bits(rng, (n, kernel[0] * kernel[1] * shape[2])))),

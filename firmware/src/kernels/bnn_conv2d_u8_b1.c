@@ -1,3 +1,4 @@
+#include "bnn_conv3_u8_dsp.h"
 #include "bnn_conv_u8_small.h"
 
 static void bnn_conv2d_u8_masked(const bnn_conv2d_u8_t *p, const uint8_t *in, uint32_t *out)
@@ -51,6 +52,13 @@ BNN_NONNULL void bnn_conv2d_u8_b1(const bnn_conv2d_u8_t *p, const uint8_t *in, u
 {
 #if !BNN_PATH_PORTABLE
     const bnn_conv_geom_t *g = &p->g;
+#if BNN_PATH_DSP
+    if (g->k_h == 3u && g->k_w == 3u && g->in_ch == 1u && g->stride_h == 1u && g->stride_w == 1u &&
+        (uint32_t)p->zero_point <= 255u) {
+        bnn_conv3_u8(p, in, out);
+        return;
+    }
+#endif
     if ((uint32_t)g->k_h * g->k_w * g->in_ch <= BNN_CONV_U8_MAX_TAPS &&
         (uint32_t)p->zero_point <= 255u &&
         (uint32_t)g->k_h * ((uint32_t)g->pad_left + g->in_w + g->pad_right) * g->in_ch <= BNN_CONV_U8_ROWS) {

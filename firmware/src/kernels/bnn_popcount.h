@@ -23,6 +23,8 @@
  *   bnn_u8_table.h       uint8 dense first layers: subset-sum tables, one per 8 input bytes
  *   bnn_conv_u8_dsp.h    uint8 conv windows of <= 12 taps: USAD8 against byte masks (DSP);
  *                        bnn_conv2d_u8_b1.c has the subset-sum-table version for V7M, V6M
+ *   bnn_conv3_u8_dsp.h   uint8 3x3 convs over 1 channel, stride 1 (DSP): per-row tables of the
+ *                        3-tap sign patterns in int16 lanes, SADD16 / SSUB16 per channel
  * The code below (bnn_popcount_rows) serves the other shapes (and v6-M dense rows under 8 words).
  */
 #ifndef BNN_POPCOUNT_H
