@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,6 +124,7 @@ def test_bnn_reader_any_bytes(data):
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(1, 5), st.integers(0, 1), st.binary(min_size=1, max_size=120))
+@example(mode=1, seed=0, choices=b"\x01\x00\x03\xd7\x00E")  # a conv whose weights became 0-d (CI, once)
 def test_bnn_reader_mutated_valid_files(mode, seed, choices):
     T.bnn_one_input(bytes([mode, seed]) + choices)
 

@@ -85,6 +85,8 @@ def validate(model: IntModel, name: str = "model") -> None:
             kh, kwid = op.kernel
             _check(kh >= 1 and kwid >= 1 and min(op.stride) >= 1, where, "bad kernel or stride")
             _check(all(0 <= p < 256 for p in op.padding), where, "bad padding")
+            # out_shape reads the channel count from the weights: a 0-d array has none
+            _check(op.weights.ndim >= 1, where, f"weights must be an array of filters, got shape {op.weights.shape}")
             ho, wo, n = op.out_shape
             _check(ho >= 1 and wo >= 1, where, f"output would be {ho}x{wo}")
             if isinstance(op, Conv2dU8):
