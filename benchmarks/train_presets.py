@@ -70,6 +70,8 @@ def main() -> int:
 
 def _recipe_text(tc) -> str:
     parts = [f"{tc.epochs} ep", f"{tc.lr_schedule} {tc.lr_start:g}->{tc.lr_end:g}"]
+    if tc.loss != "ce":
+        parts.append(f"{tc.loss} loss")
     if tc.augment != "none":
         parts.append(tc.augment)
     if tc.distill:

@@ -264,7 +264,7 @@ def check_images(x, input_shape: Sequence[int], where: str = "inputs"):
 def train(preset: str, output: str | Path, *, data: Any = "fashion-mnist",
           epochs: int | None = None, width: int | None = None, depth: int | None = None,
           batch_size: int = 100, lr_start: float = 3e-3, lr_end: float | None = None,
-          loss: str = "ce", glorot_lr: bool = True, dropout_in: float | None = None,
+          loss: str | None = None, glorot_lr: bool = True, dropout_in: float | None = None,
           dropout_hidden: float | None = None, stochastic: bool = False,
           augment: str | None = None, seed: int = 0, threads: int | None = None,
           lr_schedule: str | None = None, label_smoothing: float | None = None,

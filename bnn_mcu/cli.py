@@ -331,8 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="initial learning rate (default 3e-3)")
     t.add_argument("--lr-end", type=_float_in(0.0),
                    help="final learning rate (default: the preset's recipe, else 3e-7)")
-    t.add_argument("--loss", choices=["ce", "hinge"], default="ce",
-                   help="cross-entropy (default) or BinaryNet's squared hinge on +-1 targets")
+    t.add_argument("--loss", choices=["ce", "hinge"],
+                   help="cross-entropy or BinaryNet's squared hinge on +-1 targets (default: "
+                        "the preset's recipe, else ce)")
     t.add_argument("--glorot-lr", action=argparse.BooleanOptionalAction, default=True,
                    help="BinaryNet per-layer Glorot learning-rate scaling of binary weights "
                         "(default on)")

@@ -186,6 +186,12 @@ def test_cli_says_which_thread_count_and_refuses_a_two_stage_without_binary_epoc
                        capture_output=True, text=True, timeout=300)
     assert p.returncode != 0 and "Traceback" not in p.stderr
     assert "two-stage" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    # the mlp preset trains on the squared hinge: label smoothing would be silently ignored
+    p = subprocess.run(cli + ["--label-smoothing", "0.1", "-o", str(tmp_path / "s.pt")],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode != 0 and "Traceback" not in p.stderr and not (tmp_path / "s.pt").exists()
+    assert p.stderr.strip().endswith("--label-smoothing 0.1 smooths cross-entropy's targets, but the "
+                                     "loss is hinge (the mlp preset's default): add --loss ce"), p.stderr
     p = subprocess.run(cli + ["--epochs", "1", "-o", str(tmp_path / "b.pt")],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
@@ -198,7 +204,8 @@ def test_preset_recipes_yield_to_every_option_given():
     from bnn_mcu.nn.train import PRESET_RECIPES, recipe
     assert recipe("binarynet-mlp") == TrainConfig()  # no recipe: the dataclass defaults
     mlp = recipe("mlp")
-    assert mlp.lr_schedule == "cosine" and mlp.distill == mlp.epochs // 2
+    assert mlp.lr_schedule == "cosine" and mlp.distill == mlp.epochs // 2 and mlp.loss == "hinge"
+    assert recipe("mlp", loss="ce").loss == "ce" and recipe("cnn").loss == "ce"
     assert recipe("mlp", epochs=4).distill == 2  # the teacher follows the run's length
     assert recipe("mlp", epochs=4, distill=0).distill == 0
     assert recipe("cnn", lr_schedule="exp", epochs=None).lr_schedule == "exp"
