@@ -250,10 +250,13 @@ def test_interrupted_train_names_the_checkpoint(tmp_path):
     import signal
     import time
     out = tmp_path / "m.pt"
+    # A suite started in the background (`cmd &` in a script) inherits SIGINT ignored, and so
+    # would the child: give it the default disposition, as a terminal user's process has.
     p = subprocess.Popen([sys.executable, "-m", "bnn_mcu.cli", "train", "--preset", "mlp",
                           "--width", "16", "--data", "digits", "--epochs", "1000", "-q",
                           "-o", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 300
         while not out.with_suffix(".ckpt").exists() and time.monotonic() < deadline:
