@@ -191,7 +191,7 @@ def test_cli_says_which_thread_count_and_refuses_a_two_stage_without_binary_epoc
                        capture_output=True, text=True, timeout=300)
     assert p.returncode != 0 and "Traceback" not in p.stderr and not (tmp_path / "s.pt").exists()
     assert p.stderr.strip().endswith("--label-smoothing 0.1 smooths cross-entropy's targets, but the "
-                                     "loss is hinge (the mlp preset's default): add --loss ce"), p.stderr
+                                     "loss is hinge (the mlp preset's default is hinge): add --loss ce"), p.stderr
     p = subprocess.run(cli + ["--epochs", "1", "-o", str(tmp_path / "b.pt")],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr

@@ -352,7 +352,7 @@ def _check_config(cfg: TrainConfig) -> None:
                        f"(got {cfg.distill}, {cfg.label_smoothing:g})")
     if cfg.label_smoothing and cfg.loss != "ce":
         raise BnnError(f"--label-smoothing {cfg.label_smoothing:g} smooths cross-entropy's targets, "
-                       f"but the loss is {cfg.loss} (the mlp preset's default): add --loss ce")
+                       f"but the loss is {cfg.loss} (the mlp preset's default is hinge): add --loss ce")
     if cfg.ste not in STE_KINDS:
         raise BnnError(f"unknown sign gradient {cfg.ste!r}; choose {' or '.join(STE_KINDS)}")
     # the names of the schedule, augmentation and loss, checked before any work
